@@ -1,0 +1,2 @@
+//! The `taskline` command.
+fn main() {}

@@ -1,0 +1,13 @@
+//! taskline's task recorder.
+//!
+//! Records what a Tokio runtime did (task spawn, poll start/end, wake, idle,
+//! blocking sections, termination, worker park/unpark) from two sources that
+//! feed one [`Recorder`](recorder::Recorder):
+//! - runtime hooks ([`hooks`]), the cheap source, and
+//! - a [`tracing_subscriber::Layer`] ([`layer::TasklineLayer`]), the composable
+//!   one, which also sees wakes, resources and task names.
+//!
+//! See `docs/ARCHITECTURE.md` in the repository for the contract between the
+//! modules.
+
+pub mod event;
