@@ -11,3 +11,4 @@
 //! modules.
 
 pub mod event;
+pub mod layer;
