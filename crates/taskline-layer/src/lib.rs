@@ -12,3 +12,20 @@
 
 pub mod event;
 pub mod layer;
+pub mod aggregate;
+pub mod clock;
+pub mod config;
+#[doc(hidden)]
+pub mod context;
+pub mod recorder;
+pub mod registry;
+mod ring;
+pub mod sink;
+pub mod task_id;
+
+pub use aggregate::{Aggregator, Snapshot};
+pub use config::{ConfigError, RecorderConfig};
+pub use event::{Event, EventKind, TaskKind};
+pub use recorder::{Recorder, RecorderStats};
+pub use registry::{Registry, Site, ThreadInfo};
+pub use sink::Sink;

@@ -1,0 +1,174 @@
+//! [`RecorderConfig`]: every bound the recorder works within, with validation.
+
+use std::fmt;
+use std::time::Duration;
+
+/// How a [`Recorder`](crate::recorder::Recorder) buffers and aggregates.
+///
+/// Every field bounds memory or latency; [`RecorderConfig::validate`] rejects
+/// values that make no sense, and [`RecorderConfig::memory_budget_bytes`]
+/// gives the resulting upper bound of the recorder's memory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecorderConfig {
+    /// Events per thread ring (a power of two, 64..=2^24). Default 16384 (512 KiB).
+    pub ring_capacity: usize,
+    /// Thread rings allocated at most (1..=65535). A thread beyond this has
+    /// its events dropped and counted. Default 256.
+    pub max_threads: usize,
+    /// How often the consumer thread drains the rings (1 ms..=10 s). Default 10 ms.
+    pub drain_interval: Duration,
+    /// Events younger than this stay pending so the merge across threads is
+    /// in timestamp order (at most 10 s). Default 2 ms.
+    pub reorder_window: Duration,
+    /// A poll longer than this counts as slow (non-zero). Default 10 ms.
+    pub slow_poll_threshold: Duration,
+    /// Per-task state is kept for at most this many live tasks; later tasks
+    /// are only counted in their spawn site. Default 65536.
+    pub max_tracked_tasks: usize,
+    /// Whether the tracing layer records application spans as
+    /// `SpanEnter`/`SpanExit`. Default false.
+    pub record_spans: bool,
+    /// Distinct strings (task names, resource kinds, span names) and,
+    /// separately, distinct spawn sites interned at most (1..=2^24). Default 65536.
+    pub max_interned: usize,
+}
+
+impl Default for RecorderConfig {
+    fn default() -> Self {
+        RecorderConfig {
+            ring_capacity: 16384,
+            max_threads: 256,
+            drain_interval: Duration::from_millis(10),
+            reorder_window: Duration::from_millis(2),
+            slow_poll_threshold: Duration::from_millis(10),
+            max_tracked_tasks: 65536,
+            record_spans: false,
+            max_interned: 65536,
+        }
+    }
+}
+
+/// Why a [`RecorderConfig`] was rejected.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The offending field.
+    pub field: &'static str,
+    /// What is wrong with it and what is accepted.
+    pub reason: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid taskline RecorderConfig.{}: {}",
+            self.field, self.reason
+        )
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn err(field: &'static str, reason: String) -> Result<(), ConfigError> {
+    Err(ConfigError { field, reason })
+}
+
+/// Size of one stored event.
+const EVENT_BYTES: usize = std::mem::size_of::<crate::event::Event>();
+
+impl RecorderConfig {
+    /// Checks every field; the error names the field and the accepted range.
+    ///
+    /// ```
+    /// use taskline_layer::config::RecorderConfig;
+    /// let bad = RecorderConfig { ring_capacity: 1000, ..Default::default() };
+    /// assert!(bad.validate().unwrap_err().to_string().contains("power of two"));
+    /// ```
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let c = self.ring_capacity;
+        if !c.is_power_of_two() || !(64..=1 << 24).contains(&c) {
+            return err(
+                "ring_capacity",
+                format!("{c} must be a power of two between 64 and 16777216"),
+            );
+        }
+        if !(1..=65535).contains(&self.max_threads) {
+            return err(
+                "max_threads",
+                format!("{} must be between 1 and 65535", self.max_threads),
+            );
+        }
+        if self.drain_interval < Duration::from_millis(1)
+            || self.drain_interval > Duration::from_secs(10)
+        {
+            return err(
+                "drain_interval",
+                format!("{:?} must be between 1ms and 10s", self.drain_interval),
+            );
+        }
+        if self.reorder_window > Duration::from_secs(10) {
+            return err(
+                "reorder_window",
+                format!("{:?} must be at most 10s", self.reorder_window),
+            );
+        }
+        if self.slow_poll_threshold.is_zero() {
+            return err("slow_poll_threshold", "must be greater than zero".into());
+        }
+        if self.max_tracked_tasks > 1 << 26 {
+            return err(
+                "max_tracked_tasks",
+                format!("{} must be at most 67108864", self.max_tracked_tasks),
+            );
+        }
+        if !(1..=1 << 24).contains(&self.max_interned) {
+            return err(
+                "max_interned",
+                format!("{} must be between 1 and 16777216", self.max_interned),
+            );
+        }
+        if self.ring_bytes().checked_mul(2).is_none() {
+            return err(
+                "ring_capacity",
+                "ring_capacity * max_threads overflows".into(),
+            );
+        }
+        Ok(())
+    }
+
+    /// Bytes of all thread rings at most (`ring_capacity * 32 * max_threads`).
+    pub fn ring_bytes(&self) -> usize {
+        self.ring_capacity
+            .saturating_mul(EVENT_BYTES)
+            .saturating_mul(self.max_threads)
+    }
+
+    /// Upper bound of the recorder's own memory with this configuration:
+    /// thread rings, the consumer's pending buffer (at most as large as the
+    /// rings), per-task state, the registry (assuming names of up to ~100
+    /// bytes) and the histograms.
+    pub fn memory_budget_bytes(&self) -> usize {
+        let rings = self.ring_bytes();
+        let pending = rings;
+        let tasks = self
+            .max_tracked_tasks
+            .saturating_mul(crate::aggregate::TASK_STATE_BYTES_BOUND);
+        let registry = self.max_interned.saturating_mul(2 * 256);
+        rings
+            .saturating_add(pending)
+            .saturating_add(tasks)
+            .saturating_add(registry)
+            .saturating_add(crate::aggregate::fixed_bytes_bound())
+            .saturating_add(1 << 20)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_valid() {
+        RecorderConfig::default().validate().expect("default valid");
+    }
+}

@@ -1,0 +1,68 @@
+//! Thread-local "which task is this thread polling" state, shared by the
+//! runtime hooks (which set it) and the tracing layer (which reads it to
+//! attribute wakes and to avoid recording a poll twice).
+//!
+//! Crate-internal plumbing; `pub` only so the layer module can use it.
+
+use std::cell::Cell;
+
+thread_local! {
+    static CURRENT: Cell<u64> = const { Cell::new(0) };
+    static HOOKED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks the start of a hooked poll of `task` on this thread.
+#[inline]
+pub fn enter_poll(task: u64) {
+    let _ = CURRENT.try_with(|c| c.set(task));
+    let _ = HOOKED.try_with(|c| c.set(true));
+}
+
+/// Marks the end of the hooked poll on this thread.
+#[inline]
+pub fn exit_poll() {
+    let _ = CURRENT.try_with(|c| c.set(0));
+    let _ = HOOKED.try_with(|c| c.set(false));
+}
+
+/// Sets the current task without claiming a hooked poll (used by the layer
+/// when it tracks polls itself). Returns the previous value so nested polls
+/// can restore it.
+#[inline]
+pub fn set_current_task(task: u64) -> u64 {
+    CURRENT.try_with(|c| c.replace(task)).unwrap_or(0)
+}
+
+/// The task this thread is polling, 0 if none (or unknown).
+#[inline]
+pub fn current_task() -> u64 {
+    CURRENT.try_with(Cell::get).unwrap_or(0)
+}
+
+/// True between the runtime hooks' before-poll and after-poll callbacks.
+#[inline]
+pub fn in_hooked_poll() -> bool {
+    HOOKED.try_with(Cell::get).unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn enter_exit() {
+        assert_eq!(current_task(), 0);
+        assert!(!in_hooked_poll());
+        enter_poll(7);
+        assert_eq!(current_task(), 7);
+        assert!(in_hooked_poll());
+        std::thread::spawn(|| assert_eq!(current_task(), 0))
+            .join()
+            .expect("thread");
+        exit_poll();
+        assert_eq!(current_task(), 0);
+        assert!(!in_hooked_poll());
+        assert_eq!(set_current_task(3), 0);
+        assert_eq!(set_current_task(0), 3);
+    }
+}

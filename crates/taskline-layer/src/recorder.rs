@@ -1,0 +1,523 @@
+//! [`Recorder`]: per-thread rings, the consumer thread, sinks and drop counters.
+//!
+//! Hot path ([`Recorder::record`]): a thread-local list maps the recorder's
+//! id to this thread's ring (one entry per recorder the thread has recorded
+//! into, so several recorders can coexist); the event is stamped with the
+//! thread number and pushed into the ring. No lock, allocation or syscall
+//! after the thread's first event, which registers the ring (locks once).
+//!
+//! The consumer thread (`taskline-consumer`) wakes every `drain_interval`,
+//! drains every ring into a pending buffer, sorts it by timestamp (stable, so
+//! events of one thread with equal timestamps keep their order) and delivers
+//! the events older than `reorder_window` to the internal
+//! [`Aggregator`] and then to every [`Sink`], in order.
+
+use std::cell::RefCell;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::aggregate::{Aggregator, Snapshot};
+use crate::clock;
+use crate::config::{ConfigError, RecorderConfig};
+use crate::event::{Event, EventKind, NO_WORKER};
+use crate::registry::Registry;
+use crate::ring::Ring;
+use crate::sink::Sink;
+
+static NEXT_RECORDER_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Counters describing a recorder's health.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecorderStats {
+    /// Events stored in a thread ring.
+    pub recorded: u64,
+    /// Events lost: ring full, thread beyond `max_threads`, recorded after
+    /// shutdown or during thread teardown.
+    pub dropped: u64,
+    /// Events delivered to the sinks so far.
+    pub delivered: u64,
+    /// Threads that currently own a ring.
+    pub threads: usize,
+    /// Threads ever registered.
+    pub threads_registered: usize,
+    /// Sinks disabled because they panicked.
+    pub sink_panics: u64,
+    /// Upper bound of the recorder's memory, from the configuration.
+    pub memory_budget_bytes: usize,
+}
+
+/// Records runtime events from any thread and hands them to sinks on a
+/// background thread. Cheap to clone (an `Arc`).
+#[derive(Clone)]
+pub struct Recorder {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recorder")
+            .field("id", &self.inner.id)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+struct SinkSlot {
+    sink: Box<dyn Sink>,
+    disabled: bool,
+}
+
+struct Consumer {
+    pending: Vec<Event>,
+    aggregator: Aggregator,
+    aggregator_disabled: bool,
+    sinks: Vec<SinkSlot>,
+    /// Threads whose worker index is already in the registry.
+    worker_known: Vec<bool>,
+}
+
+struct Stop {
+    stopped: Mutex<bool>,
+    cv: Condvar,
+}
+
+struct Inner {
+    id: u64,
+    config: RecorderConfig,
+    registry: Registry,
+    /// Rings of live (or not yet reclaimed) threads, plus counters of rings
+    /// already reclaimed.
+    slots: Mutex<Slots>,
+    shut: Arc<AtomicBool>,
+    /// Events lost before reaching a ring.
+    lost: AtomicU64,
+    delivered: AtomicU64,
+    sink_panics: AtomicU64,
+    consumer: Mutex<Consumer>,
+    stop: Arc<Stop>,
+    handle: Mutex<Option<JoinHandle<()>>>,
+}
+
+#[derive(Default)]
+struct Slots {
+    rings: Vec<Arc<Ring>>,
+    retired_pushed: u64,
+    retired_dropped: u64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One thread's ring for one recorder (or a denial).
+struct Local {
+    recorder: u64,
+    ring: Option<Arc<Ring>>,
+    shut: Arc<AtomicBool>,
+}
+
+/// The thread's rings; the destructor marks them finished so the consumer
+/// drains and frees them.
+struct Locals(RefCell<Vec<Local>>);
+
+impl Drop for Locals {
+    fn drop(&mut self) {
+        for l in self.0.get_mut().iter() {
+            if let Some(r) = &l.ring {
+                r.mark_finished();
+            }
+        }
+    }
+}
+
+thread_local! {
+    static LOCALS: Locals = const { Locals(RefCell::new(Vec::new())) };
+}
+
+enum Outcome {
+    Done,
+    Lost,
+    Register,
+}
+
+impl Recorder {
+    /// A recorder with `config`, its consumer thread started.
+    pub fn new(config: RecorderConfig) -> Result<Recorder, ConfigError> {
+        config.validate()?;
+        let stop = Arc::new(Stop {
+            stopped: Mutex::new(false),
+            cv: Condvar::new(),
+        });
+        let inner = Arc::new(Inner {
+            id: NEXT_RECORDER_ID.fetch_add(1, Ordering::Relaxed),
+            registry: Registry::with_limit(config.max_interned),
+            slots: Mutex::new(Slots::default()),
+            shut: Arc::new(AtomicBool::new(false)),
+            lost: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
+            sink_panics: AtomicU64::new(0),
+            consumer: Mutex::new(Consumer {
+                pending: Vec::new(),
+                aggregator: Aggregator::new(&config),
+                aggregator_disabled: false,
+                sinks: Vec::new(),
+                worker_known: Vec::new(),
+            }),
+            stop: stop.clone(),
+            handle: Mutex::new(None),
+            config,
+        });
+        let weak = Arc::downgrade(&inner);
+        let interval = inner.config.drain_interval;
+        // If the thread cannot be spawned the recorder still works: rings
+        // are drained on flush/snapshot/shutdown.
+        if let Ok(h) = std::thread::Builder::new()
+            .name("taskline-consumer".into())
+            .spawn(move || consumer_loop(weak, interval, stop))
+        {
+            *lock(&inner.handle) = Some(h);
+        }
+        Ok(Recorder { inner })
+    }
+
+    /// A recorder with [`RecorderConfig::default`].
+    pub fn with_defaults() -> Recorder {
+        // The default configuration always validates.
+        match Recorder::new(RecorderConfig::default()) {
+            Ok(r) => r,
+            Err(e) => unreachable!("default config rejected: {e}"),
+        }
+    }
+
+    /// This recorder's process-unique id.
+    pub fn id(&self) -> u64 {
+        self.inner.id
+    }
+
+    /// The configuration the recorder runs with.
+    pub fn config(&self) -> &RecorderConfig {
+        &self.inner.config
+    }
+
+    /// Records `event` (HOT PATH): stamps `event.thread` and appends it to
+    /// this thread's ring. A full ring, a thread beyond `max_threads` or a
+    /// shut-down recorder drop the event and count it. Never blocks, never
+    /// panics.
+    #[inline]
+    pub fn record(&self, event: Event) {
+        let inner = &*self.inner;
+        if inner.shut.load(Ordering::Relaxed) {
+            inner.lost.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let id = inner.id;
+        let outcome = LOCALS
+            .try_with(|locals| {
+                let Ok(list) = locals.0.try_borrow() else {
+                    return Outcome::Lost;
+                };
+                for l in list.iter() {
+                    if l.recorder == id {
+                        return match &l.ring {
+                            Some(r) => {
+                                let mut e = event;
+                                e.thread = r.thread;
+                                r.push(e);
+                                Outcome::Done
+                            }
+                            None => Outcome::Lost,
+                        };
+                    }
+                }
+                Outcome::Register
+            })
+            .unwrap_or(Outcome::Lost);
+        match outcome {
+            Outcome::Done => {}
+            Outcome::Lost => {
+                inner.lost.fetch_add(1, Ordering::Relaxed);
+            }
+            Outcome::Register => self.register_and_record(event),
+        }
+    }
+
+    #[cold]
+    fn register_and_record(&self, mut event: Event) {
+        let inner = &*self.inner;
+        let ring = inner.register_ring();
+        let ok = LOCALS
+            .try_with(|locals| {
+                let Ok(mut list) = locals.0.try_borrow_mut() else {
+                    return false;
+                };
+                // Forget entries of recorders that shut down.
+                list.retain(|l| !l.shut.load(Ordering::Relaxed));
+                list.push(Local {
+                    recorder: inner.id,
+                    ring: ring.clone(),
+                    shut: inner.shut.clone(),
+                });
+                true
+            })
+            .unwrap_or(false);
+        match (&ring, ok) {
+            (Some(r), true) => {
+                event.thread = r.thread;
+                r.push(event);
+            }
+            (Some(r), false) => {
+                r.mark_finished();
+                inner.lost.fetch_add(1, Ordering::Relaxed);
+            }
+            (None, _) => {
+                inner.lost.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The recorder's interned strings, sites and threads.
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    /// Adds a sink. It sees (at least) every event recorded after this call,
+    /// in timestamp order, on the consumer thread.
+    pub fn add_sink<S: Sink>(&self, sink: S) {
+        lock(&self.inner.consumer).sinks.push(SinkSlot {
+            sink: Box::new(sink),
+            disabled: false,
+        });
+    }
+
+    /// Drains every ring now and delivers everything pending (ignoring the
+    /// reorder window), then calls every sink's `on_flush`. Runs the sinks on
+    /// the calling thread; blocks while a sink is busy.
+    pub fn flush(&self) {
+        self.inner.flush();
+    }
+
+    /// Flushes, then returns a copy of the aggregates (with recorder stats).
+    pub fn snapshot(&self) -> Snapshot {
+        let inner = &*self.inner;
+        let mut c = lock(&inner.consumer);
+        inner.tick(&mut c, true);
+        inner.call_on_flush(&mut c);
+        let mut s = c.aggregator.snapshot(&inner.registry);
+        drop(c);
+        s.recorder = Some(self.stats());
+        s
+    }
+
+    /// Counters: recorded, dropped, delivered, threads, memory budget.
+    pub fn stats(&self) -> RecorderStats {
+        let inner = &*self.inner;
+        let (recorded, ring_dropped, threads) = {
+            let s = lock(&inner.slots);
+            let mut rec = s.retired_pushed;
+            let mut drop = s.retired_dropped;
+            for r in &s.rings {
+                rec += r.pushed();
+                drop += r.dropped();
+            }
+            (rec, drop, s.rings.len())
+        };
+        RecorderStats {
+            recorded,
+            dropped: ring_dropped + inner.lost.load(Ordering::Relaxed),
+            delivered: inner.delivered.load(Ordering::Relaxed),
+            threads,
+            threads_registered: inner.registry.threads().len(),
+            sink_panics: inner.sink_panics.load(Ordering::Relaxed),
+            memory_budget_bytes: inner.config.memory_budget_bytes(),
+        }
+    }
+
+    /// Final flush, then stops the consumer thread. Later `record` calls are
+    /// counted as dropped. Idempotent.
+    pub fn shutdown(&self) {
+        self.inner.shutdown();
+    }
+}
+
+fn consumer_loop(weak: Weak<Inner>, interval: Duration, stop: Arc<Stop>) {
+    loop {
+        {
+            let g = lock(&stop.stopped);
+            if *g {
+                return;
+            }
+            let (g, _) = stop
+                .cv
+                .wait_timeout(g, interval)
+                .unwrap_or_else(|e| e.into_inner());
+            if *g {
+                return;
+            }
+        }
+        let Some(inner) = weak.upgrade() else { return };
+        {
+            let mut c = lock(&inner.consumer);
+            inner.tick(&mut c, false);
+        }
+        // `inner` may be the last handle: it drops here, outside the lock.
+        drop(inner);
+    }
+}
+
+impl Inner {
+    fn register_ring(&self) -> Option<Arc<Ring>> {
+        let mut slots = lock(&self.slots);
+        if slots.rings.len() >= self.config.max_threads || self.shut.load(Ordering::Relaxed) {
+            return None;
+        }
+        let tid = self
+            .registry
+            .register_thread(std::thread::current().name())?;
+        let ring = Arc::new(Ring::new(self.config.ring_capacity, tid));
+        slots.rings.push(ring.clone());
+        Some(ring)
+    }
+
+    /// Drains every ring into `c.pending`, reclaims finished rings, sorts,
+    /// and delivers what is older than the reorder window (everything if
+    /// `all`).
+    fn tick(&self, c: &mut Consumer, all: bool) {
+        let rings: Vec<Arc<Ring>> = lock(&self.slots).rings.clone();
+        let mut finished = Vec::new();
+        let before = c.pending.len();
+        for r in &rings {
+            // Read `finished` before draining: if it was set, the producer
+            // pushes nothing more and this drain empties the ring for good.
+            let fin = r.is_finished();
+            r.drain_into(&mut c.pending);
+            if fin {
+                finished.push(r.clone());
+            }
+        }
+        if !finished.is_empty() {
+            let mut s = lock(&self.slots);
+            s.rings
+                .retain(|r| !finished.iter().any(|f| Arc::ptr_eq(r, f)));
+            for f in &finished {
+                s.retired_pushed += f.pushed();
+                s.retired_dropped += f.dropped();
+            }
+        }
+        drop(rings);
+        if c.pending.len() != before {
+            c.pending.sort_by_key(|e| e.ts_ns);
+        }
+        let cutoff = if all {
+            u64::MAX
+        } else {
+            clock::now_ns().saturating_sub(duration_ns(self.config.reorder_window))
+        };
+        let mut n = c.pending.partition_point(|e| e.ts_ns < cutoff);
+        // Bound the pending memory by the rings' capacity.
+        let cap = self
+            .config
+            .ring_capacity
+            .saturating_mul(self.config.max_threads);
+        if c.pending.len() - n > cap {
+            n = c.pending.len() - cap;
+        }
+        if n == 0 {
+            return;
+        }
+        let batch: Vec<Event> = c.pending.drain(..n).collect();
+        self.deliver(c, &batch);
+        if c.pending.capacity() > 4 * c.pending.len().max(1024) {
+            c.pending.shrink_to(c.pending.len().max(1024));
+        }
+    }
+
+    fn deliver(&self, c: &mut Consumer, batch: &[Event]) {
+        for e in batch {
+            if matches!(
+                e.kind(),
+                Some(EventKind::PollStart | EventKind::Park | EventKind::Unpark)
+            ) && e.aux != NO_WORKER
+            {
+                let t = e.thread as usize;
+                if c.worker_known.len() <= t {
+                    c.worker_known.resize(t + 1, false);
+                }
+                if !c.worker_known[t] {
+                    c.worker_known[t] = true;
+                    self.registry.set_worker(e.thread, e.aux);
+                }
+            }
+        }
+        let reg = &self.registry;
+        if !c.aggregator_disabled {
+            let agg = &mut c.aggregator;
+            if catch_unwind(AssertUnwindSafe(|| agg.on_events(batch, reg))).is_err() {
+                c.aggregator_disabled = true;
+                self.sink_panics.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        for s in c.sinks.iter_mut().filter(|s| !s.disabled) {
+            let sink = &mut s.sink;
+            if catch_unwind(AssertUnwindSafe(|| sink.on_events(batch, reg))).is_err() {
+                s.disabled = true;
+                self.sink_panics.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.delivered
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+    }
+
+    fn call_on_flush(&self, c: &mut Consumer) {
+        let reg = &self.registry;
+        for s in c.sinks.iter_mut().filter(|s| !s.disabled) {
+            let sink = &mut s.sink;
+            if catch_unwind(AssertUnwindSafe(|| sink.on_flush(reg))).is_err() {
+                s.disabled = true;
+                self.sink_panics.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    fn flush(&self) {
+        let mut c = lock(&self.consumer);
+        self.tick(&mut c, true);
+        self.call_on_flush(&mut c);
+    }
+
+    fn stop_thread(&self) -> Option<JoinHandle<()>> {
+        *lock(&self.stop.stopped) = true;
+        self.stop.cv.notify_all();
+        lock(&self.handle).take()
+    }
+
+    fn shutdown(&self) {
+        if self.shut.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let handle = self.stop_thread();
+        if let Some(h) = handle
+            && h.thread().id() != std::thread::current().id()
+        {
+            let _ = h.join();
+        }
+        self.flush();
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The last handle went away without shutdown(): final flush. The
+        // consumer thread holds only a Weak and exits on its own.
+        if !self.shut.swap(true, Ordering::SeqCst) {
+            let _ = self.stop_thread();
+            self.flush();
+        }
+    }
+}
+
+fn duration_ns(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
