@@ -1,2 +1,848 @@
-//! The `tracing_subscriber::Layer` that records Tokio's task spans, wakes and
-//! resources into a [`Recorder`](crate::recorder::Recorder).
+//! The [`tracing_subscriber::Layer`] that records from Tokio's own
+//! instrumentation: [`TasklineLayer`].
+//!
+//! Tokio (built with `--cfg tokio_unstable` and its `tracing` feature) emits:
+//!
+//! | Tokio signal | what the layer records |
+//! |---|---|
+//! | span `runtime.spawn` created (targets `tokio::task`, `tokio::task::blocking`) | `Spawn` (site from `loc.*`, size from `original_size.bytes` or `size.bytes`, [`TaskKind`] from `kind`), plus `TaskName` when `task.name` is not empty |
+//! | that span entered / exited (one poll) | `PollStart` / `PollEnd`, or `BlockingStart` / `BlockingEnd` for `kind = "blocking"` |
+//! | that span closed (task dropped) | `Terminate` |
+//! | event target `tokio::task::waker`, `op` = `waker.wake` / `waker.wake_by_ref` | `Wake` naming the woken task and the task that was being polled |
+//! | event target `runtime::resource::poll_op` with `is_ready = false` | `ResourceWait` naming the resource's `concrete_type` (`Mutex`, `Semaphore`, `Sleep`, ...) |
+//! | any other span entered / exited, when [`RecorderConfig::record_spans`](crate::config::RecorderConfig::record_spans) is set | `SpanEnter` / `SpanExit` |
+//!
+//! Every event the layer writes carries [`flags::FROM_LAYER`] where the event
+//! table allows it, so consumers can tell the two sources apart.
+//!
+//! # Working with the runtime hooks
+//!
+//! When the runtime is also instrumented with [`hooks`](crate::hooks), the
+//! hooks record every poll (cheaper, and with the schedule latency). The
+//! layer then records a poll only when the hooks did not
+//! ([`context::in_hooked_poll`] is false, or the hooked poll is of another
+//! task, e.g. a `LocalSet` task polled inside a hooked task), so polls are
+//! never counted twice. `Spawn` and `Terminate` may come from both sources;
+//! consumers treat the second one as extra information / a no-op.
+//!
+//! # What it does not see
+//!
+//! - `tokio::task::block_in_place` emits no tracing signal at all. Wrap the
+//!   call in [`block_in_place`] to record it.
+//! - `tokio::task::yield_now` hands the waker to the scheduler, which wakes
+//!   it *after* the poll, when the worker runs out of work. That `Wake` is
+//!   therefore recorded with no waking task (`arg = 0`), not as a self-wake.
+//!   A future that calls `cx.waker().wake_by_ref()` inside its own poll is
+//!   recorded as a self-wake ([`flags::SELF_WAKE`]).
+//! - `Notify`, unbounded mpsc channels, I/O resources and `Mutex::const_new`
+//!   have no resource span in Tokio, so waiting on them records no
+//!   `ResourceWait` (the wake that ends the wait is still recorded). Bounded
+//!   mpsc shows up as its internal `Semaphore`... only when Tokio marks it
+//!   public; internal semaphores (`is_internal = true`) are skipped in favour
+//!   of the resource that wraps them (`Mutex`, `RwLock`, `Semaphore`).
+//! - Waker events carry the *tracing span id* of the task. The layer resolves
+//!   it through the subscriber it is part of, so the task must have been
+//!   spawned while that same subscriber was the current one.
+//!
+//! # Cost
+//!
+//! The layer never returns [`Interest::never`] (that would disable callsites
+//! for every other layer of the subscriber), so it is called for every span
+//! and event of the application. For those that are not Tokio's it returns
+//! after comparing a span name or an event target (a length check and a
+//! short `memcmp`); spans are only looked up in the registry on enter/exit to
+//! read their metadata and, for task spans, the [`TaskSpan`] extension the
+//! layer stored when the span was created. Strings (sites, resource kinds,
+//! span names) go through a small per-thread cache so steady-state recording
+//! takes no lock and allocates nothing.
+//!
+//! The dominant cost is not this layer but `tracing_subscriber::registry()`
+//! itself, which allocates and tracks a span per task: on a task-per-pixel
+//! Mandelbrot (a million tiny tasks) the registry with an *empty* layer
+//! already costs 1.23x. That is why the runtime hooks are the cheap source of
+//! polls, spawns and terminations; use the layer for what only it sees
+//! (wakes, resources, task names, application spans) or when you already run
+//! a tracing registry.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tracing::field::{Field, Visit};
+use tracing::span;
+use tracing::subscriber::Interest;
+use tracing::{Metadata, Subscriber};
+use tracing_subscriber::layer::Context;
+use tracing_subscriber::registry::LookupSpan;
+
+use crate::clock;
+use crate::context;
+use crate::event::{BlockingKind, Event, EventKind, NO_VALUE, NO_WORKER, TaskKind, WakeOp, flags};
+use crate::recorder::Recorder;
+use crate::registry::Registry;
+
+/// Span name of Tokio's task spans.
+const SPAWN_SPAN: &str = "runtime.spawn";
+/// Span name of Tokio's resource spans (`Mutex`, `Semaphore`, `Sleep`, ...).
+const RESOURCE_SPAN: &str = "runtime.resource";
+/// Target of Tokio's waker events.
+const WAKER_TARGET: &str = "tokio::task::waker";
+/// Target of Tokio's resource poll events.
+const POLL_OP_TARGET: &str = "runtime::resource::poll_op";
+/// Target of the task spans of `spawn_blocking`.
+const BLOCKING_TARGET: &str = "tokio::task::blocking";
+
+/// Bit of [`TaskSpan::saved`] saying "this poll was recorded by the layer".
+const OWNED: u64 = 1 << 63;
+
+/// Gives every layer instance its own key space in the per-thread caches
+/// (two layers may feed two recorders with different registries).
+static NEXT_LAYER_ID: AtomicU64 = AtomicU64::new(1);
+
+/// What the layer keeps in the extensions of a Tokio task span
+/// (`runtime.spawn`), so enter/exit/close and wakes need no field parsing.
+#[derive(Debug)]
+pub struct TaskSpan {
+    /// The Tokio task id (`task.id`, equal to `JoinHandle::id()`).
+    pub task: u64,
+    /// The task kind (`kind` field).
+    pub kind: TaskKind,
+    /// While the layer owns a poll of this task: [`OWNED`] | the thread's
+    /// previous current task, restored on exit. 0 otherwise. A task is polled
+    /// by one thread at a time, so this needs no more than an atomic.
+    saved: AtomicU64,
+}
+
+/// What the layer keeps in the extensions of a Tokio resource span.
+#[derive(Debug, Clone, Copy)]
+struct ResourceSpan {
+    /// Interned `concrete_type` (e.g. `Semaphore`).
+    kind: u32,
+    /// Tokio's `is_internal` (the semaphore inside a `Mutex`, ...).
+    internal: bool,
+}
+
+/// What the layer keeps in the extensions of an application span (only when
+/// span recording is enabled).
+#[derive(Debug, Clone, Copy)]
+struct AppSpan {
+    /// Interned span name.
+    name: u32,
+}
+
+/// A [`tracing_subscriber::Layer`] recording Tokio's task, waker and
+/// resource instrumentation (and optionally application spans) into a
+/// [`Recorder`].
+///
+/// Requires `--cfg tokio_unstable` and Tokio's `tracing` feature for Tokio to
+/// emit anything; without them the layer compiles and records only
+/// application spans.
+///
+/// ```
+/// use taskline_layer::layer::TasklineLayer;
+/// use taskline_layer::recorder::Recorder;
+/// use tracing_subscriber::filter::{LevelFilter, Targets};
+/// use tracing_subscriber::prelude::*;
+///
+/// let rec = Recorder::with_defaults();
+/// let subscriber = tracing_subscriber::registry()
+///     .with(TasklineLayer::new(&rec))
+///     .with(
+///         tracing_subscriber::fmt::layer()
+///             .with_filter(Targets::new().with_default(LevelFilter::INFO).with_target("tokio", LevelFilter::OFF)),
+///     );
+/// let _guard = tracing::subscriber::set_default(subscriber);
+/// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+/// rt.block_on(async { tokio::spawn(async {}).await.unwrap() });
+/// rec.shutdown();
+/// ```
+#[derive(Debug)]
+pub struct TasklineLayer {
+    recorder: Recorder,
+    record_spans: bool,
+    id: u64,
+}
+
+impl TasklineLayer {
+    /// A layer feeding `recorder`. Application spans are recorded when the
+    /// recorder's configuration has `record_spans` set.
+    pub fn new(recorder: &Recorder) -> Self {
+        TasklineLayer {
+            recorder: recorder.clone(),
+            record_spans: recorder.config().record_spans,
+            id: NEXT_LAYER_ID.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+
+    /// Records `event` stamped with the current time.
+    #[inline]
+    fn emit(&self, kind: EventKind, task: u64, arg: u64, aux: u32, flags: u8) {
+        let mut e = Event::new(kind, clock::now_ns(), task);
+        e.arg = arg;
+        e.aux = aux;
+        e.flags = flags;
+        self.recorder.record(e);
+    }
+
+    fn registry(&self) -> &Registry {
+        self.recorder.registry()
+    }
+
+    fn task_span_created(&self, attrs: &span::Attributes<'_>) -> Option<TaskSpan> {
+        let meta = attrs.metadata();
+        let mut v = SpawnVisitor::default();
+        attrs.record(&mut v);
+        let task = v.task_id?;
+        let kind = if meta.target() == BLOCKING_TARGET {
+            TaskKind::Blocking
+        } else {
+            v.kind.unwrap_or(TaskKind::Task)
+        };
+        let file = if v.file.is_empty() {
+            "<unknown>"
+        } else {
+            v.file.as_str()
+        };
+        let site = intern_site(self.id, self.registry(), file, v.line, v.col, kind);
+        let size = v.original_size.or(v.size).unwrap_or(0);
+        self.emit(
+            EventKind::Spawn,
+            task,
+            size,
+            site,
+            flags::FROM_LAYER | (kind as u8 & flags::ENUM_MASK),
+        );
+        if !v.name.is_empty() {
+            let id = self.registry().intern(v.name.as_str());
+            self.emit(EventKind::TaskName, task, 0, id, flags::FROM_LAYER);
+        }
+        Some(TaskSpan {
+            task,
+            kind,
+            saved: AtomicU64::new(0),
+        })
+    }
+
+    fn on_task_enter(&self, t: &TaskSpan) {
+        if context::in_hooked_poll() && context::current_task() == t.task {
+            // The runtime hooks recorded this poll and set the current task.
+            return;
+        }
+        let prev = context::set_current_task(t.task);
+        t.saved.store(OWNED | (prev & !OWNED), Ordering::Relaxed);
+        let worker = worker_index();
+        if t.kind == TaskKind::Blocking {
+            self.emit(
+                EventKind::BlockingStart,
+                t.task,
+                0,
+                worker,
+                BlockingKind::SpawnBlocking as u8,
+            );
+        } else {
+            self.emit(
+                EventKind::PollStart,
+                t.task,
+                NO_VALUE,
+                worker,
+                flags::FROM_LAYER,
+            );
+        }
+    }
+
+    fn on_task_exit(&self, t: &TaskSpan) {
+        let saved = t.saved.swap(0, Ordering::Relaxed);
+        if saved & OWNED == 0 {
+            return;
+        }
+        let worker = worker_index();
+        if t.kind == TaskKind::Blocking {
+            self.emit(
+                EventKind::BlockingEnd,
+                t.task,
+                0,
+                worker,
+                BlockingKind::SpawnBlocking as u8,
+            );
+        } else {
+            self.emit(EventKind::PollEnd, t.task, 0, worker, flags::FROM_LAYER);
+        }
+        context::set_current_task(saved & !OWNED);
+    }
+
+    fn on_waker_event<S>(&self, event: &tracing::Event<'_>, ctx: &Context<'_, S>)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let mut v = WakerVisitor::default();
+        event.record(&mut v);
+        let op = match v.op {
+            Some(op) => op,
+            None => return,
+        };
+        let Some(span_id) = v.span_id.filter(|&id| id != 0) else {
+            return;
+        };
+        let Some(span) = ctx.span(&span::Id::from_u64(span_id)) else {
+            return;
+        };
+        let woken = match span.extensions().get::<TaskSpan>() {
+            Some(t) => t.task,
+            None => return,
+        };
+        let waker = context::current_task();
+        let mut f = op as u8;
+        if waker == woken {
+            f |= flags::SELF_WAKE;
+        }
+        self.emit(EventKind::Wake, woken, waker, 0, f);
+    }
+
+    fn on_poll_op_event<S>(&self, event: &tracing::Event<'_>, ctx: &Context<'_, S>)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let mut v = PollOpVisitor::default();
+        event.record(&mut v);
+        if v.is_ready != Some(false) {
+            return;
+        }
+        let task = context::current_task();
+        if task == 0 {
+            return;
+        }
+        let Some(current) = ctx.event_span(event) else {
+            return;
+        };
+        // async_op.poll -> async_op -> resource: the resource is at most a few
+        // levels up; bound the walk so a deep application stack costs nothing.
+        for span in current.scope().take(4) {
+            if span.name() != RESOURCE_SPAN {
+                continue;
+            }
+            let res = span.extensions().get::<ResourceSpan>().copied();
+            if let Some(r) = res
+                && !r.internal
+            {
+                self.emit(
+                    EventKind::ResourceWait,
+                    task,
+                    span.id().into_u64(),
+                    r.kind,
+                    0,
+                );
+            }
+            return;
+        }
+    }
+}
+
+impl<S> tracing_subscriber::Layer<S> for TasklineLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    /// Always interested: returning `never` here would disable the callsite
+    /// for every layer of the subscriber. Uninteresting callsites are skipped
+    /// cheaply in the callbacks instead.
+    fn register_callsite(&self, _metadata: &'static Metadata<'static>) -> Interest {
+        Interest::always()
+    }
+
+    fn enabled(&self, _metadata: &Metadata<'_>, _ctx: Context<'_, S>) -> bool {
+        true
+    }
+
+    fn on_new_span(&self, attrs: &span::Attributes<'_>, id: &span::Id, ctx: Context<'_, S>) {
+        let meta = attrs.metadata();
+        let name = meta.name();
+        let data = if name == SPAWN_SPAN && is_tokio_target(meta.target()) {
+            match self.task_span_created(attrs) {
+                Some(t) => Ext::Task(t),
+                None => return,
+            }
+        } else if name == RESOURCE_SPAN && is_tokio_target(meta.target()) {
+            let mut v = ResourceVisitor::default();
+            attrs.record(&mut v);
+            if v.concrete_type.is_empty() {
+                return;
+            }
+            let kind = intern_str(self.id, self.registry(), v.concrete_type.as_str());
+            Ext::Resource(ResourceSpan {
+                kind,
+                internal: v.internal,
+            })
+        } else if self.record_spans && !is_tokio_target(meta.target()) {
+            Ext::App(AppSpan {
+                name: intern_str(self.id, self.registry(), name),
+            })
+        } else {
+            return;
+        };
+        let Some(span) = ctx.span(id) else {
+            return;
+        };
+        let mut ext = span.extensions_mut();
+        match data {
+            Ext::Task(t) => ext.insert(t),
+            Ext::Resource(r) => ext.insert(r),
+            Ext::App(a) => ext.insert(a),
+        }
+    }
+
+    fn on_event(&self, event: &tracing::Event<'_>, ctx: Context<'_, S>) {
+        let target = event.metadata().target();
+        if target == WAKER_TARGET {
+            self.on_waker_event(event, &ctx);
+        } else if target == POLL_OP_TARGET {
+            self.on_poll_op_event(event, &ctx);
+        }
+    }
+
+    fn on_enter(&self, id: &span::Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else {
+            return;
+        };
+        let name = span.name();
+        if name == SPAWN_SPAN {
+            if let Some(t) = span.extensions().get::<TaskSpan>() {
+                self.on_task_enter(t);
+            }
+        } else if self.record_spans
+            && let Some(a) = span.extensions().get::<AppSpan>()
+        {
+            self.emit(EventKind::SpanEnter, 0, id.into_u64(), a.name, 0);
+        }
+    }
+
+    fn on_exit(&self, id: &span::Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else {
+            return;
+        };
+        let name = span.name();
+        if name == SPAWN_SPAN {
+            if let Some(t) = span.extensions().get::<TaskSpan>() {
+                self.on_task_exit(t);
+            }
+        } else if self.record_spans
+            && let Some(a) = span.extensions().get::<AppSpan>()
+        {
+            self.emit(EventKind::SpanExit, 0, id.into_u64(), a.name, 0);
+        }
+    }
+
+    fn on_close(&self, id: span::Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(&id) else {
+            return;
+        };
+        if span.name() != SPAWN_SPAN {
+            return;
+        }
+        if let Some(t) = span.extensions().get::<TaskSpan>() {
+            self.emit(EventKind::Terminate, t.task, 0, 0, flags::FROM_LAYER);
+        }
+    }
+}
+
+/// Extension data computed before the span is looked up.
+enum Ext {
+    Task(TaskSpan),
+    Resource(ResourceSpan),
+    App(AppSpan),
+}
+
+/// `tokio` or `tokio::...` (Tokio's spans and events), or Tokio's
+/// `runtime::...` event targets.
+#[inline]
+fn is_tokio_target(target: &str) -> bool {
+    target.starts_with("tokio") && (target.len() == 5 || target.as_bytes()[5] == b':')
+        || target.starts_with("runtime::")
+}
+
+/// The Tokio worker index of this thread, or [`NO_WORKER`].
+#[inline]
+fn worker_index() -> u32 {
+    tokio::runtime::worker_index()
+        .and_then(|i| u32::try_from(i).ok())
+        .unwrap_or(NO_WORKER)
+}
+
+/// Runs `f` with [`tokio::task::block_in_place`], recording the section as
+/// `BlockingStart` / `BlockingEnd` with [`BlockingKind::BlockInPlace`].
+///
+/// Tokio emits no tracing signal for `block_in_place`, so neither the layer
+/// nor the hooks can see it; call this wrapper instead of Tokio's function to
+/// make the section visible. `BlockingEnd` is recorded even if `f` panics
+/// (the panic then continues). The events carry task 0 (see the event table)
+/// and the worker index of the thread when the section began.
+///
+/// # Panics
+///
+/// Exactly when [`tokio::task::block_in_place`] panics: when called from a
+/// current-thread runtime.
+///
+/// ```
+/// # let rec = taskline_layer::recorder::Recorder::with_defaults();
+/// let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).build().unwrap();
+/// let n = rt.block_on(async {
+///     tokio::spawn({
+///         let rec = rec.clone();
+///         async move { taskline_layer::layer::block_in_place(&rec, || 6 * 7) }
+///     })
+///     .await
+///     .unwrap()
+/// });
+/// assert_eq!(n, 42);
+/// # rec.shutdown();
+/// ```
+pub fn block_in_place<F, R>(recorder: &Recorder, f: F) -> R
+where
+    F: FnOnce() -> R,
+{
+    struct End<'a> {
+        recorder: &'a Recorder,
+        worker: u32,
+    }
+    impl Drop for End<'_> {
+        fn drop(&mut self) {
+            let mut e = Event::new(EventKind::BlockingEnd, clock::now_ns(), 0);
+            e.aux = self.worker;
+            e.flags = BlockingKind::BlockInPlace as u8;
+            self.recorder.record(e);
+        }
+    }
+    let worker = worker_index();
+    let mut e = Event::new(EventKind::BlockingStart, clock::now_ns(), 0);
+    e.aux = worker;
+    e.flags = BlockingKind::BlockInPlace as u8;
+    recorder.record(e);
+    let _end = End { recorder, worker };
+    tokio::task::block_in_place(f)
+}
+
+// ---------------------------------------------------------------------------
+// Field visitors. Each looks only at the fields it needs and copies strings
+// into stack buffers; only a task name or file path longer than the buffer
+// goes to the heap.
+// ---------------------------------------------------------------------------
+
+/// Fields of a `runtime.spawn` span.
+#[derive(Default)]
+struct SpawnVisitor {
+    task_id: Option<u64>,
+    kind: Option<TaskKind>,
+    name: SmallStr<64>,
+    file: SmallStr<192>,
+    line: u32,
+    col: u32,
+    size: Option<u64>,
+    original_size: Option<u64>,
+}
+
+impl SpawnVisitor {
+    fn set_u64(&mut self, field: &Field, value: u64) {
+        match field.name() {
+            "task.id" => self.task_id = Some(value),
+            "size.bytes" => self.size = Some(value),
+            "original_size.bytes" => self.original_size = Some(value),
+            "loc.line" => self.line = u32::try_from(value).unwrap_or(u32::MAX),
+            "loc.col" => self.col = u32::try_from(value).unwrap_or(u32::MAX),
+            _ => {}
+        }
+    }
+}
+
+impl Visit for SpawnVisitor {
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.set_u64(field, value);
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        if let Ok(v) = u64::try_from(value) {
+            self.set_u64(field, v);
+        }
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        match field.name() {
+            "loc.file" => self.file.set(value),
+            "kind" => self.kind = task_kind(value),
+            "task.name" => self.name.set(value),
+            _ => {}
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        match field.name() {
+            // Tokio records both with `%`, i.e. as a Display wrapped in Debug.
+            "kind" => {
+                let mut buf = SmallStr::<16>::default();
+                if fmt::write(&mut buf, format_args!("{value:?}")).is_ok() {
+                    self.kind = task_kind(buf.as_str());
+                }
+            }
+            "task.name" => {
+                self.name.clear();
+                let _ = fmt::write(&mut self.name, format_args!("{value:?}"));
+            }
+            "loc.file" => {
+                self.file.clear();
+                let _ = fmt::write(&mut self.file, format_args!("{value:?}"));
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Tokio's `kind` field value to a [`TaskKind`].
+fn task_kind(s: &str) -> Option<TaskKind> {
+    match s {
+        "task" => Some(TaskKind::Task),
+        "local" => Some(TaskKind::Local),
+        "block_on" => Some(TaskKind::BlockOn),
+        "blocking" => Some(TaskKind::Blocking),
+        _ => None,
+    }
+}
+
+/// Fields of a `tokio::task::waker` event.
+#[derive(Default)]
+struct WakerVisitor {
+    op: Option<WakeOp>,
+    span_id: Option<u64>,
+}
+
+impl Visit for WakerVisitor {
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        if field.name() == "task.id" {
+            self.span_id = Some(value);
+        }
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "op" {
+            self.op = match value {
+                "waker.wake" => Some(WakeOp::Wake),
+                "waker.wake_by_ref" => Some(WakeOp::WakeByRef),
+                _ => None,
+            };
+        }
+    }
+
+    fn record_debug(&mut self, _field: &Field, _value: &dyn fmt::Debug) {}
+}
+
+/// Fields of a `runtime::resource::poll_op` event.
+#[derive(Default)]
+struct PollOpVisitor {
+    is_ready: Option<bool>,
+}
+
+impl Visit for PollOpVisitor {
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        if field.name() == "is_ready" {
+            self.is_ready = Some(value);
+        }
+    }
+
+    fn record_debug(&mut self, _field: &Field, _value: &dyn fmt::Debug) {}
+}
+
+/// Fields of a `runtime.resource` span.
+#[derive(Default)]
+struct ResourceVisitor {
+    concrete_type: SmallStr<48>,
+    internal: bool,
+}
+
+impl Visit for ResourceVisitor {
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        if field.name() == "is_internal" {
+            self.internal = value;
+        }
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "concrete_type" {
+            self.concrete_type.set(value);
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if field.name() == "concrete_type" {
+            self.concrete_type.clear();
+            let _ = fmt::write(&mut self.concrete_type, format_args!("{value:?}"));
+        }
+    }
+}
+
+/// A string kept on the stack up to `N` bytes, on the heap beyond.
+struct SmallStr<const N: usize> {
+    buf: [u8; N],
+    len: usize,
+    heap: Option<String>,
+}
+
+impl<const N: usize> Default for SmallStr<N> {
+    fn default() -> Self {
+        SmallStr {
+            buf: [0; N],
+            len: 0,
+            heap: None,
+        }
+    }
+}
+
+impl<const N: usize> SmallStr<N> {
+    fn clear(&mut self) {
+        self.len = 0;
+        self.heap = None;
+    }
+
+    fn set(&mut self, s: &str) {
+        self.clear();
+        self.push(s);
+    }
+
+    fn push(&mut self, s: &str) {
+        if let Some(h) = &mut self.heap {
+            h.push_str(s);
+            return;
+        }
+        let end = self.len + s.len();
+        if end <= N {
+            self.buf[self.len..end].copy_from_slice(s.as_bytes());
+            self.len = end;
+        } else {
+            let mut h = String::with_capacity(end);
+            h.push_str(self.as_str());
+            h.push_str(s);
+            self.heap = Some(h);
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match &self.heap {
+            Some(h) => h,
+            // Only whole `&str`s are ever copied in, so this is valid UTF-8.
+            None => std::str::from_utf8(&self.buf[..self.len]).unwrap_or(""),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.as_str().is_empty()
+    }
+}
+
+impl<const N: usize> fmt::Write for SmallStr<N> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.push(s);
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Per-thread interning cache: the registry takes a lock and allocates a key
+// per lookup; this cache makes a repeated site / string a hash, an index and
+// a memcmp. Direct-mapped, fixed size, allocated once per thread.
+// ---------------------------------------------------------------------------
+
+const CACHE_SLOTS: usize = 256;
+/// `kind` value marking a plain string entry (sites use the `TaskKind`).
+const STRING_TAG: u8 = 0xff;
+
+struct Slot {
+    layer: u64,
+    hash: u64,
+    line: u32,
+    col: u32,
+    tag: u8,
+    id: u32,
+    text: Arc<str>,
+}
+
+thread_local! {
+    static CACHE: RefCell<Vec<Option<Slot>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// FxHash-style hash of a string plus the extra key parts.
+fn key_hash(layer: u64, s: &str, line: u32, col: u32, tag: u8) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let mut h = layer.wrapping_mul(K);
+    let mut mix = |v: u64| h = (h.rotate_left(5) ^ v).wrapping_mul(K);
+    let bytes = s.as_bytes();
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(c);
+        mix(u64::from_le_bytes(a));
+    }
+    for &b in chunks.remainder() {
+        mix(u64::from(b));
+    }
+    mix((u64::from(line) << 32) | u64::from(col));
+    mix(u64::from(tag) | ((bytes.len() as u64) << 8));
+    h
+}
+
+/// Looks `(s, line, col, tag)` up in this thread's cache, or computes it with
+/// `miss` and remembers it (unless it is [`Registry::OVERFLOW`]).
+fn cached(layer: u64, s: &str, line: u32, col: u32, tag: u8, miss: impl FnOnce() -> u32) -> u32 {
+    let hash = key_hash(layer, s, line, col, tag);
+    let idx = (hash >> 56) as usize % CACHE_SLOTS;
+    let hit = CACHE.try_with(|c| {
+        let c = c.try_borrow().ok()?;
+        let slot = c.get(idx)?.as_ref()?;
+        (slot.layer == layer
+            && slot.hash == hash
+            && slot.line == line
+            && slot.col == col
+            && slot.tag == tag
+            && &*slot.text == s)
+            .then_some(slot.id)
+    });
+    if let Ok(Some(id)) = hit {
+        return id;
+    }
+    let id = miss();
+    if id != Registry::OVERFLOW {
+        let _ = CACHE.try_with(|c| {
+            if let Ok(mut c) = c.try_borrow_mut() {
+                if c.is_empty() {
+                    c.resize_with(CACHE_SLOTS, || None);
+                }
+                if let Some(slot) = c.get_mut(idx) {
+                    *slot = Some(Slot {
+                        layer,
+                        hash,
+                        line,
+                        col,
+                        tag,
+                        id,
+                        text: Arc::from(s),
+                    });
+                }
+            }
+        });
+    }
+    id
+}
+
+/// [`Registry::intern`] through the per-thread cache.
+fn intern_str(layer: u64, registry: &Registry, s: &str) -> u32 {
+    cached(layer, s, 0, 0, STRING_TAG, || registry.intern(s))
+}
+
+/// [`Registry::intern_site`] through the per-thread cache.
+fn intern_site(
+    layer: u64,
+    registry: &Registry,
+    file: &str,
+    line: u32,
+    col: u32,
+    kind: TaskKind,
+) -> u32 {
+    cached(layer, file, line, col, kind as u8, || {
+        registry.intern_site(file, line, col, kind)
+    })
+}
