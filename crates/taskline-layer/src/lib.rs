@@ -17,6 +17,7 @@ pub mod clock;
 pub mod config;
 #[doc(hidden)]
 pub mod context;
+pub mod hooks;
 pub mod recorder;
 pub mod registry;
 mod ring;
@@ -25,6 +26,7 @@ pub mod task_id;
 
 pub use aggregate::{Aggregator, Snapshot};
 pub use config::{ConfigError, RecorderConfig};
+pub use hooks::{RuntimeBuilderExt, capabilities, instrument};
 pub use event::{Event, EventKind, TaskKind};
 pub use recorder::{Recorder, RecorderStats};
 pub use registry::{Registry, Site, ThreadInfo};

@@ -1,0 +1,185 @@
+//! Instrument a `tokio::runtime::Builder` so its runtime records into a
+//! [`Recorder`]: the cheap event source.
+//!
+//! With `--cfg tokio_unstable`: task spawn, poll start/end (with Tokio's
+//! schedule latency) and termination, plus worker park/unpark. Without it:
+//! park/unpark only, and one line on stderr says so.
+//!
+//! Tokio keeps **one** callback per hook: [`instrument`] replaces any
+//! `on_task_spawn`, `on_before_task_poll`, `on_after_task_poll`,
+//! `on_task_terminate`, `on_thread_park` and `on_thread_unpark` set earlier,
+//! and hooks set after it replace taskline's. `spawn_blocking` tasks fire
+//! terminate but not spawn; consumers treat a `Terminate` of an unknown task
+//! as a no-op.
+
+#[cfg(not(tokio_unstable))]
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::runtime::Builder;
+
+use crate::clock;
+use crate::event::{Event, EventKind, NO_WORKER};
+use crate::recorder::Recorder;
+
+/// What the runtime hooks can record in this build.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Task spawn, poll start/end and termination (needs `--cfg tokio_unstable`).
+    pub task_events: bool,
+    /// Tokio's per-poll schedule latency in `PollStart` (needs `tokio_unstable`).
+    pub schedule_latency: bool,
+    /// Worker park/unpark (always).
+    pub park_unpark: bool,
+}
+
+/// What [`instrument`] records in this build.
+pub fn capabilities() -> Capabilities {
+    Capabilities {
+        task_events: cfg!(tokio_unstable),
+        schedule_latency: cfg!(tokio_unstable),
+        park_unpark: true,
+    }
+}
+
+/// The line printed once per process when task events are unavailable.
+pub const STABLE_WARNING: &str = "taskline: built without --cfg tokio_unstable; recording worker park/unpark only (task spawn/poll/wake need tokio_unstable, see README)";
+
+#[cfg(not(tokio_unstable))]
+static WARNED: AtomicBool = AtomicBool::new(false);
+
+#[inline]
+fn worker() -> u32 {
+    tokio::runtime::worker_index()
+        .and_then(|i| u32::try_from(i).ok())
+        .unwrap_or(NO_WORKER)
+}
+
+/// Installs taskline's runtime hooks on `builder`, recording into `recorder`.
+/// Replaces earlier callbacks for the same hooks (Tokio keeps one per hook).
+pub fn instrument<'a>(builder: &'a mut Builder, recorder: &Recorder) -> &'a mut Builder {
+    let r = recorder.clone();
+    builder.on_thread_park(move || {
+        let mut e = Event::new(EventKind::Park, clock::now_ns(), 0);
+        e.aux = worker();
+        r.record(e);
+    });
+    let r = recorder.clone();
+    builder.on_thread_unpark(move || {
+        let mut e = Event::new(EventKind::Unpark, clock::now_ns(), 0);
+        e.aux = worker();
+        r.record(e);
+    });
+    #[cfg(tokio_unstable)]
+    {
+        unstable::install(builder, recorder);
+    }
+    #[cfg(not(tokio_unstable))]
+    {
+        if !WARNED.swap(true, Ordering::Relaxed) {
+            eprintln!("{STABLE_WARNING}");
+        }
+    }
+    builder
+}
+
+/// `builder.taskline(&recorder)`: [`instrument`] as a builder method.
+pub trait RuntimeBuilderExt {
+    /// Installs taskline's runtime hooks recording into `recorder`; see [`instrument`].
+    fn taskline(&mut self, recorder: &Recorder) -> &mut Self;
+}
+
+impl RuntimeBuilderExt for Builder {
+    fn taskline(&mut self, recorder: &Recorder) -> &mut Self {
+        instrument(self, recorder)
+    }
+}
+
+#[cfg(tokio_unstable)]
+mod unstable {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+    use std::panic::Location;
+
+    use tokio::runtime::{Builder, TaskMeta};
+
+    use super::worker;
+    use crate::clock;
+    use crate::context;
+    use crate::event::{Event, EventKind, NO_VALUE, TaskKind};
+    use crate::recorder::Recorder;
+    use crate::registry::Registry;
+    use crate::task_id::task_id_u64;
+
+    /// Entries kept per thread before the site cache is cleared.
+    const SITE_CACHE_MAX: usize = 4096;
+
+    thread_local! {
+        /// (recorder id, Location address) -> site id.
+        static SITES: RefCell<HashMap<(u64, usize), u32>> = RefCell::new(HashMap::new());
+    }
+
+    fn site_id(recorder: &Recorder, loc: &'static Location<'static>) -> u32 {
+        let key = (recorder.id(), loc as *const Location<'static> as usize);
+        let intern = || {
+            recorder
+                .registry()
+                .intern_site(loc.file(), loc.line(), loc.column(), TaskKind::Task)
+        };
+        SITES
+            .try_with(|c| {
+                let Ok(mut map) = c.try_borrow_mut() else {
+                    return intern();
+                };
+                if let Some(&id) = map.get(&key) {
+                    return id;
+                }
+                let id = intern();
+                if id != Registry::OVERFLOW {
+                    if map.len() >= SITE_CACHE_MAX {
+                        map.clear();
+                    }
+                    map.insert(key, id);
+                }
+                id
+            })
+            .unwrap_or_else(|_| intern())
+    }
+
+    pub(super) fn install(builder: &mut Builder, recorder: &Recorder) {
+        builder.track_task_schedule_latency();
+        let r = recorder.clone();
+        builder.on_task_spawn(move |meta: &TaskMeta<'_>| {
+            let mut e = Event::new(EventKind::Spawn, clock::now_ns(), task_id_u64(meta.id()));
+            e.aux = site_id(&r, meta.spawned_at());
+            e.flags = TaskKind::Task as u8;
+            r.record(e);
+        });
+        let r = recorder.clone();
+        builder.on_before_task_poll(move |meta: &TaskMeta<'_>| {
+            let task = task_id_u64(meta.id());
+            let mut e = Event::new(EventKind::PollStart, clock::now_ns(), task);
+            e.arg = meta
+                .schedule_latency()
+                .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX - 1))
+                .unwrap_or(NO_VALUE);
+            e.aux = worker();
+            context::enter_poll(task);
+            r.record(e);
+        });
+        let r = recorder.clone();
+        builder.on_after_task_poll(move |meta: &TaskMeta<'_>| {
+            let mut e = Event::new(EventKind::PollEnd, clock::now_ns(), task_id_u64(meta.id()));
+            e.aux = worker();
+            r.record(e);
+            context::exit_poll();
+        });
+        let r = recorder.clone();
+        builder.on_task_terminate(move |meta: &TaskMeta<'_>| {
+            r.record(Event::new(
+                EventKind::Terminate,
+                clock::now_ns(),
+                task_id_u64(meta.id()),
+            ));
+        });
+    }
+}

@@ -1,0 +1,74 @@
+//! Smoke test of the runtime hooks feeding a recorder (raw events).
+#![cfg(tokio_unstable)]
+
+use std::sync::{Arc, Mutex};
+
+use taskline_layer::event::{Event, EventKind};
+use taskline_layer::{Recorder, Registry, RuntimeBuilderExt, Sink};
+
+#[derive(Clone, Default)]
+struct Collect(Arc<Mutex<Vec<Event>>>);
+
+impl Sink for Collect {
+    fn on_events(&mut self, events: &[Event], _registry: &Registry) {
+        self.0.lock().expect("lock").extend_from_slice(events);
+    }
+}
+
+#[test]
+fn yielding_task_is_polled_k_plus_one_times() {
+    let recorder = Recorder::with_defaults();
+    let events = Collect::default();
+    recorder.add_sink(events.clone());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .taskline(&recorder)
+        .build()
+        .expect("runtime");
+    const K: usize = 7;
+    let id = rt.block_on(async {
+        let h = tokio::spawn(async {
+            for _ in 0..K {
+                tokio::task::yield_now().await;
+            }
+            tokio::task::id()
+        });
+        h.await.expect("join")
+    });
+    drop(rt);
+    recorder.flush();
+    let id = taskline_layer::task_id::task_id_u64(id);
+    let ev = events.0.lock().expect("lock").clone();
+    let count = |k: EventKind| {
+        ev.iter()
+            .filter(|e| e.task == id && e.kind() == Some(k))
+            .count()
+    };
+    assert_eq!(count(EventKind::Spawn), 1);
+    assert_eq!(count(EventKind::PollStart), K + 1);
+    assert_eq!(count(EventKind::PollEnd), K + 1);
+    assert_eq!(count(EventKind::Terminate), 1);
+    assert!(
+        ev.windows(2).all(|w| w[0].ts_ns <= w[1].ts_ns),
+        "delivered in ts order"
+    );
+    let spawn = ev
+        .iter()
+        .find(|e| e.task == id && e.kind() == Some(EventKind::Spawn))
+        .expect("spawn");
+    let site = recorder.registry().site(spawn.aux).expect("site");
+    assert!(site.file.ends_with("hooks_smoke.rs"), "{site:?}");
+    let polls: Vec<_> = ev
+        .iter()
+        .filter(|e| e.task == id && e.kind() == Some(EventKind::PollStart))
+        .collect();
+    assert!(
+        polls
+            .iter()
+            .all(|p| p.arg != taskline_layer::event::NO_VALUE),
+        "schedule latency present"
+    );
+    let t = recorder.registry().thread(polls[0].thread).expect("thread");
+    assert!(t.worker.is_some(), "{t:?}");
+    assert!(ev.iter().any(|e| e.kind() == Some(EventKind::Park)));
+}
