@@ -1,1 +1,3 @@
 //! See the crate description; filled in by its issue.
+
+pub mod analysis;
