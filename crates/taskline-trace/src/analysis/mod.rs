@@ -7,23 +7,26 @@
 //! and on a trace file read back with `read_trace`, so both give the same
 //! report for the same events.
 //!
-//! Definitions (per task, between two polls):
+//! Definitions (per tracked task, i.e. one whose `Spawn` was seen):
 //! - *busy* (execution): `PollEnd - PollStart`;
-//! - *scheduling wait*: the delay Tokio reports on `PollStart` when present,
-//!   else `PollStart - first Wake since the last PollEnd` (a wake during a
-//!   poll counts from that poll's end), else `PollStart - Spawn` for the
-//!   first poll;
-//! - *idle* (blocked): `next PollStart - PollEnd - scheduling wait`, i.e.
-//!   the time the task waited for something to wake it. It is attributed to
-//!   the resource kind of the last `ResourceWait` of the poll that ended, or
-//!   to `(none)`. Idle time is counted when the idle period ends with a
-//!   poll; a task still idle at the end of the stream adds nothing.
+//! - *scheduling wait*: from runnable (spawned, woken, or woken during a
+//!   poll: from that poll's end) to `PollStart`; the delay Tokio reports on
+//!   `PollStart` wins when present;
+//! - *idle* (blocked): from `PollEnd` to the `Wake` (or, without a wake, to
+//!   the `PollStart` minus Tokio's delay). It is attributed to the resource
+//!   kind of the last `ResourceWait` of the poll that ended, or to `(none)`.
+//!   A task still idle at the end of the stream adds nothing.
+//!
+//! The per-site table and the latency percentiles come from the core's
+//! [`Aggregator`](taskline_layer::aggregate::Aggregator) (fed the same
+//! events); the rest is computed here with the same task-state rules, so the
+//! idle time by resource kind adds up to the idle time of the site table.
 //!
 //! Memory is bounded by [`AnalysisConfig`]: per-task state for at most
-//! `max_tracked_tasks` live tasks (others are counted as untracked), at most
-//! `max_keys` spawn sites and resource kinds (the rest fold into
-//! `(other)`), a fixed-size latency histogram, `top_n` worst entries, and
-//! the utilization timeline (see [`utilization`]).
+//! `max_tracked_tasks` live tasks (later ones are counted as untracked), at
+//! most `max_keys` resource kinds (the rest fold into `(other)`), the
+//! aggregator's fixed-size histograms, `top_n` worst entries, and the
+//! utilization timeline (see [`utilization`]).
 
 mod report;
 mod state;
@@ -67,7 +70,7 @@ pub struct AnalysisConfig {
     pub top_n: usize,
     /// Live tasks with per-task state at most. Default 65 536.
     pub max_tracked_tasks: usize,
-    /// Distinct spawn sites and resource kinds kept at most (each). Default 4096.
+    /// Distinct resource kinds kept at most. Default 4096.
     pub max_keys: usize,
     /// Points of the utilization timeline before it coalesces. Default 1 Mi (16 MiB).
     pub max_utilization_points: usize,
@@ -119,7 +122,7 @@ impl AnalysisConfig {
 }
 
 /// Streaming Go-style analyses (see the module docs).
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Analyzer {
     state: State,
 }
@@ -145,9 +148,7 @@ impl Analyzer {
     /// earlier ones are treated as happening at the latest timestamp seen).
     /// Events with an unknown kind are counted and otherwise ignored.
     pub fn feed(&mut self, events: &[Event]) {
-        for e in events {
-            self.state.event(e);
-        }
+        self.state.feed(events);
     }
 
     /// The report of everything fed so far; names come from `registry`.

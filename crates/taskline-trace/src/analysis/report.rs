@@ -13,7 +13,7 @@ use taskline_layer::event::{EventKind, NO_WORKER};
 use taskline_layer::registry::Registry;
 
 use super::MMU_WINDOWS;
-use super::state::{NO_RESOURCE, OTHER, State, UNKNOWN};
+use super::state::{NO_RESOURCE, OTHER, State};
 
 /// Everything the analyses found in one event stream.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -28,9 +28,9 @@ pub struct Report {
     pub events: u64,
     /// Events per kind (kinds with no event left out; `unknown` for bytes naming no kind).
     pub events_by_kind: Vec<EventCount>,
-    /// Distinct tasks seen.
+    /// Tasks spawned (each once, whichever source reported it).
     pub tasks_seen: u64,
-    /// Tasks seen while `max_tracked_tasks` were live: counted, not analyzed.
+    /// Tasks spawned while `max_tracked_tasks` were live: counted, not analyzed.
     pub untracked_tasks: u64,
     /// How many rows the text form shows per table.
     pub top_n: usize,
@@ -58,8 +58,10 @@ pub struct EventCount {
 /// One spawn site's totals.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SiteRow {
-    /// `file:line:col`, `(unknown)` or `(other)` (sites beyond the configured limit).
+    /// `file:line:col`, or `<unknown>`.
     pub site: String,
+    /// The first task name seen at the site, else the location.
+    pub name: String,
     /// Tasks spawned there.
     pub tasks: u64,
     /// Polls of those tasks.
@@ -76,6 +78,8 @@ pub struct SiteRow {
     pub idle_ms: f64,
     /// Wakes of those tasks.
     pub wakes: u64,
+    /// Polls longer than the slow-poll threshold.
+    pub slow_polls: u64,
 }
 
 /// Scheduling latency distribution and worst cases.
@@ -83,16 +87,12 @@ pub struct SiteRow {
 pub struct SchedulingProfile {
     /// Samples (polls with a known delay).
     pub samples: u64,
-    /// Mean delay.
-    pub mean_us: f64,
     /// Median (histogram precision: 3 significant digits).
     pub p50_us: f64,
     /// 90th percentile.
     pub p90_us: f64,
     /// 99th percentile.
     pub p99_us: f64,
-    /// 99.9th percentile.
-    pub p999_us: f64,
     /// Largest delay (histogram precision).
     pub max_us: f64,
     /// The worst delays, one per task, worst first.
@@ -227,14 +227,11 @@ fn us(ns: u64) -> f64 {
     ns as f64 / 1e3
 }
 
+/// The location of a site, as the aggregator names it.
 fn site_name(registry: &Registry, site: u32) -> String {
-    match site {
-        UNKNOWN => "(unknown)".to_owned(),
-        OTHER => "(other)".to_owned(),
-        id => registry
-            .site(id)
-            .map_or_else(|| format!("(site #{id})"), |s| s.to_string()),
-    }
+    registry
+        .site(site)
+        .map_or_else(|| "<unknown>".to_owned(), |s| s.to_string())
 }
 
 fn resource_name(registry: &Registry, id: u32) -> String {
@@ -271,16 +268,18 @@ pub(super) fn build(state: &State, registry: &Registry) -> Report {
         });
     }
 
-    let mut sites: Vec<SiteRow> = state
+    let snap = state.agg.snapshot(registry);
+    let mut sites: Vec<SiteRow> = snap
         .sites
         .iter()
-        .map(|(id, a)| SiteRow {
-            site: site_name(registry, *id),
-            tasks: a.tasks,
+        .map(|a| SiteRow {
+            site: a.location.clone(),
+            name: a.name.clone(),
+            tasks: a.spawned,
             polls: a.polls,
             busy_ms: ms(a.busy_ns),
-            avg_busy_per_task_ms: if a.tasks > 0 {
-                ms(a.busy_ns) / a.tasks as f64
+            avg_busy_per_task_ms: if a.spawned > 0 {
+                ms(a.busy_ns) / a.spawned as f64
             } else {
                 0.0
             },
@@ -289,12 +288,18 @@ pub(super) fn build(state: &State, registry: &Registry) -> Report {
             } else {
                 0.0
             },
-            sched_wait_ms: ms(a.sched_ns),
+            sched_wait_ms: ms(a.scheduled_ns),
             idle_ms: ms(a.idle_ns),
             wakes: a.wakes,
+            slow_polls: a.slow_polls,
         })
         .collect();
-    sites.sort_by(|a, b| b.busy_ms.total_cmp(&a.busy_ms).then(a.site.cmp(&b.site)));
+    sites.sort_by(|a, b| {
+        b.busy_ms
+            .total_cmp(&a.busy_ms)
+            .then(a.site.cmp(&b.site))
+            .then(a.name.cmp(&b.name))
+    });
 
     let mut by_site: Vec<SiteIdleRow> = sites
         .iter()
@@ -332,27 +337,14 @@ pub(super) fn build(state: &State, registry: &Registry) -> Report {
         })
         .collect();
 
-    let scheduling = match &state.latency {
-        Some(h) if !h.is_empty() => SchedulingProfile {
-            samples: h.len(),
-            mean_us: h.mean() / 1e3,
-            p50_us: us(h.value_at_quantile(0.5)),
-            p90_us: us(h.value_at_quantile(0.9)),
-            p99_us: us(h.value_at_quantile(0.99)),
-            p999_us: us(h.value_at_quantile(0.999)),
-            max_us: us(h.max()),
-            worst: Vec::new(),
-        },
-        _ => SchedulingProfile {
-            samples: 0,
-            mean_us: 0.0,
-            p50_us: 0.0,
-            p90_us: 0.0,
-            p99_us: 0.0,
-            p999_us: 0.0,
-            max_us: 0.0,
-            worst: Vec::new(),
-        },
+    let h = &snap.schedule_delay;
+    let scheduling = SchedulingProfile {
+        samples: h.count,
+        p50_us: us(h.p50),
+        p90_us: us(h.p90),
+        p99_us: us(h.p99),
+        max_us: us(h.max),
+        worst: Vec::new(),
     };
     let worst = state
         .worst_delays
@@ -416,8 +408,8 @@ pub(super) fn build(state: &State, registry: &Registry) -> Report {
         duration_ms: ms(span),
         events: state.events,
         events_by_kind,
-        tasks_seen: state.tasks_seen,
-        untracked_tasks: state.untracked_tasks,
+        tasks_seen: snap.spawned,
+        untracked_tasks: snap.untracked,
         top_n,
         sites,
         scheduling,
@@ -472,7 +464,7 @@ impl fmt::Display for Report {
         for s in &self.sites[..self.sites.len().min(n)] {
             writeln!(
                 f,
-                "  {:>7} {:>9} {:>12.3} {:>12.3} {:>11.1} {:>13.3} {:>12.3} {:>8}  {}",
+                "  {:>7} {:>9} {:>12.3} {:>12.3} {:>11.1} {:>13.3} {:>12.3} {:>8} {:>5}  {}",
                 s.tasks,
                 s.polls,
                 s.busy_ms,
@@ -481,8 +473,12 @@ impl fmt::Display for Report {
                 s.sched_wait_ms,
                 s.idle_ms,
                 s.wakes,
+                s.slow_polls,
                 s.site
             )?;
+            if s.name != s.site {
+                writeln!(f, "  {:>7} name: {}", "", s.name)?;
+            }
         }
         limited(f, &self.sites, n)?;
 
@@ -490,8 +486,8 @@ impl fmt::Display for Report {
         writeln!(f, "\nScheduling latency ({} samples)", s.samples)?;
         writeln!(
             f,
-            "  mean {:.1} µs  p50 {:.1} µs  p90 {:.1} µs  p99 {:.1} µs  p99.9 {:.1} µs  max {:.1} µs",
-            s.mean_us, s.p50_us, s.p90_us, s.p99_us, s.p999_us, s.max_us
+            "  p50 {:.1} µs  p90 {:.1} µs  p99 {:.1} µs  max {:.1} µs",
+            s.p50_us, s.p90_us, s.p99_us, s.max_us
         )?;
         for w in &s.worst[..s.worst.len().min(n)] {
             writeln!(
