@@ -1,1 +1,8 @@
-//! See the crate description; filled in by its issue.
+//! taskline's OpenTelemetry metrics (docs filled in below).
+
+pub mod runtime;
+
+pub use runtime::RuntimeMetricsExporter;
+
+/// Name of the meter taskline's helpers take from a meter provider.
+pub const METER_NAME: &str = "taskline";
