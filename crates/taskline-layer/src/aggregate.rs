@@ -1,55 +1,878 @@
-//! The aggregation sink: per task, per spawn site and per worker statistics.
-//! (Placeholder while the real aggregation lands.)
+//! The aggregation sink: per task, per spawn site and per worker statistics,
+//! plus histograms of poll duration, scheduling delay and idle time.
+//!
+//! [`Aggregator`] is a [`Sink`]. Every [`Recorder`](crate::recorder::Recorder)
+//! has one internally (so [`Recorder::snapshot`](crate::recorder::Recorder::snapshot)
+//! works), and it can be fed standalone, e.g. by replaying a trace file.
+//! [`Snapshot`] is the owned copy of everything it knows; its `Display` is
+//! the text report (see [`report`](crate::report)).
+//!
+//! How the event stream is read:
+//! - a task's life is spawn -> (runnable -> polling -> idle)* -> terminate;
+//! - *scheduled time* runs from a wake (or spawn) to the next poll start. When
+//!   the `PollStart` carries Tokio's schedule latency, that value is used;
+//!   otherwise the wake timestamp. A wake during a poll makes the task
+//!   runnable from the end of that poll;
+//! - *idle time* runs from a poll end to the next wake (without wake events,
+//!   to the start of the schedule latency reported at the next poll);
+//! - *busy time* runs from poll start to poll end on the same thread;
+//! - a second `Spawn` of a live task adds information (name, site if unknown)
+//!   and counts nothing; a `Terminate` of an unknown or already terminated
+//!   task is ignored.
+//!
+//! Memory: per-task state is 64 bytes and exists for at most
+//! `max_tracked_tasks` live tasks (further tasks are only counted in their
+//! site); terminated tasks are folded into their site and removed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::OnceLock;
+
+use hdrhistogram::Histogram;
 
 use crate::config::RecorderConfig;
-use crate::event::Event;
+use crate::event::{Event, EventKind, NO_VALUE, NO_WORKER, TaskKind, flags};
 use crate::recorder::RecorderStats;
 use crate::registry::Registry;
 use crate::sink::Sink;
 
-/// Upper bound of the bytes one tracked task takes in the aggregator.
-pub const TASK_STATE_BYTES_BOUND: usize = 160;
+/// Upper bound of the bytes one tracked task takes in the aggregator
+/// (64-byte state + 8-byte key, with the hash table's slack).
+pub const TASK_STATE_BYTES_BOUND: usize = 192;
 
-/// Upper bound of the aggregator's memory that does not depend on tasks.
-pub fn fixed_bytes_bound() -> usize {
-    16 << 20
+/// Spawn sites (by id) that get their own histograms; later sites have
+/// counters only. Bounds histogram memory.
+pub const MAX_SITE_HISTOGRAMS: usize = 64;
+
+/// Largest value the histograms distinguish (1 hour, in ns); larger values saturate.
+pub const HISTOGRAM_MAX_NS: u64 = 3_600_000_000_000;
+
+/// Significant digits of the global histograms.
+const GLOBAL_SIGFIG: u8 = 3;
+/// Significant digits of the per-site histograms (1% resolution, ~9x smaller).
+const SITE_SIGFIG: u8 = 2;
+
+fn new_hist(sigfig: u8) -> Histogram<u64> {
+    // Bounds are constants within hdrhistogram's accepted range.
+    Histogram::new_with_bounds(1, HISTOGRAM_MAX_NS, sigfig)
+        .unwrap_or_else(|e| unreachable!("histogram bounds: {e}"))
 }
 
-/// Aggregates an event stream.
-#[derive(Debug)]
+fn hist_bytes(sigfig: u8) -> usize {
+    new_hist(sigfig).distinct_values() * 8 + 256
+}
+
+/// Upper bound of the aggregator's memory that does not depend on the number
+/// of tasks or sites: global and per-site histograms, per-thread state.
+pub fn fixed_bytes_bound() -> usize {
+    static B: OnceLock<usize> = OnceLock::new();
+    *B.get_or_init(|| {
+        3 * hist_bytes(GLOBAL_SIGFIG)
+            + MAX_SITE_HISTOGRAMS * 3 * hist_bytes(SITE_SIGFIG)
+            + 65536 * (std::mem::size_of::<ThreadAcc>() + std::mem::size_of::<WorkerAcc>() + 64)
+    })
+}
+
+/// Upper bound of the bytes one spawn site's counters take (without histograms).
+pub const SITE_BYTES_BOUND: usize = 512;
+
+/// Multiplicative hasher for task ids (already unique integers).
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (v ^ self.0).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+enum Phase {
+    /// Spawned or woken, waiting to be polled.
+    Runnable,
+    /// Being polled.
+    Polling,
+    /// Polled, waiting for a wake.
+    Idle,
+}
+
+const F_POLLED: u8 = 1;
+const F_WOKEN_IN_POLL: u8 = 2;
+
+/// Per live task: 64 bytes.
+#[derive(Clone, Debug)]
+struct TaskState {
+    mark: u64,
+    busy_ns: u64,
+    sched_ns: u64,
+    idle_ns: u64,
+    polls: u32,
+    wakes: u32,
+    slow_polls: u32,
+    site: u32,
+    name: u32,
+    resource: u32,
+    self_wakes: u16,
+    phase: Phase,
+    flags: u8,
+}
+
+const _: () = assert!(std::mem::size_of::<TaskState>() <= 64);
+
+struct Hists {
+    poll: Histogram<u64>,
+    sched: Histogram<u64>,
+    idle: Histogram<u64>,
+}
+
+impl Hists {
+    fn new(sigfig: u8) -> Self {
+        Hists {
+            poll: new_hist(sigfig),
+            sched: new_hist(sigfig),
+            idle: new_hist(sigfig),
+        }
+    }
+}
+
+#[derive(Default)]
+struct SiteAcc {
+    spawned: u64,
+    terminated: u64,
+    alive: u64,
+    untracked: u64,
+    polls: u64,
+    busy_ns: u64,
+    sched_ns: u64,
+    idle_ns: u64,
+    first_poll_ns: u64,
+    first_polls: u64,
+    wakes: u64,
+    self_wakes: u64,
+    slow_polls: u64,
+    name: Option<u32>,
+    resources: BTreeMap<u32, u64>,
+    hists: Option<Box<Hists>>,
+}
+
+#[derive(Clone, Copy, Default)]
+struct ThreadAcc {
+    poll_task: u64,
+    poll_start: u64,
+    blocking_start: Option<u64>,
+}
+
+#[derive(Clone, Copy, Default)]
+struct WorkerAcc {
+    worker: u32,
+    polls: u64,
+    busy_ns: u64,
+    parks: u64,
+    parked_ns: u64,
+    park_start: Option<u64>,
+}
+
+/// Aggregates an event stream into a [`Snapshot`].
 pub struct Aggregator {
+    slow_ns: u64,
+    max_tasks: usize,
     events: u64,
+    tasks: IdMap<TaskState>,
+    sites: BTreeMap<u32, SiteAcc>,
+    threads: Vec<ThreadAcc>,
+    workers: BTreeMap<u16, WorkerAcc>,
+    hists: Hists,
+    totals: Totals,
+}
+
+impl std::fmt::Debug for Aggregator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Aggregator")
+            .field("events", &self.events)
+            .field("tasks", &self.tasks.len())
+            .field("sites", &self.sites.len())
+            .finish()
+    }
+}
+
+#[derive(Clone, Copy, Default)]
+struct Totals {
+    spawned: u64,
+    terminated: u64,
+    untracked: u64,
+    polls: u64,
+    busy_ns: u64,
+    slow_polls: u64,
+    wakes: u64,
+    self_wakes: u64,
+    first_poll_ns: u64,
+    first_polls: u64,
+    runnable: u64,
+    max_runnable: u64,
+    blocking_sections: u64,
+    blocking_ns: u64,
+}
+
+fn ns_u64(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+fn rec(h: &mut Histogram<u64>, v: u64) {
+    h.saturating_record(v.min(HISTOGRAM_MAX_NS));
 }
 
 impl Aggregator {
-    /// A new aggregator bounded by `config`.
+    /// A new aggregator using `config`'s `slow_poll_threshold` and `max_tracked_tasks`.
     pub fn new(config: &RecorderConfig) -> Self {
-        let _ = config;
-        Aggregator { events: 0 }
+        Aggregator {
+            slow_ns: ns_u64(config.slow_poll_threshold),
+            max_tasks: config.max_tracked_tasks,
+            events: 0,
+            tasks: IdMap::default(),
+            sites: BTreeMap::new(),
+            threads: Vec::new(),
+            workers: BTreeMap::new(),
+            hists: Hists::new(GLOBAL_SIGFIG),
+            totals: Totals::default(),
+        }
     }
 
-    /// A copy of the aggregates.
+    /// Feeds events (the same as [`Sink::on_events`]).
+    pub fn feed(&mut self, events: &[Event]) {
+        for e in events {
+            self.event(e);
+        }
+    }
+
+    fn site_mut(&mut self, site: u32) -> &mut SiteAcc {
+        self.sites.entry(site).or_insert_with(|| SiteAcc {
+            hists: ((site as usize) < MAX_SITE_HISTOGRAMS)
+                .then(|| Box::new(Hists::new(SITE_SIGFIG))),
+            ..SiteAcc::default()
+        })
+    }
+
+    fn thread_mut(&mut self, t: u16) -> &mut ThreadAcc {
+        let t = t as usize;
+        if self.threads.len() <= t {
+            self.threads.resize(t + 1, ThreadAcc::default());
+        }
+        &mut self.threads[t]
+    }
+
+    fn worker_mut(&mut self, e: &Event) -> Option<&mut WorkerAcc> {
+        if e.aux == NO_WORKER {
+            return None;
+        }
+        let w = self.workers.entry(e.thread).or_default();
+        w.worker = e.aux;
+        Some(w)
+    }
+
+    fn event(&mut self, e: &Event) {
+        self.events += 1;
+        let Some(kind) = e.kind() else { return };
+        match kind {
+            EventKind::Spawn => self.spawn(e),
+            EventKind::TaskName => {
+                if let Some(t) = self.tasks.get_mut(&e.task) {
+                    t.name = e.aux;
+                    let site = t.site;
+                    let s = self.site_mut(site);
+                    s.name.get_or_insert(e.aux);
+                }
+            }
+            EventKind::PollStart => self.poll_start(e),
+            EventKind::PollEnd => self.poll_end(e),
+            EventKind::Wake => self.wake(e),
+            EventKind::ResourceWait => {
+                if let Some(t) = self.tasks.get_mut(&e.task) {
+                    t.resource = e.aux;
+                    let site = t.site;
+                    *self.site_mut(site).resources.entry(e.aux).or_insert(0) += 1;
+                }
+            }
+            EventKind::BlockingStart => {
+                self.thread_mut(e.thread).blocking_start = Some(e.ts_ns);
+            }
+            EventKind::BlockingEnd => {
+                if let Some(s) = self.thread_mut(e.thread).blocking_start.take() {
+                    self.totals.blocking_sections += 1;
+                    self.totals.blocking_ns += e.ts_ns.saturating_sub(s);
+                }
+            }
+            EventKind::Terminate => self.terminate(e),
+            EventKind::Park => {
+                if let Some(w) = self.worker_mut(e) {
+                    w.parks += 1;
+                    w.park_start = Some(e.ts_ns);
+                }
+            }
+            EventKind::Unpark => {
+                if let Some(w) = self.worker_mut(e)
+                    && let Some(s) = w.park_start.take()
+                {
+                    w.parked_ns += e.ts_ns.saturating_sub(s);
+                }
+            }
+            EventKind::SpanEnter | EventKind::SpanExit | EventKind::Counter => {}
+        }
+    }
+
+    fn spawn(&mut self, e: &Event) {
+        if self.tasks.contains_key(&e.task) {
+            return; // second source for the same task: nothing new to count
+        }
+        let site = e.aux;
+        self.totals.spawned += 1;
+        if self.tasks.len() >= self.max_tasks {
+            self.totals.untracked += 1;
+            let s = self.site_mut(site);
+            s.spawned += 1;
+            s.untracked += 1;
+            return;
+        }
+        self.tasks.insert(
+            e.task,
+            TaskState {
+                mark: e.ts_ns,
+                busy_ns: 0,
+                sched_ns: 0,
+                idle_ns: 0,
+                polls: 0,
+                wakes: 0,
+                slow_polls: 0,
+                site,
+                name: Registry::OVERFLOW,
+                resource: Registry::OVERFLOW,
+                self_wakes: 0,
+                phase: Phase::Runnable,
+                flags: 0,
+            },
+        );
+        self.runnable_add(1);
+        let s = self.site_mut(site);
+        s.spawned += 1;
+        s.alive += 1;
+    }
+
+    fn runnable_add(&mut self, n: u64) {
+        self.totals.runnable += n;
+        self.totals.max_runnable = self.totals.max_runnable.max(self.totals.runnable);
+    }
+
+    fn wake(&mut self, e: &Event) {
+        self.totals.wakes += 1;
+        let self_wake = e.has_flag(flags::SELF_WAKE) || (e.arg != 0 && e.arg == e.task);
+        if self_wake {
+            self.totals.self_wakes += 1;
+        }
+        let Some(t) = self.tasks.get_mut(&e.task) else {
+            return;
+        };
+        t.wakes = t.wakes.saturating_add(1);
+        if self_wake {
+            t.self_wakes = t.self_wakes.saturating_add(1);
+        }
+        let site = t.site;
+        let mut idle = None;
+        match t.phase {
+            Phase::Idle => {
+                let d = e.ts_ns.saturating_sub(t.mark);
+                t.idle_ns += d;
+                t.mark = e.ts_ns;
+                t.phase = Phase::Runnable;
+                idle = Some(d);
+            }
+            Phase::Polling => t.flags |= F_WOKEN_IN_POLL,
+            Phase::Runnable => {}
+        }
+        if idle.is_some() {
+            self.runnable_add(1);
+        }
+        let s = self.site_mut(site);
+        s.wakes += 1;
+        if self_wake {
+            s.self_wakes += 1;
+        }
+        if let Some(d) = idle {
+            s.idle_ns += d;
+            if let Some(h) = &mut s.hists {
+                rec(&mut h.idle, d);
+            }
+            rec(&mut self.hists.idle, d);
+        }
+    }
+
+    fn poll_start(&mut self, e: &Event) {
+        let th = self.thread_mut(e.thread);
+        th.poll_task = e.task;
+        th.poll_start = e.ts_ns;
+        self.totals.polls += 1;
+        if let Some(w) = self.worker_mut(e) {
+            w.polls += 1;
+        }
+        let latency = (e.arg != NO_VALUE).then_some(e.arg);
+        let Some(t) = self.tasks.get_mut(&e.task) else {
+            if let Some(l) = latency {
+                rec(&mut self.hists.sched, l);
+            }
+            return;
+        };
+        t.polls = t.polls.saturating_add(1);
+        let site = t.site;
+        let (mut sched, mut idle, mut first, mut was_runnable) = (None, None, None, false);
+        match t.phase {
+            Phase::Runnable => {
+                was_runnable = true;
+                let since = e.ts_ns.saturating_sub(t.mark);
+                sched = Some(latency.unwrap_or(since));
+                if t.flags & F_POLLED == 0 {
+                    first = Some(since);
+                }
+            }
+            Phase::Idle => {
+                // No wake seen (hooks only): Tokio's latency says when it was scheduled.
+                let scheduled_at = latency.map_or(e.ts_ns, |l| e.ts_ns.saturating_sub(l));
+                idle = Some(scheduled_at.saturating_sub(t.mark));
+                sched = latency;
+            }
+            Phase::Polling => {}
+        }
+        t.flags |= F_POLLED;
+        t.phase = Phase::Polling;
+        t.mark = e.ts_ns;
+        if let Some(d) = sched {
+            t.sched_ns += d;
+        }
+        if let Some(d) = idle {
+            t.idle_ns += d;
+        }
+        if was_runnable {
+            self.totals.runnable = self.totals.runnable.saturating_sub(1);
+        }
+        if let Some(d) = first {
+            self.totals.first_poll_ns += d;
+            self.totals.first_polls += 1;
+        }
+        if let Some(d) = sched {
+            rec(&mut self.hists.sched, d);
+        }
+        if let Some(d) = idle {
+            rec(&mut self.hists.idle, d);
+        }
+        let s = self.site_mut(site);
+        s.polls += 1;
+        if let Some(d) = first {
+            s.first_poll_ns += d;
+            s.first_polls += 1;
+        }
+        if let Some(d) = sched {
+            s.sched_ns += d;
+            if let Some(h) = &mut s.hists {
+                rec(&mut h.sched, d);
+            }
+        }
+        if let Some(d) = idle {
+            s.idle_ns += d;
+            if let Some(h) = &mut s.hists {
+                rec(&mut h.idle, d);
+            }
+        }
+    }
+
+    fn poll_end(&mut self, e: &Event) {
+        let th = self.thread_mut(e.thread);
+        let mut dur = None;
+        if th.poll_task == e.task && th.poll_task != 0 {
+            dur = Some(e.ts_ns.saturating_sub(th.poll_start));
+            th.poll_task = 0;
+        }
+        let mut site = None;
+        let mut rewoken = false;
+        if let Some(t) = self.tasks.get_mut(&e.task) {
+            if dur.is_none() && t.phase == Phase::Polling {
+                dur = Some(e.ts_ns.saturating_sub(t.mark));
+            }
+            if t.phase == Phase::Polling {
+                rewoken = t.flags & F_WOKEN_IN_POLL != 0;
+                t.phase = if rewoken {
+                    Phase::Runnable
+                } else {
+                    Phase::Idle
+                };
+                t.flags &= !F_WOKEN_IN_POLL;
+                t.mark = e.ts_ns;
+            }
+            if let Some(d) = dur {
+                t.busy_ns += d;
+                if d > self.slow_ns {
+                    t.slow_polls = t.slow_polls.saturating_add(1);
+                }
+            }
+            site = Some(t.site);
+        }
+        if rewoken {
+            self.runnable_add(1);
+        }
+        let Some(d) = dur else { return };
+        let slow = d > self.slow_ns;
+        self.totals.busy_ns += d;
+        if slow {
+            self.totals.slow_polls += 1;
+        }
+        rec(&mut self.hists.poll, d);
+        if let Some(w) = self.worker_mut(e) {
+            w.busy_ns += d;
+        }
+        if let Some(site) = site {
+            let s = self.site_mut(site);
+            s.busy_ns += d;
+            if slow {
+                s.slow_polls += 1;
+            }
+            if let Some(h) = &mut s.hists {
+                rec(&mut h.poll, d);
+            }
+        }
+    }
+
+    fn terminate(&mut self, e: &Event) {
+        let Some(t) = self.tasks.remove(&e.task) else {
+            return;
+        };
+        self.totals.terminated += 1;
+        if t.phase == Phase::Runnable {
+            self.totals.runnable = self.totals.runnable.saturating_sub(1);
+        }
+        let s = self.site_mut(t.site);
+        s.terminated += 1;
+        s.alive = s.alive.saturating_sub(1);
+        if self.tasks.capacity() > 1024 && self.tasks.len() * 8 < self.tasks.capacity() {
+            self.tasks.shrink_to(self.tasks.len() * 2);
+        }
+    }
+
+    /// A copy of everything aggregated so far. `registry` resolves site and
+    /// task names. Deterministic for the same event stream.
     pub fn snapshot(&self, registry: &Registry) -> Snapshot {
-        let _ = registry;
+        let name_of = |id: u32| registry.string(id).map(|s| s.to_string());
+        let threads = registry.threads();
+        let mut sites: Vec<SiteStats> = self
+            .sites
+            .iter()
+            .map(|(&id, s)| {
+                let site = registry.site(id);
+                let location = site
+                    .as_ref()
+                    .map_or_else(|| "<unknown>".to_string(), |s| s.to_string());
+                let name = s.name.and_then(name_of).unwrap_or_else(|| location.clone());
+                SiteStats {
+                    id,
+                    name,
+                    location,
+                    kind: site.map_or(TaskKind::Task, |s| s.kind),
+                    spawned: s.spawned,
+                    terminated: s.terminated,
+                    alive: s.alive,
+                    untracked: s.untracked,
+                    polls: s.polls,
+                    busy_ns: s.busy_ns,
+                    scheduled_ns: s.sched_ns,
+                    idle_ns: s.idle_ns,
+                    first_poll_delay_ns: s.first_poll_ns,
+                    first_polls: s.first_polls,
+                    wakes: s.wakes,
+                    self_wakes: s.self_wakes,
+                    slow_polls: s.slow_polls,
+                    resource_waits: s
+                        .resources
+                        .iter()
+                        .map(|(&k, &n)| (name_of(k).unwrap_or_else(|| "?".into()), n))
+                        .collect(),
+                    poll_duration: s.hists.as_ref().map(|h| HistogramSummary::of(&h.poll)),
+                    schedule_delay: s.hists.as_ref().map(|h| HistogramSummary::of(&h.sched)),
+                    idle_time: s.hists.as_ref().map(|h| HistogramSummary::of(&h.idle)),
+                }
+            })
+            .collect();
+        sites.sort_by_key(|s| s.id);
+        let mut tasks: Vec<TaskStats> = self
+            .tasks
+            .iter()
+            .map(|(&id, t)| TaskStats {
+                id,
+                site: t.site,
+                name: name_of(t.name),
+                state: match t.phase {
+                    Phase::Runnable => TaskPhase::Runnable,
+                    Phase::Polling => TaskPhase::Polling,
+                    Phase::Idle => TaskPhase::Idle,
+                },
+                polls: u64::from(t.polls),
+                busy_ns: t.busy_ns,
+                scheduled_ns: t.sched_ns,
+                idle_ns: t.idle_ns,
+                wakes: u64::from(t.wakes),
+                self_wakes: u64::from(t.self_wakes),
+                slow_polls: u64::from(t.slow_polls),
+                last_resource: name_of(t.resource),
+            })
+            .collect();
+        tasks.sort_by_key(|t| t.id);
+        let workers = self
+            .workers
+            .iter()
+            .map(|(&thread, w)| WorkerStats {
+                thread,
+                thread_name: threads
+                    .get(thread as usize)
+                    .map_or_else(|| format!("thread-{thread}"), |t| t.name.to_string()),
+                worker: w.worker,
+                polls: w.polls,
+                busy_ns: w.busy_ns,
+                parks: w.parks,
+                parked_ns: w.parked_ns,
+            })
+            .collect();
+        let t = &self.totals;
         Snapshot {
             events: self.events,
             recorder: None,
+            slow_poll_threshold_ns: self.slow_ns,
+            spawned: t.spawned,
+            terminated: t.terminated,
+            alive: self.tasks.len() as u64,
+            untracked: t.untracked,
+            runnable: t.runnable,
+            max_runnable: t.max_runnable,
+            polls: t.polls,
+            busy_ns: t.busy_ns,
+            slow_polls: t.slow_polls,
+            wakes: t.wakes,
+            self_wakes: t.self_wakes,
+            first_poll_delay_ns: t.first_poll_ns,
+            first_polls: t.first_polls,
+            blocking_sections: t.blocking_sections,
+            blocking_ns: t.blocking_ns,
+            poll_duration: HistogramSummary::of(&self.hists.poll),
+            schedule_delay: HistogramSummary::of(&self.hists.sched),
+            idle_time: HistogramSummary::of(&self.hists.idle),
+            sites,
+            workers,
+            tasks,
         }
     }
 }
 
 impl Sink for Aggregator {
-    fn on_events(&mut self, events: &[Event], registry: &Registry) {
-        let _ = registry;
-        self.events += events.len() as u64;
+    fn on_events(&mut self, events: &[Event], _registry: &Registry) {
+        self.feed(events);
     }
 }
 
-/// A copy of the aggregates.
+/// Percentiles of one histogram, in nanoseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HistogramSummary {
+    /// Values recorded.
+    pub count: u64,
+    /// Smallest value (ns, 0 when empty).
+    pub min: u64,
+    /// Median (ns).
+    pub p50: u64,
+    /// 90th percentile (ns).
+    pub p90: u64,
+    /// 99th percentile (ns).
+    pub p99: u64,
+    /// Largest value (ns, at the histogram's precision).
+    pub max: u64,
+}
+
+impl HistogramSummary {
+    fn of(h: &Histogram<u64>) -> Self {
+        if h.is_empty() {
+            return Self::default();
+        }
+        HistogramSummary {
+            count: h.len(),
+            min: h.min(),
+            p50: h.value_at_quantile(0.5),
+            p90: h.value_at_quantile(0.9),
+            p99: h.value_at_quantile(0.99),
+            max: h.max(),
+        }
+    }
+}
+
+/// Where a live task is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaskPhase {
+    /// Spawned or woken, not yet polled.
+    Runnable,
+    /// Being polled.
+    Polling,
+    /// Polled, waiting to be woken.
+    Idle,
+}
+
+/// Statistics of one live, tracked task.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskStats {
+    /// Tokio task id.
+    pub id: u64,
+    /// Spawn site id (see [`Registry::site`]).
+    pub site: u32,
+    /// Task name, if given with `tokio::task::Builder::name`.
+    pub name: Option<String>,
+    /// Where the task is now.
+    pub state: TaskPhase,
+    /// Times the task was polled.
+    pub polls: u64,
+    /// Total time being polled (ns): how much worker time the task used.
+    pub busy_ns: u64,
+    /// Total time runnable but not polled (ns): time lost to scheduling.
+    pub scheduled_ns: u64,
+    /// Total time waiting to be woken (ns): time spent waiting on I/O, timers, locks...
+    pub idle_ns: u64,
+    /// Times the task was woken (needs the tracing layer).
+    pub wakes: u64,
+    /// Times the task woke itself (e.g. `yield_now`, budget exhaustion).
+    pub self_wakes: u64,
+    /// Polls longer than the slow-poll threshold.
+    pub slow_polls: u64,
+    /// Resource kind the task last waited on (e.g. `Semaphore`), from the layer.
+    pub last_resource: Option<String>,
+}
+
+/// Statistics of one spawn site, over every task spawned there (live and terminated).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SiteStats {
+    /// Site id (see [`Registry::site`]); `Registry::OVERFLOW` for unknown.
+    pub id: u32,
+    /// Display name: the first task name seen at the site, else `file:line:col`.
+    pub name: String,
+    /// `file:line:col`.
+    pub location: String,
+    /// What kind of task is spawned here.
+    pub kind: TaskKind,
+    /// Tasks spawned here.
+    pub spawned: u64,
+    /// Tracked tasks spawned here that terminated.
+    pub terminated: u64,
+    /// Tracked tasks spawned here that are alive.
+    pub alive: u64,
+    /// Tasks spawned while `max_tracked_tasks` were live: counted in
+    /// `spawned`, nowhere else.
+    pub untracked: u64,
+    /// Polls of tracked tasks.
+    pub polls: u64,
+    /// Total poll time (ns).
+    pub busy_ns: u64,
+    /// Total scheduling delay, runnable -> polled (ns).
+    pub scheduled_ns: u64,
+    /// Total idle time, poll end -> wake (ns).
+    pub idle_ns: u64,
+    /// Sum of spawn -> first poll delays (ns); divide by `first_polls` for the mean.
+    pub first_poll_delay_ns: u64,
+    /// Tasks polled at least once.
+    pub first_polls: u64,
+    /// Wakes of tasks spawned here.
+    pub wakes: u64,
+    /// Self-wakes of tasks spawned here.
+    pub self_wakes: u64,
+    /// Polls longer than the slow-poll threshold.
+    pub slow_polls: u64,
+    /// Waits on resources by resource kind, sorted by kind id.
+    pub resource_waits: Vec<(String, u64)>,
+    /// Poll durations (only for the first [`MAX_SITE_HISTOGRAMS`] sites; 2 significant digits).
+    pub poll_duration: Option<HistogramSummary>,
+    /// Scheduling delays (as `poll_duration`).
+    pub schedule_delay: Option<HistogramSummary>,
+    /// Idle times (as `poll_duration`).
+    pub idle_time: Option<HistogramSummary>,
+}
+
+/// Statistics of one runtime worker thread.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkerStats {
+    /// The recorder's thread number.
+    pub thread: u16,
+    /// OS thread name.
+    pub thread_name: String,
+    /// Tokio worker index (per runtime: two runtimes both have a worker 0).
+    pub worker: u32,
+    /// Polls run on this worker.
+    pub polls: u64,
+    /// Time spent polling (ns).
+    pub busy_ns: u64,
+    /// Times the worker parked (went idle).
+    pub parks: u64,
+    /// Time parked (ns).
+    pub parked_ns: u64,
+}
+
+/// Everything the aggregator knows, as plain owned data. `Display` prints
+/// the text report.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Snapshot {
-    /// Events the aggregator saw.
+    /// Events the aggregator processed.
     pub events: u64,
-    /// The recorder's counters, when taken from a recorder.
+    /// The recorder's counters when taken with `Recorder::snapshot`, `None`
+    /// for a standalone aggregator.
     pub recorder: Option<RecorderStats>,
+    /// Polls longer than this (ns) are slow.
+    pub slow_poll_threshold_ns: u64,
+    /// Tasks spawned (each task once, whichever source reported it).
+    pub spawned: u64,
+    /// Tracked tasks that terminated.
+    pub terminated: u64,
+    /// Tracked tasks alive now.
+    pub alive: u64,
+    /// Tasks not tracked individually because `max_tracked_tasks` were live.
+    pub untracked: u64,
+    /// Tracked tasks runnable now (woken or spawned, not yet polled).
+    pub runnable: u64,
+    /// Most tracked tasks runnable at once.
+    pub max_runnable: u64,
+    /// Polls started (all tasks, including untracked ones and `block_on`).
+    pub polls: u64,
+    /// Total poll time (ns) of polls whose start and end were seen.
+    pub busy_ns: u64,
+    /// Polls longer than `slow_poll_threshold_ns`.
+    pub slow_polls: u64,
+    /// Wakes (needs the tracing layer).
+    pub wakes: u64,
+    /// Self-wakes.
+    pub self_wakes: u64,
+    /// Sum of spawn -> first poll delays (ns) of tracked tasks.
+    pub first_poll_delay_ns: u64,
+    /// Tracked tasks polled at least once.
+    pub first_polls: u64,
+    /// Blocking sections (`spawn_blocking` runs, `block_in_place`) completed.
+    pub blocking_sections: u64,
+    /// Time in blocking sections (ns).
+    pub blocking_ns: u64,
+    /// Poll durations (ns, 3 significant digits).
+    pub poll_duration: HistogramSummary,
+    /// Scheduling delays, runnable -> polled (ns, 3 significant digits).
+    pub schedule_delay: HistogramSummary,
+    /// Idle times, poll end -> wake (ns, 3 significant digits).
+    pub idle_time: HistogramSummary,
+    /// Per spawn site, sorted by site id.
+    pub sites: Vec<SiteStats>,
+    /// Per worker thread, sorted by thread number.
+    pub workers: Vec<WorkerStats>,
+    /// Live tracked tasks, sorted by id.
+    pub tasks: Vec<TaskStats>,
 }

@@ -153,7 +153,9 @@ impl RecorderConfig {
         let tasks = self
             .max_tracked_tasks
             .saturating_mul(crate::aggregate::TASK_STATE_BYTES_BOUND);
-        let registry = self.max_interned.saturating_mul(2 * 256);
+        let registry = self
+            .max_interned
+            .saturating_mul(2 * 256 + crate::aggregate::SITE_BYTES_BOUND);
         rings
             .saturating_add(pending)
             .saturating_add(tasks)

@@ -20,6 +20,7 @@ pub mod context;
 pub mod hooks;
 pub mod recorder;
 pub mod registry;
+pub mod report;
 mod ring;
 pub mod sink;
 pub mod task_id;

@@ -1,0 +1,203 @@
+//! The plain-text report of a [`Snapshot`] (`impl Display`).
+//!
+//! Deterministic: the same snapshot gives the same bytes (sites sorted by
+//! busy time, ties by id; workers by thread number).
+
+use std::fmt::{self, Display, Formatter, Write as _};
+
+use crate::aggregate::{HistogramSummary, Snapshot};
+
+/// Sites shown in the report's site table.
+pub const TOP_SITES: usize = 20;
+
+/// Formats nanoseconds with a unit (`ns`, `µs`, `ms`, `s`), 3 significant figures.
+pub fn fmt_ns(ns: u64) -> String {
+    let (v, unit) = if ns < 1_000 {
+        return format!("{ns}ns");
+    } else if ns < 1_000_000 {
+        (ns as f64 / 1e3, "µs")
+    } else if ns < 1_000_000_000 {
+        (ns as f64 / 1e6, "ms")
+    } else {
+        (ns as f64 / 1e9, "s")
+    };
+    if v < 10.0 {
+        format!("{v:.2}{unit}")
+    } else if v < 100.0 {
+        format!("{v:.1}{unit}")
+    } else {
+        format!("{v:.0}{unit}")
+    }
+}
+
+fn hist_row(f: &mut Formatter<'_>, name: &str, h: &HistogramSummary) -> fmt::Result {
+    writeln!(
+        f,
+        "  {name:<16} {:>10} {:>9} {:>9} {:>9} {:>9}",
+        h.count,
+        fmt_ns(h.p50),
+        fmt_ns(h.p90),
+        fmt_ns(h.p99),
+        fmt_ns(h.max)
+    )
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        return s.to_string();
+    }
+    let tail: String = s
+        .chars()
+        .rev()
+        .take(n - 1)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    format!("…{tail}")
+}
+
+impl Snapshot {
+    /// The text report (same as `to_string()`).
+    pub fn report(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl Display for Snapshot {
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        writeln!(f, "taskline report")?;
+        write!(f, "events: {} aggregated", self.events)?;
+        if let Some(r) = &self.recorder {
+            write!(
+                f,
+                "; recorder: {} recorded, {} dropped, {} delivered, {} threads, {} sink panics",
+                r.recorded, r.dropped, r.delivered, r.threads_registered, r.sink_panics
+            )?;
+        }
+        writeln!(f)?;
+        write!(
+            f,
+            "tasks: {} spawned, {} terminated, {} alive, {} runnable (max {})",
+            self.spawned, self.terminated, self.alive, self.runnable, self.max_runnable
+        )?;
+        if self.untracked > 0 {
+            write!(f, ", {} untracked", self.untracked)?;
+        }
+        writeln!(f)?;
+        writeln!(
+            f,
+            "polls: {}, busy {}, slow (> {}) {}; wakes {} (self {}); blocking sections {} ({})",
+            self.polls,
+            fmt_ns(self.busy_ns),
+            fmt_ns(self.slow_poll_threshold_ns),
+            self.slow_polls,
+            self.wakes,
+            self.self_wakes,
+            self.blocking_sections,
+            fmt_ns(self.blocking_ns)
+        )?;
+        if let Some(mean) = self.first_poll_delay_ns.checked_div(self.first_polls) {
+            writeln!(
+                f,
+                "first poll delay: mean {} over {} tasks",
+                fmt_ns(mean),
+                self.first_polls
+            )?;
+        }
+        writeln!(f)?;
+        writeln!(
+            f,
+            "  {:<16} {:>10} {:>9} {:>9} {:>9} {:>9}",
+            "histogram", "count", "p50", "p90", "p99", "max"
+        )?;
+        hist_row(f, "poll duration", &self.poll_duration)?;
+        hist_row(f, "schedule delay", &self.schedule_delay)?;
+        hist_row(f, "idle time", &self.idle_time)?;
+
+        if !self.sites.is_empty() {
+            let mut sites: Vec<_> = self.sites.iter().collect();
+            sites.sort_by(|a, b| b.busy_ns.cmp(&a.busy_ns).then(a.id.cmp(&b.id)));
+            writeln!(f)?;
+            writeln!(
+                f,
+                "sites (top {} of {} by busy time):",
+                TOP_SITES.min(sites.len()),
+                sites.len()
+            )?;
+            writeln!(
+                f,
+                "  {:<40} {:>8} {:>8} {:>6} {:>9} {:>9} {:>9} {:>9} {:>5} {:>9}  waits on",
+                "site",
+                "kind",
+                "spawned",
+                "alive",
+                "polls",
+                "busy",
+                "sched",
+                "idle",
+                "slow",
+                "p99 poll"
+            )?;
+            for s in sites.iter().take(TOP_SITES) {
+                let mut waits = String::new();
+                for (i, (k, n)) in s.resource_waits.iter().enumerate() {
+                    let _ = write!(waits, "{}{k}={n}", if i > 0 { "," } else { "" });
+                }
+                writeln!(
+                    f,
+                    "  {:<40} {:>8} {:>8} {:>6} {:>9} {:>9} {:>9} {:>9} {:>5} {:>9}  {}",
+                    truncate(&s.name, 40),
+                    s.kind.as_str(),
+                    s.spawned,
+                    s.alive,
+                    s.polls,
+                    fmt_ns(s.busy_ns),
+                    fmt_ns(s.scheduled_ns),
+                    fmt_ns(s.idle_ns),
+                    s.slow_polls,
+                    s.poll_duration
+                        .map_or_else(|| "-".to_string(), |h| fmt_ns(h.p99)),
+                    waits
+                )?;
+            }
+        }
+
+        if !self.workers.is_empty() {
+            writeln!(f)?;
+            writeln!(f, "workers:")?;
+            writeln!(
+                f,
+                "  {:<28} {:>6} {:>10} {:>9} {:>8} {:>9}",
+                "thread", "worker", "polls", "busy", "parks", "parked"
+            )?;
+            for w in &self.workers {
+                writeln!(
+                    f,
+                    "  {:<28} {:>6} {:>10} {:>9} {:>8} {:>9}",
+                    truncate(&format!("{} #{}", w.thread_name, w.thread), 28),
+                    w.worker,
+                    w.polls,
+                    fmt_ns(w.busy_ns),
+                    w.parks,
+                    fmt_ns(w.parked_ns)
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_units() {
+        assert_eq!(fmt_ns(999), "999ns");
+        assert_eq!(fmt_ns(1_500), "1.50µs");
+        assert_eq!(fmt_ns(25_000_000), "25.0ms");
+        assert_eq!(fmt_ns(3_000_000_000), "3.00s");
+        assert_eq!(truncate("abcdef", 4), "…def");
+    }
+}
