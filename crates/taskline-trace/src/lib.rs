@@ -1,3 +1,30 @@
-//! See the crate description; filled in by its issue.
+//! taskline's trace format: a Perfetto trace writer and reader.
+//!
+//! - [`PerfettoWriter`] is a [`Sink`](taskline_layer::sink::Sink) that streams
+//!   the recording into a Perfetto protobuf trace (TrackEvent format) which
+//!   opens in <https://ui.perfetto.dev>: a track per worker thread with a
+//!   slice per poll, a track per blocking-pool thread with its blocking
+//!   sections, instants for spawn/wake/terminate/resource waits, `idle`
+//!   slices from park to unpark, flow arrows from a waking poll to the woken
+//!   task's next poll, and counter tracks for sampled runtime counters.
+//! - [`encode_trace`] writes a whole event slice at once (the flight recorder).
+//! - [`read_trace`] reads such a file back into exactly the events written
+//!   and the registry naming their ids.
+//!
+//! The protobuf encoder and decoder are hand-written for the subset used
+//! (no dependency); see `docs/trace-format.md` in the crate directory for the
+//! layout.
 
 pub mod analysis;
+mod encoder;
+mod error;
+mod reader;
+mod schema;
+mod wire;
+mod writer;
+
+pub use error::{TraceError, TraceErrorKind};
+pub use reader::{Recording, read_trace};
+pub use writer::{
+    DEFAULT_MAX_TRACKED_TASKS, FLUSH_THRESHOLD, PerfettoWriter, TraceHandle, encode_trace, encode_trace_with_dropped,
+};

@@ -1,0 +1,262 @@
+//! The taskline trace layout on top of Perfetto's TrackEvent protos: field
+//! numbers, track uuids, interned ids and how each [`EventKind`] maps to a
+//! TrackEvent. Shared by the encoder and the reader so both agree.
+//!
+//! Field numbers come from perfetto's `protos/perfetto/trace/**.proto` and were
+//! cross-checked against the PyPI `perfetto` package's descriptors.
+
+use taskline_layer::event::{EventKind, NO_VALUE, NO_WORKER};
+
+/// `Trace.packet`.
+pub(crate) const TRACE_PACKET: u32 = 1;
+
+/// `TracePacket` fields.
+pub(crate) mod packet {
+    pub(crate) const TIMESTAMP: u32 = 8;
+    pub(crate) const TRUSTED_PACKET_SEQUENCE_ID: u32 = 10;
+    pub(crate) const TRACK_EVENT: u32 = 11;
+    pub(crate) const INTERNED_DATA: u32 = 12;
+    pub(crate) const SEQUENCE_FLAGS: u32 = 13;
+    pub(crate) const TRACK_DESCRIPTOR: u32 = 60;
+    /// `SEQ_INCREMENTAL_STATE_CLEARED`.
+    pub(crate) const SEQ_INCREMENTAL_STATE_CLEARED: u64 = 1;
+    /// `SEQ_NEEDS_INCREMENTAL_STATE`.
+    pub(crate) const SEQ_NEEDS_INCREMENTAL_STATE: u64 = 2;
+}
+
+/// `TrackEvent` fields.
+pub(crate) mod track_event {
+    pub(crate) const CATEGORY_IIDS: u32 = 3;
+    pub(crate) const DEBUG_ANNOTATIONS: u32 = 4;
+    pub(crate) const TYPE: u32 = 9;
+    pub(crate) const NAME_IID: u32 = 10;
+    pub(crate) const TRACK_UUID: u32 = 11;
+    pub(crate) const COUNTER_VALUE: u32 = 30;
+    /// `repeated fixed64 flow_ids = 47` (unpacked).
+    pub(crate) const FLOW_IDS: u32 = 47;
+    /// `repeated fixed64 terminating_flow_ids = 48` (unpacked).
+    pub(crate) const TERMINATING_FLOW_IDS: u32 = 48;
+    pub(crate) const TYPE_SLICE_BEGIN: u64 = 1;
+    pub(crate) const TYPE_SLICE_END: u64 = 2;
+    pub(crate) const TYPE_INSTANT: u64 = 3;
+    pub(crate) const TYPE_COUNTER: u64 = 4;
+}
+
+/// `DebugAnnotation` fields.
+pub(crate) mod annotation {
+    pub(crate) const NAME_IID: u32 = 1;
+    pub(crate) const UINT_VALUE: u32 = 3;
+    pub(crate) const STRING_VALUE_IID: u32 = 17;
+}
+
+/// `InternedData` fields; every entry message has `iid = 1` and the value at 2.
+pub(crate) mod interned {
+    pub(crate) const EVENT_CATEGORIES: u32 = 1;
+    pub(crate) const EVENT_NAMES: u32 = 2;
+    pub(crate) const DEBUG_ANNOTATION_NAMES: u32 = 3;
+    pub(crate) const DEBUG_ANNOTATION_STRING_VALUES: u32 = 29;
+    pub(crate) const IID: u32 = 1;
+    pub(crate) const VALUE: u32 = 2;
+}
+
+/// `TrackDescriptor`, `ProcessDescriptor`, `ThreadDescriptor` fields.
+pub(crate) mod track {
+    pub(crate) const UUID: u32 = 1;
+    pub(crate) const NAME: u32 = 2;
+    pub(crate) const PROCESS: u32 = 3;
+    pub(crate) const THREAD: u32 = 4;
+    pub(crate) const PARENT_UUID: u32 = 5;
+    pub(crate) const COUNTER: u32 = 8;
+    pub(crate) const SIBLING_ORDER_RANK: u32 = 12;
+    pub(crate) const DESCRIPTION: u32 = 14;
+    pub(crate) const PROCESS_PID: u32 = 1;
+    pub(crate) const PROCESS_NAME: u32 = 6;
+    pub(crate) const THREAD_PID: u32 = 1;
+    pub(crate) const THREAD_TID: u32 = 2;
+    pub(crate) const THREAD_NAME: u32 = 5;
+}
+
+/// The one packet sequence a taskline trace uses.
+pub(crate) const SEQUENCE_ID: u64 = 1;
+
+/// Marker in the process track's description: identifies a taskline trace and its layout version.
+pub(crate) const FORMAT_MARKER: &str = "taskline trace format 1";
+
+/// Track uuid of the process track (stats and counters hang off it).
+pub(crate) const PROCESS_UUID: u64 = 1;
+/// Counter track uuid = `COUNTER_UUID_BASE + counter kind` (kind < 16).
+pub(crate) const COUNTER_UUID_BASE: u64 = 0x10;
+/// Thread track uuid = `THREAD_UUID_BASE + recorder thread number`.
+pub(crate) const THREAD_UUID_BASE: u64 = 0x100;
+/// Span track (child of a thread track) uuid = `SPAN_UUID_BASE + thread number`.
+pub(crate) const SPAN_UUID_BASE: u64 = 0x2_0000;
+/// Synthetic OS tid of a thread track = `TID_BASE + thread number` (we do not know real tids).
+pub(crate) const TID_BASE: i64 = 1 << 32;
+
+/// Registry string `id` is interned as debug-annotation string value `2*id+1`.
+pub(crate) fn string_iid(id: u32) -> u64 {
+    2 * u64::from(id) + 1
+}
+/// Registry site `id` is interned as debug-annotation string value `2*id+2`.
+pub(crate) fn site_iid(id: u32) -> u64 {
+    2 * u64::from(id) + 2
+}
+
+/// Interned category names (iid = index + 1). One per event group, so the
+/// category and the TrackEvent type identify the [`EventKind`].
+pub(crate) const CATEGORIES: [&str; 10] = [
+    "spawn",     // 1
+    "task_name", // 2
+    "poll",      // 3
+    "wake",      // 4
+    "resource",  // 5
+    "blocking",  // 6
+    "terminate", // 7
+    "idle",      // 8
+    "span",      // 9
+    "taskline",  // 10: the end marker with the recorder's stats
+];
+pub(crate) const CAT_TASKLINE: u64 = 10;
+
+/// Fixed event names (iid = index + 1); task labels are interned after them.
+pub(crate) const EVENT_NAMES: [&str; 11] = [
+    "spawn",          // 1
+    "task name",      // 2
+    "wake",           // 3
+    "resource wait",  // 4
+    "terminate",      // 5
+    "idle",           // 6
+    "blocking",       // 7
+    "block_in_place", // 8
+    "poll",           // 9: a poll of a task whose name and site are unknown
+    "span",           // 10
+    "taskline.stats", // 11
+];
+pub(crate) const NAME_IDLE: u64 = 6;
+pub(crate) const NAME_BLOCKING: u64 = 7;
+pub(crate) const NAME_BLOCK_IN_PLACE: u64 = 8;
+pub(crate) const NAME_POLL: u64 = 9;
+pub(crate) const NAME_SPAN: u64 = 10;
+pub(crate) const NAME_STATS: u64 = 11;
+/// First iid handed to task labels and span names.
+pub(crate) const FIRST_DYNAMIC_NAME_IID: u64 = 16;
+
+/// Fixed debug annotation names (iid = index + 1).
+pub(crate) const ANNOTATION_NAMES: [&str; 18] = [
+    "task",             // 1
+    "size_bytes",       // 2
+    "site",             // 3
+    "name",             // 4
+    "sched_latency_ns", // 5
+    "worker",           // 6
+    "waker_task",       // 7
+    "resource_id",      // 8
+    "resource",         // 9
+    "span_id",          // 10
+    "flags",            // 11
+    "thread",           // 12
+    "arg",              // 13
+    "aux",              // 14
+    "dropped_events",   // 15
+    "events_written",   // 16
+    "events_skipped",   // 17
+    "flows_written",    // 18
+];
+pub(crate) const A_TASK: u64 = 1;
+pub(crate) const A_FLAGS: u64 = 11;
+pub(crate) const A_THREAD: u64 = 12;
+pub(crate) const A_DROPPED: u64 = 15;
+pub(crate) const A_EVENTS_WRITTEN: u64 = 16;
+pub(crate) const A_EVENTS_SKIPPED: u64 = 17;
+pub(crate) const A_FLOWS: u64 = 18;
+
+/// What an event's `aux` refers to, which decides how it is annotated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum AuxRef {
+    /// A plain number; omitted when equal to the default.
+    Plain(u32),
+    /// A worker index; omitted when equal to the thread track's worker.
+    Worker,
+    /// A registry string id (annotated as an interned string when known).
+    String,
+    /// A registry site id (annotated as an interned string when known).
+    Site,
+}
+
+/// How one [`EventKind`] is written: category, TrackEvent type and the
+/// annotation names and defaults of its `arg` and `aux`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct KindLayout {
+    pub(crate) category: u64,
+    pub(crate) ty: u64,
+    pub(crate) arg_name: u64,
+    pub(crate) arg_default: u64,
+    pub(crate) aux_name: u64,
+    pub(crate) aux: AuxRef,
+}
+
+/// The layout of `kind`.
+pub(crate) fn layout(kind: EventKind) -> KindLayout {
+    use track_event::*;
+    let (category, ty, arg_name, arg_default, aux_name, aux) = match kind {
+        EventKind::Spawn => (1, TYPE_INSTANT, 2, 0, 3, AuxRef::Site),
+        EventKind::TaskName => (2, TYPE_INSTANT, 13, 0, 4, AuxRef::String),
+        EventKind::PollStart => (3, TYPE_SLICE_BEGIN, 5, NO_VALUE, 6, AuxRef::Worker),
+        EventKind::PollEnd => (3, TYPE_SLICE_END, 13, 0, 6, AuxRef::Worker),
+        EventKind::Wake => (4, TYPE_INSTANT, 7, 0, 14, AuxRef::Plain(0)),
+        EventKind::ResourceWait => (5, TYPE_INSTANT, 8, 0, 9, AuxRef::String),
+        EventKind::BlockingStart => (6, TYPE_SLICE_BEGIN, 13, 0, 6, AuxRef::Worker),
+        EventKind::BlockingEnd => (6, TYPE_SLICE_END, 13, 0, 6, AuxRef::Worker),
+        EventKind::Terminate => (7, TYPE_INSTANT, 13, 0, 14, AuxRef::Plain(0)),
+        EventKind::Park => (8, TYPE_SLICE_BEGIN, 13, 0, 6, AuxRef::Worker),
+        EventKind::Unpark => (8, TYPE_SLICE_END, 13, 0, 6, AuxRef::Worker),
+        EventKind::SpanEnter => (9, TYPE_SLICE_BEGIN, 10, 0, 4, AuxRef::String),
+        EventKind::SpanExit => (9, TYPE_SLICE_END, 10, 0, 4, AuxRef::String),
+        EventKind::Counter => (0, TYPE_COUNTER, 0, 0, 14, AuxRef::Plain(0)),
+    };
+    KindLayout {
+        category,
+        ty,
+        arg_name,
+        arg_default,
+        aux_name,
+        aux,
+    }
+}
+
+/// The kind written with `category` and TrackEvent type `ty` (counters have no category).
+pub(crate) fn kind_of(category: u64, ty: u64) -> Option<EventKind> {
+    EventKind::ALL.into_iter().find(|&k| {
+        let l = layout(k);
+        l.ty == ty && (ty == track_event::TYPE_COUNTER || l.category == category)
+    })
+}
+
+/// Default `aux` of a worker-annotated event on a thread whose track says `worker`.
+pub(crate) fn worker_default(worker: Option<u32>) -> u32 {
+    worker.unwrap_or(NO_WORKER)
+}
+
+/// Display name of a counter track.
+pub(crate) fn counter_name(kind: u8) -> String {
+    match kind {
+        0 => "alive tasks".to_owned(),
+        1 => "runnable tasks".to_owned(),
+        2 => "global queue depth".to_owned(),
+        k => format!("counter {k}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_a_unique_category_and_type() {
+        for k in EventKind::ALL {
+            let l = layout(k);
+            assert_eq!(kind_of(l.category, l.ty), Some(k), "{k:?}");
+        }
+        assert_eq!(kind_of(CAT_TASKLINE, track_event::TYPE_INSTANT), None);
+    }
+}

@@ -1,0 +1,309 @@
+//! [`PerfettoWriter`]: a [`Sink`] that streams the recording into a Perfetto
+//! trace file, and [`encode_trace`] for one-shot encodes.
+//!
+//! The writer buffers packets in memory (the buffer is handed to the output
+//! whenever it passes [`FLUSH_THRESHOLD`] bytes, so it stays near that size)
+//! and never panics:
+//! the first write error is kept, reported once on stderr, and returned by
+//! [`TraceHandle::finish`]; later events are counted but not written.
+//!
+//! The recorder owns a sink once it is added, so [`PerfettoWriter::handle`]
+//! (and [`PerfettoWriter::create`]) give a cloneable [`TraceHandle`] to read
+//! the counts and finish the file from any thread.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use taskline_layer::event::Event;
+use taskline_layer::registry::Registry;
+use taskline_layer::sink::Sink;
+
+use crate::encoder::Encoder;
+
+/// Buffered packet bytes are written out once they exceed this many bytes.
+pub const FLUSH_THRESHOLD: usize = 64 * 1024;
+/// Default bound on per-task state (labels, pending flow arrows).
+pub const DEFAULT_MAX_TRACKED_TASKS: usize = 65_536;
+
+struct State<W> {
+    enc: Encoder,
+    out: Option<W>,
+    error: Option<io::Error>,
+}
+
+struct Shared<W> {
+    state: Mutex<State<W>>,
+    bytes_written: AtomicU64,
+    events_written: AtomicU64,
+    events_ignored: AtomicU64,
+    write_errors: AtomicU64,
+    dropped_events: AtomicU64,
+}
+
+impl<W: Write> Shared<W> {
+    fn lock(&self) -> MutexGuard<'_, State<W>> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Hands buffered bytes to the output (all of them when `force`).
+    fn drain(&self, st: &mut State<W>, force: bool) {
+        if st.enc.out.is_empty() || (!force && st.enc.out.len() < FLUSH_THRESHOLD) {
+            return;
+        }
+        let State { enc, out, error } = st;
+        if error.is_none()
+            && let Some(w) = out.as_mut()
+        {
+            match w.write_all(&enc.out) {
+                Ok(()) => {
+                    self.bytes_written
+                        .fetch_add(enc.out.len() as u64, Ordering::Relaxed);
+                }
+                Err(e) => self.fail(error, e),
+            }
+        }
+        enc.out.clear();
+    }
+
+    fn fail(&self, slot: &mut Option<io::Error>, e: io::Error) {
+        if self.write_errors.fetch_add(1, Ordering::Relaxed) == 0 {
+            eprintln!("taskline: writing the trace failed ({e}); the rest of the trace is dropped");
+        }
+        if slot.is_none() {
+            *slot = Some(e);
+        }
+    }
+
+    fn on_events(&self, events: &[Event], registry: &Registry) {
+        let mut st = self.lock();
+        if st.out.is_none() || st.error.is_some() {
+            self.events_ignored
+                .fetch_add(events.len() as u64, Ordering::Relaxed);
+            return;
+        }
+        st.enc.sync(registry);
+        for e in events {
+            st.enc.event(e, registry);
+            if st.enc.out.len() >= FLUSH_THRESHOLD {
+                self.drain(&mut st, true);
+            }
+        }
+        self.events_written
+            .store(st.enc.stats.events_written, Ordering::Relaxed);
+    }
+
+    fn on_flush(&self, registry: &Registry) {
+        let mut st = self.lock();
+        if st.out.is_none() {
+            return;
+        }
+        st.enc.sync(registry);
+        self.drain(&mut st, true);
+        let State { out, error, .. } = &mut *st;
+        if error.is_none()
+            && let Some(w) = out.as_mut()
+            && let Err(e) = w.flush()
+        {
+            self.fail(error, e);
+        }
+    }
+
+    fn finish(&self, registry: Option<&Registry>) -> io::Result<W> {
+        let mut st = self.lock();
+        if st.out.is_none() {
+            return Err(io::Error::other("taskline trace already finished"));
+        }
+        if let Some(r) = registry {
+            st.enc.sync(r);
+        }
+        st.enc.finish(self.dropped_events.load(Ordering::Relaxed));
+        self.drain(&mut st, true);
+        let Some(mut w) = st.out.take() else {
+            return Err(io::Error::other("taskline trace already finished"));
+        };
+        if st.error.is_none()
+            && let Err(e) = w.flush()
+        {
+            self.fail(&mut st.error, e);
+        }
+        match st.error.take() {
+            Some(e) => Err(e),
+            None => Ok(w),
+        }
+    }
+}
+
+/// A [`Sink`] writing a Perfetto trace (TrackEvent protobuf) to `W` as events arrive.
+///
+/// ```no_run
+/// use taskline_trace::PerfettoWriter;
+/// let (sink, handle) = PerfettoWriter::create("trace.pftrace").unwrap();
+/// // recorder.add_sink(sink); ... run the workload ... recorder.flush();
+/// # drop(sink);
+/// handle.finish().unwrap();
+/// ```
+pub struct PerfettoWriter<W: Write + Send + 'static> {
+    shared: Arc<Shared<W>>,
+}
+
+/// A cloneable handle to a [`PerfettoWriter`]'s counts and its `finish`,
+/// usable while the recorder owns the writer.
+pub struct TraceHandle<W: Write + Send + 'static> {
+    shared: Arc<Shared<W>>,
+}
+
+impl<W: Write + Send + 'static> Clone for TraceHandle<W> {
+    fn clone(&self) -> Self {
+        TraceHandle {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl PerfettoWriter<File> {
+    /// Creates (truncates) the file at `path` and returns the sink to add to
+    /// the recorder plus a handle to finish the file later.
+    pub fn create(path: impl AsRef<Path>) -> io::Result<(Self, TraceHandle<File>)> {
+        let w = PerfettoWriter::new(File::create(path)?);
+        let h = w.handle();
+        Ok((w, h))
+    }
+}
+
+impl<W: Write + Send + 'static> PerfettoWriter<W> {
+    /// A writer into `out`, keeping per-task state for at most
+    /// [`DEFAULT_MAX_TRACKED_TASKS`] live tasks.
+    pub fn new(out: W) -> Self {
+        Self::with_max_tracked_tasks(out, DEFAULT_MAX_TRACKED_TASKS)
+    }
+
+    /// A writer into `out` keeping per-task state (poll names, pending flow
+    /// arrows) for at most `max_tracked_tasks` live tasks; further tasks'
+    /// polls are named `poll` and their wakes get no arrow.
+    pub fn with_max_tracked_tasks(out: W, max_tracked_tasks: usize) -> Self {
+        PerfettoWriter {
+            shared: Arc::new(Shared {
+                state: Mutex::new(State {
+                    enc: Encoder::new(max_tracked_tasks),
+                    out: Some(out),
+                    error: None,
+                }),
+                bytes_written: AtomicU64::new(0),
+                events_written: AtomicU64::new(0),
+                events_ignored: AtomicU64::new(0),
+                write_errors: AtomicU64::new(0),
+                dropped_events: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// A handle sharing this writer's state.
+    pub fn handle(&self) -> TraceHandle<W> {
+        TraceHandle {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Bytes handed to the output so far.
+    pub fn bytes_written(&self) -> u64 {
+        self.shared.bytes_written.load(Ordering::Relaxed)
+    }
+
+    /// Events encoded so far (some may still sit in the buffer).
+    pub fn events_written(&self) -> u64 {
+        self.shared.events_written.load(Ordering::Relaxed)
+    }
+
+    /// Writes the end marker, flushes, and gives the output back. Errors with
+    /// the first write error if any write failed.
+    pub fn finish(self) -> io::Result<W> {
+        self.shared.finish(None)
+    }
+}
+
+impl<W: Write + Send + 'static> TraceHandle<W> {
+    /// Bytes handed to the output so far.
+    pub fn bytes_written(&self) -> u64 {
+        self.shared.bytes_written.load(Ordering::Relaxed)
+    }
+
+    /// Events encoded so far.
+    pub fn events_written(&self) -> u64 {
+        self.shared.events_written.load(Ordering::Relaxed)
+    }
+
+    /// Events delivered after `finish` or after a write error, not written.
+    pub fn events_ignored(&self) -> u64 {
+        self.shared.events_ignored.load(Ordering::Relaxed)
+    }
+
+    /// Failed writes (the first one stops the trace).
+    pub fn write_errors(&self) -> u64 {
+        self.shared.write_errors.load(Ordering::Relaxed)
+    }
+
+    /// Sets the recorder's dropped-event count that `finish` records in the
+    /// end marker (e.g. `recorder.stats().dropped`), so readers know data was lost.
+    pub fn set_dropped_events(&self, dropped: u64) {
+        self.shared.dropped_events.store(dropped, Ordering::Relaxed);
+    }
+
+    /// Writes the end marker, flushes, and gives the output back; the sink
+    /// ignores every later event. Call the recorder's `flush` first so every
+    /// recorded event is in. Errors with the first write error if any
+    /// failed, or if the trace was already finished.
+    pub fn finish(&self) -> io::Result<W> {
+        self.shared.finish(None)
+    }
+
+    /// Like [`finish`](Self::finish), and first describes registry entries
+    /// the sink has not seen yet (interned after the last delivered batch).
+    pub fn finish_with_registry(&self, registry: &Registry) -> io::Result<W> {
+        self.shared.finish(Some(registry))
+    }
+}
+
+impl<W: Write + Send + 'static> Sink for PerfettoWriter<W> {
+    fn on_events(&mut self, events: &[Event], registry: &Registry) {
+        self.shared.on_events(events, registry);
+    }
+
+    fn on_flush(&mut self, registry: &Registry) {
+        self.shared.on_flush(registry);
+    }
+}
+
+/// Encodes `events` (in timestamp order) and the `registry` they refer to as
+/// one complete trace into `out`; returns the bytes written.
+pub fn encode_trace<W: Write>(events: &[Event], registry: &Registry, out: W) -> io::Result<u64> {
+    encode_trace_with_dropped(events, registry, 0, out)
+}
+
+/// Like [`encode_trace`], recording `dropped_events` in the end marker.
+pub fn encode_trace_with_dropped<W: Write>(
+    events: &[Event],
+    registry: &Registry,
+    dropped_events: u64,
+    mut out: W,
+) -> io::Result<u64> {
+    let mut enc = Encoder::new(DEFAULT_MAX_TRACKED_TASKS);
+    let mut total = 0u64;
+    enc.sync(registry);
+    for e in events {
+        enc.event(e, registry);
+        if enc.out.len() >= FLUSH_THRESHOLD {
+            out.write_all(&enc.out)?;
+            total += enc.out.len() as u64;
+            enc.out.clear();
+        }
+    }
+    enc.sync(registry);
+    enc.finish(dropped_events);
+    out.write_all(&enc.out)?;
+    total += enc.out.len() as u64;
+    out.flush()?;
+    Ok(total)
+}
