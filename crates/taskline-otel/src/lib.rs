@@ -1,7 +1,9 @@
 //! taskline's OpenTelemetry metrics (docs filled in below).
 
+pub mod otlp;
 pub mod runtime;
 
+pub use otlp::{ExportStats, OtlpConfig, OtlpGuard, Transport, init_otlp};
 pub use runtime::RuntimeMetricsExporter;
 
 /// Name of the meter taskline's helpers take from a meter provider.
