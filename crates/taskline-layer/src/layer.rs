@@ -224,31 +224,33 @@ impl TasklineLayer {
         })
     }
 
-    fn on_task_enter(&self, t: &TaskSpan) {
+    fn on_task_enter(&self, t: &TaskSpan, last_exit: u64) {
         if context::in_hooked_poll() && context::current_task() == t.task {
             // The runtime hooks recorded this poll and set the current task.
             return;
         }
         let prev = context::set_current_task(t.task);
         t.saved.store(OWNED | (prev & !OWNED), Ordering::Relaxed);
+        let blocking = t.kind == TaskKind::Blocking;
+        let ts = clock::now_ns();
         let worker = worker_index();
-        if t.kind == TaskKind::Blocking {
-            self.emit(
-                EventKind::BlockingStart,
-                t.task,
-                0,
-                worker,
-                BlockingKind::SpawnBlocking as u8,
-            );
-        } else {
-            self.emit(
-                EventKind::PollStart,
-                t.task,
-                NO_VALUE,
-                worker,
-                flags::FROM_LAYER,
-            );
+        if last_exit == t.task {
+            // Entered right after its own exit on this thread: a re-poll, or
+            // `Instrumented`'s drop (which enters the span once more to drop
+            // the future). Decide at the next callback; see `Pending`.
+            with_local(|l| {
+                l.adopt(self);
+                l.pending = Pending::Start {
+                    task: t.task,
+                    blocking,
+                    ts,
+                    worker,
+                };
+            });
+            return;
         }
+        self.recorder
+            .record(start_event(t.task, blocking, ts, worker));
     }
 
     fn on_task_exit(&self, t: &TaskSpan) {
@@ -256,19 +258,34 @@ impl TasklineLayer {
         if saved & OWNED == 0 {
             return;
         }
-        let worker = worker_index();
-        if t.kind == TaskKind::Blocking {
-            self.emit(
-                EventKind::BlockingEnd,
-                t.task,
-                0,
-                worker,
-                BlockingKind::SpawnBlocking as u8,
-            );
-        } else {
-            self.emit(EventKind::PollEnd, t.task, 0, worker, flags::FROM_LAYER);
-        }
         context::set_current_task(saved & !OWNED);
+        let ts = clock::now_ns();
+        let worker = worker_index();
+        let deferred = with_local(|l| {
+            l.last_exit = t.task;
+            match l.pending {
+                Pending::Start {
+                    task,
+                    blocking,
+                    ts: start,
+                    worker: w,
+                } if task == t.task => {
+                    l.pending = Pending::Pair {
+                        task,
+                        blocking,
+                        start,
+                        end: ts,
+                        worker: w,
+                    };
+                    true
+                }
+                _ => false,
+            }
+        });
+        if deferred != Some(true) {
+            self.recorder
+                .record(end_event(t.task, t.kind == TaskKind::Blocking, ts, worker));
+        }
     }
 
     fn on_waker_event<S>(&self, event: &tracing::Event<'_>, ctx: &Context<'_, S>)
@@ -354,6 +371,7 @@ where
     }
 
     fn on_new_span(&self, attrs: &span::Attributes<'_>, id: &span::Id, ctx: Context<'_, S>) {
+        before(Cb::Other);
         let meta = attrs.metadata();
         let name = meta.name();
         let data = if name == SPAWN_SPAN && is_tokio_target(meta.target()) {
@@ -391,6 +409,7 @@ where
     }
 
     fn on_event(&self, event: &tracing::Event<'_>, ctx: Context<'_, S>) {
+        before(Cb::Other);
         let target = event.metadata().target();
         if target == WAKER_TARGET {
             self.on_waker_event(event, &ctx);
@@ -400,13 +419,13 @@ where
     }
 
     fn on_enter(&self, id: &span::Id, ctx: Context<'_, S>) {
+        let last_exit = before(Cb::Other);
         let Some(span) = ctx.span(id) else {
             return;
         };
-        let name = span.name();
-        if name == SPAWN_SPAN {
+        if span.name() == SPAWN_SPAN {
             if let Some(t) = span.extensions().get::<TaskSpan>() {
-                self.on_task_enter(t);
+                self.on_task_enter(t, last_exit);
             }
         } else if self.record_spans
             && let Some(a) = span.extensions().get::<AppSpan>()
@@ -417,14 +436,23 @@ where
 
     fn on_exit(&self, id: &span::Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else {
+            before(Cb::Other);
             return;
         };
-        let name = span.name();
-        if name == SPAWN_SPAN {
-            if let Some(t) = span.extensions().get::<TaskSpan>() {
-                self.on_task_exit(t);
+        if span.name() == SPAWN_SPAN {
+            match span.extensions().get::<TaskSpan>() {
+                Some(t) => {
+                    before(Cb::Exit(t.task));
+                    self.on_task_exit(t);
+                }
+                None => {
+                    before(Cb::Other);
+                }
             }
-        } else if self.record_spans
+            return;
+        }
+        before(Cb::Other);
+        if self.record_spans
             && let Some(a) = span.extensions().get::<AppSpan>()
         {
             self.emit(EventKind::SpanExit, 0, id.into_u64(), a.name, 0);
@@ -433,15 +461,189 @@ where
 
     fn on_close(&self, id: span::Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(&id) else {
+            before(Cb::Other);
             return;
         };
         if span.name() != SPAWN_SPAN {
+            before(Cb::Other);
             return;
         }
-        if let Some(t) = span.extensions().get::<TaskSpan>() {
-            self.emit(EventKind::Terminate, t.task, 0, 0, flags::FROM_LAYER);
+        match span.extensions().get::<TaskSpan>() {
+            Some(t) => {
+                before(Cb::Close(t.task));
+                self.emit(EventKind::Terminate, t.task, 0, 0, flags::FROM_LAYER);
+            }
+            None => {
+                before(Cb::Other);
+            }
         }
     }
+}
+
+/// What a layer callback is, for resolving a [`Pending`] poll.
+#[derive(Clone, Copy)]
+enum Cb {
+    /// Anything but the two below.
+    Other,
+    /// Exit of the span of this task.
+    Exit(u64),
+    /// Close of the span of this task.
+    Close(u64),
+}
+
+/// A poll whose events wait for the next layer callback on this thread.
+///
+/// `tracing::Instrumented` (which Tokio wraps every task in) enters the task
+/// span once more when it *drops* the future, after the last poll; a naive
+/// layer would count one poll too many per task. That extra enter is
+/// indistinguishable from a re-poll when it directly follows the task's own
+/// exit on the same thread, but it is always followed at once by its exit and
+/// the span's close. So in exactly that ambiguous case the layer holds the
+/// poll back: if the next callback after its exit is the close of the same
+/// span, it was the drop and is discarded; any other callback proves a real
+/// poll, which is then recorded with its original timestamps. Unambiguous
+/// polls (the common case: the task was not the last thing this thread
+/// exited) are recorded immediately.
+#[derive(Clone, Copy, Debug, Default)]
+enum Pending {
+    #[default]
+    None,
+    /// Entered, not yet exited.
+    Start {
+        task: u64,
+        blocking: bool,
+        ts: u64,
+        worker: u32,
+    },
+    /// Entered and exited.
+    Pair {
+        task: u64,
+        blocking: bool,
+        start: u64,
+        end: u64,
+        worker: u32,
+    },
+}
+
+/// Per-thread layer state.
+#[derive(Default)]
+struct Local {
+    /// Task whose span exit was the last layer callback on this thread.
+    last_exit: u64,
+    /// See [`Pending`].
+    pending: Pending,
+    /// Layer id and recorder owning `pending`.
+    owner: Option<(u64, Recorder)>,
+}
+
+impl Local {
+    /// Makes `layer` the owner of the pending poll (clones its recorder only
+    /// when the owner changes).
+    fn adopt(&mut self, layer: &TasklineLayer) {
+        if self.owner.as_ref().map(|o| o.0) != Some(layer.id) {
+            self.owner = Some((layer.id, layer.recorder.clone()));
+        }
+    }
+
+    /// Records the pending poll (a real one) and clears it.
+    fn flush(&mut self) {
+        let p = std::mem::take(&mut self.pending);
+        let Some((_, rec)) = &self.owner else {
+            return;
+        };
+        match p {
+            Pending::None => {}
+            Pending::Start {
+                task,
+                blocking,
+                ts,
+                worker,
+            } => rec.record(start_event(task, blocking, ts, worker)),
+            Pending::Pair {
+                task,
+                blocking,
+                start,
+                end,
+                worker,
+            } => {
+                rec.record(start_event(task, blocking, start, worker));
+                rec.record(end_event(task, blocking, end, worker));
+            }
+        }
+    }
+}
+
+impl Drop for Local {
+    fn drop(&mut self) {
+        // Thread exit: a held-back poll was real (best effort: the
+        // recorder's own thread state may already be gone).
+        self.flush();
+    }
+}
+
+thread_local! {
+    static LOCAL: RefCell<Local> = RefCell::new(Local::default());
+}
+
+/// Runs `f` on this thread's [`Local`]; `None` during thread teardown or reentry.
+#[inline]
+fn with_local<R>(f: impl FnOnce(&mut Local) -> R) -> Option<R> {
+    LOCAL
+        .try_with(|l| l.try_borrow_mut().ok().map(|mut l| f(&mut l)))
+        .ok()
+        .flatten()
+}
+
+/// Called first by every layer callback: resolves the pending poll against
+/// this callback and returns the task whose exit was the previous callback on
+/// this thread (0 if none).
+#[inline]
+fn before(cb: Cb) -> u64 {
+    with_local(|l| {
+        let last = std::mem::take(&mut l.last_exit);
+        match (l.pending, cb) {
+            (Pending::None, _) => {}
+            (Pending::Start { task, .. }, Cb::Exit(t)) if t == task => {}
+            (Pending::Pair { task, .. }, Cb::Close(t)) if t == task => {
+                // It was `Instrumented`'s drop, not a poll.
+                l.pending = Pending::None;
+            }
+            _ => l.flush(),
+        }
+        last
+    })
+    .unwrap_or(0)
+}
+
+/// `PollStart`, or `BlockingStart` for a `spawn_blocking` task.
+fn start_event(task: u64, blocking: bool, ts: u64, worker: u32) -> Event {
+    let mut e = if blocking {
+        let mut e = Event::new(EventKind::BlockingStart, ts, task);
+        e.flags = BlockingKind::SpawnBlocking as u8;
+        e
+    } else {
+        let mut e = Event::new(EventKind::PollStart, ts, task);
+        e.arg = NO_VALUE;
+        e.flags = flags::FROM_LAYER;
+        e
+    };
+    e.aux = worker;
+    e
+}
+
+/// `PollEnd`, or `BlockingEnd` for a `spawn_blocking` task.
+fn end_event(task: u64, blocking: bool, ts: u64, worker: u32) -> Event {
+    let mut e = if blocking {
+        let mut e = Event::new(EventKind::BlockingEnd, ts, task);
+        e.flags = BlockingKind::SpawnBlocking as u8;
+        e
+    } else {
+        let mut e = Event::new(EventKind::PollEnd, ts, task);
+        e.flags = flags::FROM_LAYER;
+        e
+    };
+    e.aux = worker;
+    e
 }
 
 /// Extension data computed before the span is looked up.
