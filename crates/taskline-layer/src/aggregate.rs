@@ -170,6 +170,9 @@ struct SiteAcc {
 struct ThreadAcc {
     poll_task: u64,
     poll_start: u64,
+    /// Site of the task being polled (tokio reports a task's termination
+    /// before the end of its last poll, so the task may be gone by then).
+    poll_site: Option<u32>,
     blocking_start: Option<u64>,
 }
 
@@ -416,9 +419,11 @@ impl Aggregator {
     }
 
     fn poll_start(&mut self, e: &Event) {
+        let site = self.tasks.get(&e.task).map(|t| t.site);
         let th = self.thread_mut(e.thread);
         th.poll_task = e.task;
         th.poll_start = e.ts_ns;
+        th.poll_site = site;
         self.totals.polls += 1;
         if let Some(w) = self.worker_mut(e) {
             w.polls += 1;
@@ -495,11 +500,12 @@ impl Aggregator {
     fn poll_end(&mut self, e: &Event) {
         let th = self.thread_mut(e.thread);
         let mut dur = None;
+        let mut site = None;
         if th.poll_task == e.task && th.poll_task != 0 {
             dur = Some(e.ts_ns.saturating_sub(th.poll_start));
+            site = th.poll_site.take();
             th.poll_task = 0;
         }
-        let mut site = None;
         let mut rewoken = false;
         if let Some(t) = self.tasks.get_mut(&e.task) {
             if dur.is_none() && t.phase == Phase::Polling {

@@ -40,14 +40,34 @@ unsafe impl Sync for Ring {}
 // SAFETY: see above; Event is plain data.
 unsafe impl Send for Ring {}
 
+/// `capacity` zeroed slots. An all-zero `Event` is valid (integers only), and
+/// zeroed memory lets the allocator hand out fresh pages without touching
+/// them, so registering a thread stays cheap even for large rings.
+fn zeroed_slots(capacity: usize) -> Box<[UnsafeCell<Event>]> {
+    use std::alloc::{Layout, alloc_zeroed, handle_alloc_error};
+    let Ok(layout) = Layout::array::<UnsafeCell<Event>>(capacity) else {
+        return Box::default();
+    };
+    if layout.size() == 0 {
+        return Box::default();
+    }
+    // SAFETY: the layout has non-zero size; the memory is zeroed, which is a
+    // valid `UnsafeCell<Event>` (repr(transparent) over plain integers); the
+    // box takes ownership with the same layout it was allocated with.
+    unsafe {
+        let ptr = alloc_zeroed(layout).cast::<UnsafeCell<Event>>();
+        if ptr.is_null() {
+            handle_alloc_error(layout);
+        }
+        Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr, capacity))
+    }
+}
+
 impl Ring {
     /// A ring of `capacity` events (a power of two), all slots preallocated.
     pub(crate) fn new(capacity: usize, thread: u16) -> Ring {
         debug_assert!(capacity.is_power_of_two());
-        let slots = (0..capacity)
-            .map(|_| UnsafeCell::new(Event::default()))
-            .collect::<Vec<_>>()
-            .into_boxed_slice();
+        let slots = zeroed_slots(capacity);
         Ring {
             slots,
             mask: capacity - 1,

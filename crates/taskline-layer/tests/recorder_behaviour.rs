@@ -284,7 +284,7 @@ fn ev(kind: EventKind, ts: u64, task: u64) -> Event {
 }
 
 /// A handcrafted stream: spawn at 0, first poll 100..400 (slow), wake at
-/// 1000, poll 1500..1600 with Tokio latency 200, terminate. Hooks and layer
+/// 1000, poll 1500..1600 with Tokio latency 200 during which it terminates. Hooks and layer
 /// both report the spawn; a second terminate and a terminate of an unknown
 /// (blocking) task are ignored.
 #[test]
@@ -314,6 +314,7 @@ fn aggregator_reads_a_task_life() {
     let mut p2 = ev(EventKind::PollStart, 1500, 7);
     p2.arg = 200;
     let e2 = ev(EventKind::PollEnd, 1600, 7);
+    // Tokio reports termination inside the last poll, before its end.
     let events = vec![
         spawn,
         spawn_layer,
@@ -323,8 +324,8 @@ fn aggregator_reads_a_task_life() {
         e1,
         wake,
         p2,
+        ev(EventKind::Terminate, 1590, 7),
         e2,
-        ev(EventKind::Terminate, 1700, 7),
         ev(EventKind::Terminate, 1701, 7),
         ev(EventKind::Terminate, 1702, 99),
     ];
@@ -353,6 +354,8 @@ fn aggregator_reads_a_task_life() {
     // scheduled: spawn->first poll (100) + Tokio's latency (200), not wake->poll (500)
     assert_eq!(site_stats.scheduled_ns, 300);
     assert_eq!(site_stats.idle_ns, 600);
+    assert_eq!(site_stats.busy_ns, 400);
+    assert_eq!(site_stats.slow_polls, 1);
     assert_eq!(
         site_stats.resource_waits,
         vec![("Semaphore".to_string(), 1)]
