@@ -18,6 +18,7 @@
 pub mod analysis;
 mod encoder;
 mod error;
+pub mod flight;
 mod reader;
 mod schema;
 mod wire;
@@ -26,5 +27,6 @@ mod writer;
 pub use error::{TraceError, TraceErrorKind};
 pub use reader::{Recording, read_trace};
 pub use writer::{
-    DEFAULT_MAX_TRACKED_TASKS, FLUSH_THRESHOLD, PerfettoWriter, TraceHandle, encode_trace, encode_trace_with_dropped,
+    DEFAULT_MAX_TRACKED_TASKS, FLUSH_THRESHOLD, PerfettoWriter, TraceHandle, encode_trace,
+    encode_trace_with_dropped,
 };

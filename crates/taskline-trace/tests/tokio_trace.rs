@@ -1,0 +1,183 @@
+//! A real Tokio workload recorded by the runtime hooks and the tracing layer,
+//! written as a Perfetto trace, read back, and checked by the independent
+//! Python validator (official Perfetto protos, byte-exact re-serialization).
+
+use std::cell::RefCell;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+use taskline_layer::event::{Event, EventKind, flags};
+use taskline_layer::layer::TasklineLayer;
+use taskline_layer::{Recorder, Registry, RuntimeBuilderExt, Sink};
+use taskline_trace::{PerfettoWriter, read_trace};
+use tracing::Dispatch;
+use tracing::dispatcher::DefaultGuard;
+use tracing_subscriber::prelude::*;
+
+#[derive(Clone, Default)]
+struct Collect(Arc<Mutex<Vec<Event>>>);
+
+impl Sink for Collect {
+    fn on_events(&mut self, events: &[Event], _registry: &Registry) {
+        self.0.lock().expect("lock").extend_from_slice(events);
+    }
+}
+
+thread_local! {
+    static GUARD: RefCell<Option<DefaultGuard>> = const { RefCell::new(None) };
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("taskline-trace-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// Runs `scripts/validate-trace.sh` on `file` and returns its JSON line.
+fn validate(file: &Path) -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = Command::new("bash")
+        .arg(root.join("scripts/validate-trace.sh"))
+        .arg(file)
+        .output()
+        .expect("run scripts/validate-trace.sh");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "validator failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// The integer after `"key": ` in the validator's JSON (top-level keys are unique).
+fn json_u64(json: &str, key: &str) -> u64 {
+    let pat = format!("\"{key}\": ");
+    let at = json
+        .find(&pat)
+        .unwrap_or_else(|| panic!("{key} missing in {json}"))
+        + pat.len();
+    json[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .unwrap_or_else(|_| panic!("{key} is not a number in {json}"))
+}
+
+#[test]
+fn recorded_workload_round_trips_and_validates() {
+    let rec = Recorder::with_defaults();
+    let collected = Collect::default();
+    rec.add_sink(collected.clone());
+    let dir = temp_dir("workload");
+    let path = dir.join("trace.pftrace");
+    let (sink, handle) = PerfettoWriter::create(&path).expect("create trace");
+    rec.add_sink(sink);
+
+    let dispatch = Dispatch::new(tracing_subscriber::registry().with(TasklineLayer::new(&rec)));
+    let _g = tracing::dispatcher::set_default(&dispatch);
+    let d = dispatch.clone();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .taskline(&rec)
+        .on_thread_start(move || {
+            let g = tracing::dispatcher::set_default(&d);
+            GUARD.with(|slot| *slot.borrow_mut() = Some(g));
+        })
+        .on_thread_stop(|| GUARD.with(|slot| drop(slot.borrow_mut().take())))
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        // Ping-pong pairs: every message is a cross-task wake.
+        let mut handles = Vec::new();
+        for _ in 0..20 {
+            let (tx, mut rx) = tokio::sync::mpsc::channel::<u32>(1);
+            let (back_tx, mut back_rx) = tokio::sync::mpsc::channel::<u32>(1);
+            handles.push(tokio::spawn(async move {
+                while let Some(v) = rx.recv().await {
+                    if back_tx.send(v + 1).await.is_err() {
+                        break;
+                    }
+                }
+            }));
+            handles.push(tokio::spawn(async move {
+                for i in 0..5 {
+                    tx.send(i).await.expect("send");
+                    assert_eq!(back_rx.recv().await, Some(i + 1));
+                }
+            }));
+        }
+        let sem = Arc::new(tokio::sync::Semaphore::new(1));
+        for _ in 0..10 {
+            let sem = sem.clone();
+            handles.push(tokio::spawn(async move {
+                let _p = sem.acquire().await.expect("acquire");
+                tokio::task::yield_now().await;
+            }));
+        }
+        handles.push(tokio::spawn(async {
+            tokio::task::spawn_blocking(|| std::thread::sleep(std::time::Duration::from_millis(2)))
+                .await
+                .expect("blocking");
+        }));
+        for h in handles {
+            h.await.expect("task");
+        }
+    });
+    drop(rt);
+    rec.flush();
+    handle.set_dropped_events(rec.stats().dropped);
+    handle
+        .finish_with_registry(rec.registry())
+        .expect("finish trace");
+
+    let events = collected.0.lock().expect("lock").clone();
+    let bytes = std::fs::read(&path).expect("read trace");
+    assert_eq!(handle.bytes_written(), bytes.len() as u64);
+    let back = read_trace(&bytes).expect("read_trace");
+    assert_eq!(back.events.len(), events.len());
+    assert!(
+        back.events == events,
+        "the trace holds exactly the recorded events"
+    );
+    assert_eq!(back.registry.strings(), rec.registry().strings());
+    assert_eq!(back.registry.sites(), rec.registry().sites());
+    assert_eq!(back.registry.threads(), rec.registry().threads());
+    assert_eq!(back.dropped_events, rec.stats().dropped);
+
+    let polls = events
+        .iter()
+        .filter(|e| e.kind() == Some(EventKind::PollStart))
+        .count() as u64;
+    let blocking = events
+        .iter()
+        .filter(|e| e.kind() == Some(EventKind::BlockingStart))
+        .count() as u64;
+    let cross_wakes = events
+        .iter()
+        .filter(|e| {
+            e.kind() == Some(EventKind::Wake)
+                && e.arg != 0
+                && e.arg != e.task
+                && !e.has_flag(flags::SELF_WAKE)
+        })
+        .count() as u64;
+    assert!(polls > 100, "the workload polled ({polls})");
+    assert!(
+        cross_wakes >= 100,
+        "the ping-pong woke across tasks ({cross_wakes})"
+    );
+    assert!(blocking >= 1, "spawn_blocking recorded");
+
+    let json = validate(&path);
+    assert_eq!(json_u64(&json, "poll_slices"), polls, "{json}");
+    assert_eq!(json_u64(&json, "blocking_slices"), blocking, "{json}");
+    assert_eq!(json_u64(&json, "flows"), cross_wakes, "{json}");
+    assert_eq!(back.flows, cross_wakes);
+    assert!(json_u64(&json, "flows_terminated") > 0, "{json}");
+    assert_eq!(json_u64(&json, "events"), events.len() as u64, "{json}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
