@@ -3,13 +3,109 @@
 //! See what your Tokio runtime did: which task ran on which worker, for how
 //! long, who woke it, how long it waited to be polled and what it blocked on.
 //!
-//! This facade re-exports the workspace crates:
+//! ## Adopt it in one line
+//!
+//! Instrument the runtime builder (the cheap source: Tokio's runtime hooks):
+//!
+//! ```
+//! use taskline::RuntimeBuilderExt;
+//!
+//! let rt = tokio::runtime::Builder::new_multi_thread()
+//!     .enable_all()
+//!     .taskline(taskline::global()) // <- the one line
+//!     .build()
+//!     .unwrap();
+//! rt.block_on(async {
+//!     tokio::spawn(async { tokio::task::yield_now().await }).await.unwrap();
+//! });
+//! let snapshot = taskline::global().snapshot();
+//! assert!(snapshot.spawned >= 1 || !taskline::capabilities().task_events);
+//! ```
+//!
+//! and/or add the layer to your `tracing` subscriber (it also sees wakes,
+//! resources and task names; needs Tokio's `tracing` feature):
+//!
+//! ```no_run
+//! use tracing_subscriber::prelude::*;
+//! tracing_subscriber::registry().with(taskline::layer()).init();
+//! ```
+//!
+//! Both feed the same [`global()`] recorder and never count a poll twice.
+//!
+//! ## Crates
 //! - [`layer`]: the task recorder (runtime hooks + `tracing` layer, aggregates, report).
 //! - `trace` (feature `trace`): Perfetto trace writer/reader, flight recorder, Go-style analyses.
 //! - `otel` (feature `otel`): OpenTelemetry runtime and task metrics over OTLP.
 
+use std::sync::OnceLock;
+
 pub use taskline_layer as layer;
+pub use taskline_layer::{
+    Recorder, RecorderConfig, RuntimeBuilderExt, Snapshot, capabilities,
+    layer::TasklineLayer,
+};
 #[cfg(feature = "otel")]
 pub use taskline_otel as otel;
 #[cfg(feature = "trace")]
 pub use taskline_trace as trace;
+
+static GLOBAL: OnceLock<Recorder> = OnceLock::new();
+
+/// The process-wide recorder behind the one-line helpers, created with
+/// [`RecorderConfig::default()`] on first use.
+///
+/// Use [`init_global`] before the first call to choose another configuration.
+pub fn global() -> &'static Recorder {
+    GLOBAL.get_or_init(Recorder::with_defaults)
+}
+
+/// Sets the process-wide recorder's configuration. Fails (returning the
+/// configuration error, or the unused recorder's config when one exists
+/// already) if the configuration is invalid or [`global()`] was already used.
+///
+/// ```
+/// let config = taskline::RecorderConfig {
+///     slow_poll_threshold: std::time::Duration::from_millis(5),
+///     ..Default::default()
+/// };
+/// taskline::init_global(config).expect("first and valid");
+/// assert_eq!(taskline::global().config().slow_poll_threshold.as_millis(), 5);
+/// ```
+pub fn init_global(config: RecorderConfig) -> Result<&'static Recorder, InitError> {
+    let recorder = Recorder::new(config).map_err(InitError::Config)?;
+    match GLOBAL.set(recorder) {
+        Ok(()) => Ok(global()),
+        Err(unused) => {
+            unused.shutdown();
+            Err(InitError::AlreadyInitialized)
+        }
+    }
+}
+
+/// Why [`init_global`] failed.
+#[derive(Debug)]
+pub enum InitError {
+    /// The configuration is invalid.
+    Config(taskline_layer::ConfigError),
+    /// [`global()`] was already used (or `init_global` already called).
+    AlreadyInitialized,
+}
+
+impl std::fmt::Display for InitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InitError::Config(e) => write!(f, "invalid taskline configuration: {e}"),
+            InitError::AlreadyInitialized => {
+                f.write_str("the global taskline recorder already exists")
+            }
+        }
+    }
+}
+
+impl std::error::Error for InitError {}
+
+/// A [`TasklineLayer`] feeding the [`global()`] recorder, for
+/// `tracing_subscriber::registry().with(taskline::layer())`.
+pub fn layer() -> TasklineLayer {
+    TasklineLayer::new(global())
+}
