@@ -6,7 +6,9 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::sync::Arc;
 
-use layer_support::{Collect, SelfWakeYield, count, current_thread, id_of, multi_thread, of};
+use layer_support::{
+    Collect, SelfWakeYield, count, current_thread, id_of, multi_thread, of, site_at, spawn_yielders,
+};
 use taskline_layer::config::RecorderConfig;
 use taskline_layer::event::{BlockingKind, Event, EventKind, TaskKind, WakeOp, flags};
 use taskline_layer::layer::TasklineLayer;
@@ -31,7 +33,7 @@ fn spawn_ids_match_join_handles_and_every_task_terminates() {
     let _g = tracing::dispatcher::set_default(&d);
     let rt = multi_thread(2, &d);
     let mut future_size = 0;
-    let spawn_line = line!() + 10;
+    let mut spawn_line = 0;
     let ids: Vec<u64> = rt.block_on(async {
         let handles: Vec<_> = (0..N)
             .map(|i| {
@@ -41,7 +43,10 @@ fn spawn_ids_match_join_handles_and_every_task_terminates() {
                     std::hint::black_box(a).len()
                 };
                 future_size = std::mem::size_of_val(&fut) as u64;
-                tokio::spawn(fut)
+                // Same line: the spawn site is where `spawn` is called.
+                let (h, line) = (tokio::spawn(fut), line!());
+                spawn_line = line;
+                h
             })
             .collect();
         let mut ids = Vec::new();
@@ -487,4 +492,137 @@ fn tasks_spawned_outside_the_subscriber_are_skipped_without_panicking() {
     assert_eq!(count(&events, EventKind::Spawn, id), 1);
     assert_eq!(count(&events, EventKind::PollStart, id), 2);
     rec.shutdown();
+}
+
+#[test]
+fn snapshot_counts_every_spawn_poll_wake_and_termination_once() {
+    const N: usize = 25;
+    const K: usize = 2;
+    let rec = Recorder::with_defaults();
+    let d = layer_only(&rec);
+    let _g = tracing::dispatcher::set_default(&d);
+    let rt = multi_thread(2, &d);
+    let w = spawn_yielders(&rt, N, K);
+    drop(rt);
+    assert_eq!(w.ids.len(), N);
+    let site = site_at(&rec, w.line);
+    assert_eq!(
+        (site.spawned, site.terminated, site.alive),
+        (N as u64, N as u64, 0)
+    );
+    assert_eq!(site.polls, (N * (K + 1)) as u64);
+    assert_eq!(
+        (site.wakes, site.self_wakes),
+        ((N * K) as u64, (N * K) as u64)
+    );
+    rec.shutdown();
+}
+
+#[cfg(tokio_unstable)]
+#[test]
+fn task_names_show_up_in_the_snapshot() {
+    let rec = Recorder::with_defaults();
+    let d = layer_only(&rec);
+    let _g = tracing::dispatcher::set_default(&d);
+    let rt = current_thread(&d);
+    let line = rt.block_on(async {
+        let b = tokio::task::Builder::new().name("pixel-worker");
+        // Same line: the spawn site is where `spawn` is called.
+        let (h, line) = (b.spawn(async {}), line!());
+        h.expect("spawn").await.expect("join");
+        line
+    });
+    drop(rt);
+    let site = site_at_file(&rec, line, "layer.rs");
+    assert_eq!(site.name, "pixel-worker");
+    assert_eq!(site.spawned, 1);
+    rec.shutdown();
+}
+
+/// The snapshot's statistics of the site at `line` of a file ending in `file`.
+fn site_at_file(rec: &Recorder, line: u32, file: &str) -> taskline_layer::aggregate::SiteStats {
+    let snap = rec.snapshot();
+    snap.sites
+        .into_iter()
+        .find(|s| {
+            rec.registry()
+                .site(s.id)
+                .is_some_and(|site| site.line == line && site.file.ends_with(file))
+        })
+        .expect("site in snapshot")
+}
+
+/// A `fmt` layer's output, shared with the test.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("captured").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn composes_with_fmt_and_a_targets_filter_without_changing_counts() {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    const N: usize = 10;
+    const K: usize = 3;
+    let mut sites = Vec::new();
+    for with_fmt in [false, true] {
+        let rec = Recorder::with_defaults();
+        let out = Captured::default();
+        let d = if with_fmt {
+            let w = out.clone();
+            let fmt = tracing_subscriber::fmt::layer()
+                .with_writer(move || w.clone())
+                .with_ansi(false)
+                .with_filter(Targets::new().with_target("composed", LevelFilter::INFO));
+            Dispatch::new(
+                tracing_subscriber::registry()
+                    .with(TasklineLayer::new(&rec))
+                    .with(fmt),
+            )
+        } else {
+            layer_only(&rec)
+        };
+        let _g = tracing::dispatcher::set_default(&d);
+        let rt = multi_thread(2, &d);
+        tracing::info!(target: "composed", "workload starts");
+        tracing::info!(target: "elsewhere", "filtered out for fmt");
+        let w = spawn_yielders(&rt, N, K);
+        drop(rt);
+        let site = site_at(&rec, w.line);
+        sites.push((
+            site.spawned,
+            site.terminated,
+            site.polls,
+            site.wakes,
+            site.self_wakes,
+        ));
+        if with_fmt {
+            let text = String::from_utf8(out.0.lock().expect("captured").clone()).expect("utf8");
+            assert!(
+                text.contains("workload starts"),
+                "fmt still sees its events: {text}"
+            );
+            assert!(!text.contains("filtered out"), "{text}");
+            assert!(
+                !text.contains("runtime.spawn") && !text.contains("waker"),
+                "{text}"
+            );
+        }
+        rec.shutdown();
+    }
+    let expected = (
+        N as u64,
+        N as u64,
+        (N * (K + 1)) as u64,
+        (N * K) as u64,
+        (N * K) as u64,
+    );
+    assert_eq!(sites, [expected, expected]);
 }

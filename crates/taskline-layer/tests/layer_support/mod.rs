@@ -131,3 +131,49 @@ impl Future for SelfWakeYield {
 pub fn id_of<T>(h: &tokio::task::JoinHandle<T>) -> u64 {
     taskline_layer::task_id::task_id_u64(h.id())
 }
+
+/// Where [`spawn_yielders`] spawned its tasks, and their ids.
+pub struct Workload {
+    /// Tokio ids of the spawned tasks.
+    pub ids: Vec<u64>,
+    /// Line of the `tokio::spawn` call (the spawn site).
+    pub line: u32,
+}
+
+/// Spawns `n` tasks from one site on `rt`, each yielding `k` times with a
+/// [`SelfWakeYield`], and waits for all of them.
+pub fn spawn_yielders(rt: &tokio::runtime::Runtime, n: usize, k: usize) -> Workload {
+    let (ids, line) = rt.block_on(async move {
+        let mut line = 0;
+        let handles: Vec<_> = (0..n)
+            .map(|_| {
+                let fut = async move {
+                    for _ in 0..k {
+                        SelfWakeYield::new().await;
+                    }
+                };
+                // Same line: the spawn site is where `spawn` is called.
+                let (h, l) = (tokio::spawn(fut), line!());
+                line = l;
+                h
+            })
+            .collect();
+        let ids: Vec<u64> = handles.iter().map(id_of).collect();
+        for h in handles {
+            h.await.expect("join");
+        }
+        (ids, line)
+    });
+    Workload { ids, line }
+}
+
+/// The snapshot's statistics of the site at `line` of this file.
+pub fn site_at(rec: &Recorder, line: u32) -> taskline_layer::aggregate::SiteStats {
+    let snap = rec.snapshot();
+    let found = snap.sites.into_iter().find(|s| {
+        rec.registry()
+            .site(s.id)
+            .is_some_and(|site| site.line == line && site.file.ends_with("mod.rs"))
+    });
+    found.expect("site in snapshot")
+}
