@@ -1,0 +1,75 @@
+//! Runs the `read_trace` fuzz target's checks over the committed seed corpus
+//! (`fuzz/corpus/read_trace/`) on stable Rust, so CI exercises it without
+//! nightly. `TASKLINE_REGEN_CORPUS=1` rewrites the generated seeds first.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::{Rng, events, registry};
+use taskline_layer::registry::Registry;
+use taskline_trace::{encode_trace, encode_trace_with_dropped, read_trace};
+
+fn corpus_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/read_trace")
+}
+
+/// Small valid traces covering every event kind, plus damaged variants.
+fn regenerate() {
+    let dir = corpus_dir();
+    std::fs::create_dir_all(&dir).expect("corpus dir");
+    let reg = registry();
+    let write =
+        |name: &str, bytes: &[u8]| std::fs::write(dir.join(name), bytes).expect("write seed");
+    let mut empty = Vec::new();
+    encode_trace(&[], &Registry::new(), &mut empty).expect("encode");
+    write("empty.pftrace", &empty);
+    for seed in 0..4u64 {
+        let mut rng = Rng::new(seed);
+        let evs = events(&mut rng, 14 + 10 * seed as usize, 5);
+        let mut b = Vec::new();
+        encode_trace_with_dropped(&evs, &reg, seed, &mut b).expect("encode");
+        write(&format!("random-{seed}.pftrace"), &b);
+        if seed == 0 {
+            write("truncated.pftrace", &b[..b.len() * 2 / 3]);
+            let mut flipped = b.clone();
+            let mid = flipped.len() / 2;
+            flipped[mid] ^= 0x80;
+            write("flipped.pftrace", &flipped);
+        }
+    }
+}
+
+#[test]
+fn every_corpus_file_reads_without_panic_and_valid_ones_re_encode() {
+    if std::env::var_os("TASKLINE_REGEN_CORPUS").is_some() {
+        regenerate();
+    }
+    let mut files = 0;
+    let mut valid = 0;
+    for entry in std::fs::read_dir(corpus_dir()).expect("fuzz/corpus/read_trace exists") {
+        let path = entry.expect("dir entry").path();
+        let data = std::fs::read(&path).expect("read seed");
+        files += 1;
+        match read_trace(&data) {
+            Ok(rec) => {
+                valid += 1;
+                let mut again = Vec::new();
+                encode_trace_with_dropped(
+                    &rec.events,
+                    &rec.registry,
+                    rec.dropped_events,
+                    &mut again,
+                )
+                .expect("encode");
+                let back = read_trace(&again)
+                    .unwrap_or_else(|e| panic!("{}: re-encoded: {e}", path.display()));
+                assert_eq!(back.events, rec.events, "{}", path.display());
+                assert_eq!(back.dropped_events, rec.dropped_events);
+            }
+            Err(e) => assert!(e.offset <= data.len(), "{}: {e}", path.display()),
+        }
+    }
+    assert!(files >= 5, "the seed corpus is committed ({files} files)");
+    assert!(valid >= 4, "the seed corpus holds valid traces ({valid})");
+}
