@@ -1,0 +1,803 @@
+//! The flight recorder: keep the last seconds of events in a bounded ring and
+//! dump them as a Perfetto trace on demand or when something goes wrong.
+//!
+//! [`FlightRecorder`] is a [`Sink`]: add it to a recorder and it keeps the
+//! events of the last [`FlightConfig::max_age`] (by event time) and at most
+//! [`FlightConfig::max_bytes`] of them (32 bytes per event), evicting the
+//! oldest first. A dump writes the retained window with [`encode_trace`]
+//! atomically: a temporary file in the target directory, `fsync`, then
+//! `rename`, so a reader never sees a partial file.
+//!
+//! Dumps run on a dedicated thread (`taskline-flight`), never on the thread
+//! asking for one, and one at a time (so concurrent requests cannot corrupt
+//! a file). Triggers:
+//! - [`FlightRecorderHandle::dump_now`], from any thread; the returned
+//!   [`DumpTicket`] can wait for the result or be dropped;
+//! - a predicate over events ([`FlightRecorder::with_trigger`]), run on the
+//!   recorder's consumer thread;
+//! - a slow poll ([`FlightConfig::slow_poll_threshold`]): when a `PollEnd`
+//!   arrives for a poll longer than the threshold, and, by the dump thread's
+//!   watchdog (every [`FlightConfig::watchdog_interval`]), when a poll whose
+//!   `PollStart` was delivered has been running longer than the threshold,
+//!   so a handler blocking its worker is dumped while it still blocks. The
+//!   watchdog only sees a `PollStart` after the recorder drained it (its
+//!   `drain_interval` + `reorder_window`), so it fires at most that late.
+//!
+//! Automatic dumps (predicate, slow poll) are rate-limited: at most one per
+//! [`FlightConfig::min_auto_interval`]; the others are counted as suppressed.
+//! They go to [`FlightConfig::dump_dir`] named
+//! `taskline-<UTC time>-<seq>-<reason>.pftrace`.
+//!
+//! Memory: the ring holds at most `max_bytes / 32` events (its allocation
+//! grows to that at most); a dump copies the ring once (so up to twice
+//! `max_bytes` while a dump is being written); the registry mirror the dump
+//! thread names ids with is bounded by the recorder's `max_interned`; the
+//! request queue holds at most [`MAX_PENDING_DUMPS`] requests.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::fs::{self, File};
+use std::io::{self, BufWriter};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use taskline_layer::clock;
+use taskline_layer::event::{Event, EventKind};
+use taskline_layer::registry::{Registry, Site, ThreadInfo};
+use taskline_layer::sink::Sink;
+
+use crate::encode_trace;
+
+/// Size of one retained event.
+const EVENT_BYTES: usize = std::mem::size_of::<Event>();
+
+/// Dump requests queued at most; more are refused with [`FlightError::Busy`].
+pub const MAX_PENDING_DUMPS: usize = 64;
+
+/// Configuration of a [`FlightRecorder`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlightConfig {
+    /// Keep events at most this much older than the newest one. Default 10 s.
+    pub max_age: Duration,
+    /// Keep at most this many bytes of events (32 per event, at least 32). Default 64 MiB.
+    pub max_bytes: usize,
+    /// Directory of automatic dumps (created when needed). Default `./taskline-flight`.
+    pub dump_dir: PathBuf,
+    /// Dump automatically when a poll runs longer than this. Default 100 ms; `None` disables.
+    pub slow_poll_threshold: Option<Duration>,
+    /// How often the dump thread checks for polls still running past the threshold. Default 5 ms.
+    pub watchdog_interval: Duration,
+    /// Minimum time between two automatic dumps. Default 10 s.
+    pub min_auto_interval: Duration,
+}
+
+impl Default for FlightConfig {
+    fn default() -> Self {
+        FlightConfig {
+            max_age: Duration::from_secs(10),
+            max_bytes: 64 << 20,
+            dump_dir: PathBuf::from("taskline-flight"),
+            slow_poll_threshold: Some(Duration::from_millis(100)),
+            watchdog_interval: Duration::from_millis(5),
+            min_auto_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+impl FlightConfig {
+    /// Check the configuration.
+    pub fn validate(&self) -> Result<(), FlightError> {
+        let bad = |m: &'static str| Err(FlightError::Config(m));
+        if self.max_bytes < EVENT_BYTES {
+            return bad("max_bytes must hold at least one event (32 bytes)");
+        }
+        if self.max_age.is_zero() {
+            return bad("max_age must be non-zero");
+        }
+        if self.watchdog_interval < Duration::from_micros(100)
+            || self.watchdog_interval > Duration::from_secs(60)
+        {
+            return bad("watchdog_interval must be between 100 µs and 60 s");
+        }
+        if self.slow_poll_threshold.is_some_and(|t| t.is_zero()) {
+            return bad("slow_poll_threshold must be non-zero");
+        }
+        if self.dump_dir.as_os_str().is_empty() {
+            return bad("dump_dir must not be empty");
+        }
+        Ok(())
+    }
+
+    fn max_events(&self) -> usize {
+        self.max_bytes / EVENT_BYTES
+    }
+}
+
+/// What went wrong with the flight recorder or one of its dumps.
+#[derive(Debug)]
+pub enum FlightError {
+    /// The configuration was refused.
+    Config(&'static str),
+    /// Writing the dump failed (the target is left untouched).
+    Io(io::Error),
+    /// Too many dumps are queued.
+    Busy,
+    /// The flight recorder was dropped (or its thread could not start).
+    Stopped,
+    /// The dump did not finish in the time waited for it.
+    Timeout,
+}
+
+impl fmt::Display for FlightError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FlightError::Config(m) => write!(f, "invalid flight recorder config: {m}"),
+            FlightError::Io(e) => write!(f, "flight recorder dump failed: {e}"),
+            FlightError::Busy => {
+                write!(f, "flight recorder busy: {MAX_PENDING_DUMPS} dumps queued")
+            }
+            FlightError::Stopped => write!(f, "flight recorder stopped"),
+            FlightError::Timeout => write!(f, "flight recorder dump still running"),
+        }
+    }
+}
+
+impl std::error::Error for FlightError {}
+
+/// Why a dump was written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DumpReason {
+    /// [`FlightRecorderHandle::dump_now`].
+    Requested,
+    /// A `PollEnd` of a poll longer than the threshold.
+    SlowPoll {
+        /// The task polled.
+        task: u64,
+        /// How long the poll ran (ns).
+        duration_ns: u64,
+    },
+    /// The watchdog saw a poll running longer than the threshold.
+    StuckPoll {
+        /// The task being polled.
+        task: u64,
+        /// How long it had been running (ns) when seen.
+        running_ns: u64,
+    },
+    /// A user trigger returned true.
+    Trigger(String),
+}
+
+impl DumpReason {
+    /// Short name used in file names.
+    pub fn label(&self) -> String {
+        match self {
+            DumpReason::Requested => "requested".into(),
+            DumpReason::SlowPoll { .. } => "slow-poll".into(),
+            DumpReason::StuckPoll { .. } => "stuck-poll".into(),
+            DumpReason::Trigger(name) => {
+                let clean: String = name
+                    .chars()
+                    .take(32)
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() || c == '-' {
+                            c
+                        } else {
+                            '_'
+                        }
+                    })
+                    .collect();
+                format!("trigger-{clean}")
+            }
+        }
+    }
+}
+
+/// A finished dump.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DumpInfo {
+    /// Where the trace was written.
+    pub path: PathBuf,
+    /// Events in it.
+    pub events: usize,
+    /// File size.
+    pub bytes: u64,
+    /// Why it was written.
+    pub reason: DumpReason,
+}
+
+/// Counters of a flight recorder.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FlightStats {
+    /// Events in the ring now.
+    pub retained_events: usize,
+    /// Their size in bytes (never more than `max_bytes`).
+    pub retained_bytes: usize,
+    /// Events evicted (by age or size).
+    pub evicted: u64,
+    /// Dumps written.
+    pub dumps: u64,
+    /// Of which automatic.
+    pub auto_dumps: u64,
+    /// Automatic dumps skipped by the rate limit.
+    pub suppressed: u64,
+    /// Dumps that failed.
+    pub failed: u64,
+}
+
+/// The answer to a dump request.
+#[derive(Debug)]
+pub struct DumpTicket {
+    rx: mpsc::Receiver<Result<DumpInfo, FlightError>>,
+}
+
+impl DumpTicket {
+    /// Wait for the dump (at most `timeout`).
+    pub fn wait(self, timeout: Duration) -> Result<DumpInfo, FlightError> {
+        match self.rx.recv_timeout(timeout) {
+            Ok(r) => r,
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(FlightError::Timeout),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(FlightError::Stopped),
+        }
+    }
+}
+
+/// Ids → names, copied from the recorder's registry as it grows.
+#[derive(Default)]
+struct Mirror {
+    strings: Vec<Arc<str>>,
+    sites: Vec<Site>,
+    threads: Vec<ThreadInfo>,
+}
+
+impl Mirror {
+    /// Copy what is new in `reg` (the registry is append-only; thread worker
+    /// indexes may be set later).
+    fn sync(&mut self, reg: &Registry) {
+        while let Some(s) = u32::try_from(self.strings.len())
+            .ok()
+            .and_then(|i| reg.string(i))
+        {
+            self.strings.push(s);
+        }
+        while let Some(s) = u32::try_from(self.sites.len())
+            .ok()
+            .and_then(|i| reg.site(i))
+        {
+            self.sites.push(s);
+        }
+        for (i, t) in self.threads.iter_mut().enumerate() {
+            if t.worker.is_none()
+                && let Some(n) = u16::try_from(i).ok().and_then(|i| reg.thread(i))
+            {
+                *t = n;
+            }
+        }
+        while let Some(t) = u16::try_from(self.threads.len())
+            .ok()
+            .and_then(|i| reg.thread(i))
+        {
+            self.threads.push(t);
+        }
+    }
+
+    fn registry(&self) -> Registry {
+        Registry::from_parts(
+            self.strings.clone(),
+            self.sites.clone(),
+            self.threads.clone(),
+        )
+    }
+}
+
+/// A poll whose `PollStart` was seen and `PollEnd` not yet.
+#[derive(Clone, Copy, Debug)]
+struct OpenPoll {
+    start: u64,
+    task: u64,
+    dumped: bool,
+}
+
+struct Request {
+    path: Option<PathBuf>,
+    reason: DumpReason,
+    reply: Option<mpsc::Sender<Result<DumpInfo, FlightError>>>,
+}
+
+#[derive(Default)]
+struct Queue {
+    requests: VecDeque<Request>,
+    stop: bool,
+}
+
+struct Shared {
+    config: FlightConfig,
+    ring: Mutex<VecDeque<Event>>,
+    mirror: Mutex<Mirror>,
+    open_polls: Mutex<HashMap<u16, OpenPoll>>,
+    queue: Mutex<Queue>,
+    wake: Condvar,
+    last_auto: Mutex<Option<Instant>>,
+    evicted: AtomicU64,
+    dumps: AtomicU64,
+    auto_dumps: AtomicU64,
+    suppressed: AtomicU64,
+    failed: AtomicU64,
+    seq: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    /// Queue a request; `Err` when full or stopped.
+    fn submit(&self, req: Request) -> Result<(), (FlightError, Request)> {
+        let mut q = lock(&self.queue);
+        if q.stop {
+            return Err((FlightError::Stopped, req));
+        }
+        if q.requests.len() >= MAX_PENDING_DUMPS {
+            return Err((FlightError::Busy, req));
+        }
+        q.requests.push_back(req);
+        drop(q);
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    /// An automatic dump, unless rate-limited.
+    fn auto_dump(&self, reason: DumpReason) {
+        {
+            let mut last = lock(&self.last_auto);
+            let now = Instant::now();
+            if last.is_some_and(|l| now.duration_since(l) < self.config.min_auto_interval) {
+                self.suppressed.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            *last = Some(now);
+        }
+        let req = Request {
+            path: None,
+            reason,
+            reply: None,
+        };
+        if self.submit(req).is_err() {
+            self.suppressed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn stats(&self) -> FlightStats {
+        let retained = lock(&self.ring).len();
+        FlightStats {
+            retained_events: retained,
+            retained_bytes: retained * EVENT_BYTES,
+            evicted: self.evicted.load(Ordering::Relaxed),
+            dumps: self.dumps.load(Ordering::Relaxed),
+            auto_dumps: self.auto_dumps.load(Ordering::Relaxed),
+            suppressed: self.suppressed.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Check running polls against the threshold (the watchdog).
+    fn watchdog(&self, threshold_ns: u64) {
+        let now = clock::now_ns();
+        let mut stuck = None;
+        for p in lock(&self.open_polls).values_mut() {
+            let running = now.saturating_sub(p.start);
+            if !p.dumped && running > threshold_ns {
+                p.dumped = true;
+                stuck.get_or_insert(DumpReason::StuckPoll {
+                    task: p.task,
+                    running_ns: running,
+                });
+            }
+        }
+        if let Some(reason) = stuck {
+            self.auto_dump(reason);
+        }
+    }
+
+    /// Write one dump.
+    fn dump(&self, req: &Request) -> Result<DumpInfo, FlightError> {
+        let events: Vec<Event> = lock(&self.ring).iter().copied().collect();
+        let registry = lock(&self.mirror).registry();
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        let path = match &req.path {
+            Some(p) => p.clone(),
+            None => self.config.dump_dir.join(format!(
+                "taskline-{}-{seq}-{}.pftrace",
+                utc_stamp(SystemTime::now()),
+                req.reason.label()
+            )),
+        };
+        let bytes = write_atomically(&path, seq, |out| encode_trace(&events, &registry, out))
+            .map_err(FlightError::Io)?;
+        Ok(DumpInfo {
+            path,
+            events: events.len(),
+            bytes,
+            reason: req.reason.clone(),
+        })
+    }
+}
+
+/// Write a file through a temporary file in the same directory, fsync and rename.
+fn write_atomically(
+    path: &Path,
+    seq: u64,
+    write: impl FnOnce(&mut BufWriter<File>) -> io::Result<u64>,
+) -> io::Result<u64> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    fs::create_dir_all(&dir)?;
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "dump path has no file name"))?;
+    let tmp = dir.join(format!(
+        ".{}.{}-{seq}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let result = (|| {
+        let mut out = BufWriter::new(File::create(&tmp)?);
+        let bytes = write(&mut out)?;
+        let file = out.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&tmp, path)?;
+        // Make the rename durable; not every platform can open a directory.
+        if let Ok(d) = File::open(&dir) {
+            let _ = d.sync_all();
+        }
+        Ok(bytes)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// `YYYYmmddTHHMMSS.mmmZ` for a wall-clock time (UTC).
+fn utc_stamp(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}{month:02}{day:02}T{:02}{:02}{:02}.{:03}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        d.subsec_millis()
+    )
+}
+
+/// The dump thread: serves requests one at a time and runs the watchdog.
+fn dump_loop(shared: Arc<Shared>) {
+    let threshold = shared
+        .config
+        .slow_poll_threshold
+        .map(|t| u64::try_from(t.as_nanos()).unwrap_or(u64::MAX));
+    loop {
+        let req = {
+            let mut q = lock(&shared.queue);
+            if q.requests.is_empty() && !q.stop {
+                q = shared
+                    .wake
+                    .wait_timeout(q, shared.config.watchdog_interval)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+            match q.requests.pop_front() {
+                Some(r) => Some(r),
+                None if q.stop => return,
+                None => None,
+            }
+        };
+        if let Some(t) = threshold {
+            shared.watchdog(t);
+        }
+        let Some(req) = req else { continue };
+        let result = shared.dump(&req);
+        match &result {
+            Ok(_) => {
+                shared.dumps.fetch_add(1, Ordering::Relaxed);
+                if req.reply.is_none() {
+                    shared.auto_dumps.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Err(_) => {
+                shared.failed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        if let Some(reply) = req.reply {
+            let _ = reply.send(result);
+        }
+    }
+}
+
+/// A user predicate deciding from one event that a dump is due.
+type Trigger = Box<dyn FnMut(&Event, &Registry) -> bool + Send>;
+
+/// The flight recorder [`Sink`] (see the module docs). Dropping it stops the
+/// dump thread after the queued dumps are written.
+pub struct FlightRecorder {
+    shared: Arc<Shared>,
+    triggers: Vec<(String, Trigger)>,
+    slow_ns: Option<u64>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl fmt::Debug for FlightRecorder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FlightRecorder")
+            .field("config", &self.shared.config)
+            .field("triggers", &self.triggers.len())
+            .finish()
+    }
+}
+
+/// Asks a [`FlightRecorder`] for dumps and reads its counters, from any
+/// thread. Cheap to clone.
+#[derive(Clone)]
+pub struct FlightRecorderHandle {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for FlightRecorderHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FlightRecorderHandle")
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl FlightRecorder {
+    /// A new flight recorder and its handle; starts the dump thread.
+    pub fn new(config: FlightConfig) -> Result<(Self, FlightRecorderHandle), FlightError> {
+        config.validate()?;
+        let initial = config.max_events().min(4096);
+        let slow_ns = config
+            .slow_poll_threshold
+            .map(|t| u64::try_from(t.as_nanos()).unwrap_or(u64::MAX));
+        let shared = Arc::new(Shared {
+            config,
+            ring: Mutex::new(VecDeque::with_capacity(initial)),
+            mirror: Mutex::new(Mirror::default()),
+            open_polls: Mutex::new(HashMap::new()),
+            queue: Mutex::new(Queue::default()),
+            wake: Condvar::new(),
+            last_auto: Mutex::new(None),
+            evicted: AtomicU64::new(0),
+            dumps: AtomicU64::new(0),
+            auto_dumps: AtomicU64::new(0),
+            suppressed: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            seq: AtomicU64::new(0),
+        });
+        let for_thread = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("taskline-flight".into())
+            .spawn(move || dump_loop(for_thread))
+            .map_err(FlightError::Io)?;
+        Ok((
+            FlightRecorder {
+                shared: shared.clone(),
+                triggers: Vec::new(),
+                slow_ns,
+                thread: Some(thread),
+            },
+            FlightRecorderHandle { shared },
+        ))
+    }
+
+    /// Add a predicate: when it returns true for an event, an automatic dump
+    /// (reason `trigger-<name>`) is requested. It runs on the recorder's
+    /// consumer thread for every event, so it should be cheap.
+    pub fn with_trigger(
+        mut self,
+        name: impl Into<String>,
+        trigger: impl FnMut(&Event, &Registry) -> bool + Send + 'static,
+    ) -> Self {
+        self.triggers.push((name.into(), Box::new(trigger)));
+        self
+    }
+
+    /// Add events (also what [`Sink::on_events`] does).
+    pub fn record(&mut self, events: &[Event], registry: &Registry) {
+        lock(&self.shared.mirror).sync(registry);
+        let mut auto = None;
+        {
+            let mut polls = lock(&self.shared.open_polls);
+            for e in events {
+                match e.kind() {
+                    Some(EventKind::PollStart) => {
+                        polls.insert(
+                            e.thread,
+                            OpenPoll {
+                                start: e.ts_ns,
+                                task: e.task,
+                                dumped: false,
+                            },
+                        );
+                    }
+                    Some(EventKind::PollEnd) => {
+                        if let Some(p) = polls.remove(&e.thread)
+                            && let Some(t) = self.slow_ns
+                        {
+                            let d = e.ts_ns.saturating_sub(p.start);
+                            if d > t && !p.dumped && auto.is_none() {
+                                auto = Some(DumpReason::SlowPoll {
+                                    task: p.task,
+                                    duration_ns: d,
+                                });
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+                for (name, t) in &mut self.triggers {
+                    if t(e, registry) && auto.is_none() {
+                        auto = Some(DumpReason::Trigger(name.clone()));
+                    }
+                }
+            }
+        }
+        self.push(events);
+        if let Some(reason) = auto {
+            self.shared.auto_dump(reason);
+        }
+    }
+
+    /// Append to the ring, evicting by size and age.
+    fn push(&self, events: &[Event]) {
+        let max_events = self.shared.config.max_events();
+        let max_age = u64::try_from(self.shared.config.max_age.as_nanos()).unwrap_or(u64::MAX);
+        // Only the last `max_events` of a big batch can stay.
+        let skip = events.len().saturating_sub(max_events);
+        let mut evicted = skip as u64;
+        let mut ring = lock(&self.shared.ring);
+        for e in &events[skip..] {
+            if ring.len() >= max_events {
+                ring.pop_front();
+                evicted += 1;
+            } else if ring.len() == ring.capacity() {
+                // Grow at most to `max_events`, never past it.
+                let extra = ring.capacity().max(64).min(max_events - ring.len());
+                ring.reserve_exact(extra);
+            }
+            ring.push_back(*e);
+        }
+        if let Some(newest) = ring.back().map(|e| e.ts_ns) {
+            let cutoff = newest.saturating_sub(max_age);
+            while ring.front().is_some_and(|e| e.ts_ns < cutoff) {
+                ring.pop_front();
+                evicted += 1;
+            }
+        }
+        drop(ring);
+        self.shared.evicted.fetch_add(evicted, Ordering::Relaxed);
+    }
+}
+
+impl Sink for FlightRecorder {
+    fn on_events(&mut self, events: &[Event], registry: &Registry) {
+        self.record(events, registry);
+    }
+
+    fn on_flush(&mut self, registry: &Registry) {
+        lock(&self.shared.mirror).sync(registry);
+    }
+}
+
+impl Drop for FlightRecorder {
+    fn drop(&mut self) {
+        lock(&self.shared.queue).stop = true;
+        self.shared.wake.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl FlightRecorderHandle {
+    /// Ask for a dump of the retained window to `path` (written atomically).
+    /// Returns at once; the dump thread writes the file. Never rate-limited.
+    pub fn dump_now(&self, path: impl Into<PathBuf>) -> DumpTicket {
+        self.request(Some(path.into()), DumpReason::Requested)
+    }
+
+    /// Ask for a dump into the configured directory, named with `reason`.
+    pub fn dump_to_dir(&self, reason: impl Into<String>) -> DumpTicket {
+        self.request(None, DumpReason::Trigger(reason.into()))
+    }
+
+    fn request(&self, path: Option<PathBuf>, reason: DumpReason) -> DumpTicket {
+        let (tx, rx) = mpsc::channel();
+        let req = Request {
+            path,
+            reason,
+            reply: Some(tx),
+        };
+        if let Err((e, req)) = self.shared.submit(req)
+            && let Some(reply) = req.reply
+        {
+            let _ = reply.send(Err(e));
+        }
+        DumpTicket { rx }
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> FlightStats {
+        self.shared.stats()
+    }
+
+    /// A copy of the events retained now, oldest first.
+    pub fn retained(&self) -> Vec<Event> {
+        lock(&self.shared.ring).iter().copied().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_stamps() {
+        let t = UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
+        assert_eq!(utc_stamp(t), "20231114T221320.123Z");
+        assert_eq!(utc_stamp(UNIX_EPOCH), "19700101T000000.000Z");
+        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
+        assert_eq!(utc_stamp(leap), "20000229T000000.000Z");
+    }
+
+    #[test]
+    fn labels_are_file_name_safe() {
+        assert_eq!(
+            DumpReason::Trigger("a/b c..".into()).label(),
+            "trigger-a_b_c__"
+        );
+        assert_eq!(DumpReason::Requested.label(), "requested");
+    }
+
+    #[test]
+    fn bad_configs_are_refused() {
+        for c in [
+            FlightConfig {
+                max_bytes: 31,
+                ..FlightConfig::default()
+            },
+            FlightConfig {
+                max_age: Duration::ZERO,
+                ..FlightConfig::default()
+            },
+            FlightConfig {
+                slow_poll_threshold: Some(Duration::ZERO),
+                ..FlightConfig::default()
+            },
+            FlightConfig {
+                watchdog_interval: Duration::ZERO,
+                ..FlightConfig::default()
+            },
+        ] {
+            assert!(matches!(c.validate(), Err(FlightError::Config(_))), "{c:?}");
+        }
+        assert!(FlightConfig::default().validate().is_ok());
+    }
+}
