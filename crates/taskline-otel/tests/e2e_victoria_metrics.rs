@@ -1,0 +1,180 @@
+//! End to end: export runtime and task metrics over OTLP/HTTP to a real
+//! VictoriaMetrics (see scripts/e2e-otel.sh), then require every PromQL
+//! expression of every panel of dashboards/taskline.json to return data.
+//!
+//! Runs only when TASKLINE_VM_URL is set (e.g. `http://127.0.0.1:8428`).
+#![cfg(tokio_unstable)]
+
+use std::time::{Duration, Instant};
+
+use opentelemetry::KeyValue;
+use serde_json::Value;
+use taskline_layer::{Recorder, RuntimeBuilderExt};
+use taskline_otel::task::{TaskMetricsConfig, TaskMetricsSink};
+use taskline_otel::{OtlpConfig, RuntimeMetricsExporter, init_otlp};
+
+const RUNTIME: &str = "e2e";
+const SERVICE: &str = "taskline-e2e";
+
+/// Dashboard variables and Grafana's built-ins, as concrete values.
+const SUBSTITUTIONS: &[(&str, &str)] = &[
+    ("$__rate_interval", "5m"),
+    ("${__rate_interval}", "5m"),
+    ("$__interval", "30s"),
+    ("${__interval}", "30s"),
+    ("$__range", "10m"),
+    ("${job}", SERVICE),
+    ("$job", SERVICE),
+    ("${runtime}", RUNTIME),
+    ("$runtime", RUNTIME),
+    ("${worker}", ".*"),
+    ("$worker", ".*"),
+];
+
+fn vm_url() -> Option<String> {
+    std::env::var("TASKLINE_VM_URL").ok().filter(|s| !s.is_empty())
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn get_json(url: &str) -> Value {
+    let body = reqwest::blocking::get(url).and_then(|r| r.text()).unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {url}: {e}: {body}"))
+}
+
+/// Every `expr` of every target of every panel (rows' nested panels too).
+fn dashboard_exprs(dashboard: &Value) -> Vec<(String, String)> {
+    fn walk(panels: &[Value], out: &mut Vec<(String, String)>) {
+        for p in panels {
+            let title = p["title"].as_str().unwrap_or("?").to_string();
+            for t in p["targets"].as_array().into_iter().flatten() {
+                if let Some(e) = t["expr"].as_str() {
+                    out.push((title.clone(), e.to_string()));
+                }
+            }
+            if let Some(nested) = p["panels"].as_array() {
+                walk(nested, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dashboard["panels"].as_array().expect("panels"), &mut out);
+    out
+}
+
+fn substitute(expr: &str) -> String {
+    let mut e = expr.to_string();
+    for (from, to) in SUBSTITUTIONS {
+        e = e.replace(from, to);
+    }
+    assert!(!e.contains('$'), "unsubstituted variable in {e}");
+    e
+}
+
+fn workload(rt: &tokio::runtime::Runtime) {
+    rt.block_on(async {
+        let mut hs = Vec::new();
+        for i in 0..200u64 {
+            hs.push(tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(1 + i % 5)).await;
+                tokio::task::yield_now().await;
+            }));
+        }
+        hs.push(tokio::spawn(async { std::thread::sleep(Duration::from_millis(25)) }));
+        for h in hs {
+            h.await.unwrap();
+        }
+        tokio::task::spawn_blocking(|| std::thread::sleep(Duration::from_millis(2))).await.unwrap();
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let (a, b) = tokio::join!(l.accept(), tokio::net::TcpStream::connect(addr));
+        drop((a.unwrap(), b.unwrap()));
+    });
+}
+
+#[test]
+fn every_dashboard_query_returns_data_from_victoria_metrics() {
+    let Some(url) = vm_url() else {
+        println!("skipped: TASKLINE_VM_URL not set");
+        return;
+    };
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../dashboards/taskline.json")).unwrap(),
+    )
+    .unwrap();
+    let exprs = dashboard_exprs(&dashboard);
+    assert!(exprs.len() >= 1, "dashboard has {} queries", exprs.len());
+
+    let guard = init_otlp(
+        OtlpConfig::new()
+            .with_endpoint(format!("{url}/opentelemetry/v1/metrics"))
+            .with_service_name(SERVICE)
+            .with_interval(Duration::from_secs(3600))
+            .with_timeout(Duration::from_secs(5)),
+    )
+    .unwrap();
+    let recorder = Recorder::with_defaults();
+    recorder.add_sink(TaskMetricsSink::new(
+        &guard.meter(),
+        TaskMetricsConfig {
+            by_spawn_site: true,
+            attributes: vec![KeyValue::new("tokio.runtime.name", RUNTIME)],
+            ..TaskMetricsConfig::default()
+        },
+    ));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .enable_metrics_poll_time_histogram()
+        .enable_metrics_schedule_latency_histogram()
+        .taskline(&recorder)
+        .build()
+        .unwrap();
+    let _reg = RuntimeMetricsExporter::register(&guard.meter(), rt.handle().clone(), RUNTIME);
+
+    // Three exports a second apart: rate() needs two samples in its window.
+    for _ in 0..3 {
+        workload(&rt);
+        recorder.flush();
+        guard.force_flush().expect("export to VictoriaMetrics");
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+    let stats = guard.export_stats();
+    assert_eq!(stats.failed, 0, "{stats:?}");
+
+    if std::env::var_os("TASKLINE_E2E_LIST_NAMES").is_some() {
+        let names = get_json(&format!("{url}/api/v1/label/__name__/values"));
+        println!("{}", serde_json::to_string_pretty(&names["data"]).unwrap());
+        let series = get_json(&format!("{url}/api/v1/series?match[]=tokio_worker_busy_time_seconds_total"));
+        println!("{}", serde_json::to_string_pretty(&series["data"]).unwrap());
+    }
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut pending: Vec<(String, String)> = exprs.iter().map(|(t, e)| (t.clone(), substitute(e))).collect();
+    while !pending.is_empty() {
+        pending.retain(|(_, q)| {
+            let v = get_json(&format!("{url}/api/v1/query?query={}", percent_encode(q)));
+            assert_eq!(v["status"], "success", "{q}: {v}");
+            v["data"]["result"].as_array().is_none_or(|r| r.is_empty())
+        });
+        if pending.is_empty() || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(
+        pending.is_empty(),
+        "{} of {} dashboard queries returned no data:\n{}",
+        pending.len(),
+        exprs.len(),
+        pending.iter().map(|(t, q)| format!("  [{t}] {q}")).collect::<Vec<_>>().join("\n")
+    );
+    recorder.shutdown();
+}
