@@ -67,7 +67,7 @@
 use std::cell::RefCell;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tracing::field::{Field, Visit};
 use tracing::span;
@@ -112,6 +112,9 @@ pub struct TaskSpan {
     /// previous current task, restored on exit. 0 otherwise. A task is polled
     /// by one thread at a time, so this needs no more than an atomic.
     saved: AtomicU64,
+    /// Set by every wake of the task, cleared when a poll starts: a poll
+    /// that follows a wake is certainly a poll (see [`Pending`]).
+    woken: AtomicBool,
 }
 
 /// What the layer keeps in the extensions of a Tokio resource span.
@@ -221,6 +224,7 @@ impl TasklineLayer {
             task,
             kind,
             saved: AtomicU64::new(0),
+            woken: AtomicBool::new(false),
         })
     }
 
@@ -234,20 +238,27 @@ impl TasklineLayer {
         let blocking = t.kind == TaskKind::Blocking;
         let ts = clock::now_ns();
         let worker = worker_index();
-        if last_exit == t.task {
-            // Entered right after its own exit on this thread: a re-poll, or
-            // `Instrumented`'s drop (which enters the span once more to drop
-            // the future). Decide at the next callback; see `Pending`.
-            with_local(|l| {
-                l.adopt(self);
+        let woken = t.woken.swap(false, Ordering::Relaxed);
+        if last_exit == t.task && !woken {
+            // Entered right after its own exit on this thread, and nobody
+            // woke it: `Instrumented`'s drop (which enters the span once more
+            // to drop the future), or (rarely) a re-poll. Decide at the next
+            // callback; see `Pending`.
+            let held = with_local(|l| {
+                if l.layer != self.id {
+                    return false;
+                }
                 l.pending = Pending::Start {
                     task: t.task,
                     blocking,
                     ts,
                     worker,
                 };
+                true
             });
-            return;
+            if held == Some(true) {
+                return;
+            }
         }
         self.recorder
             .record(start_event(t.task, blocking, ts, worker));
@@ -262,6 +273,9 @@ impl TasklineLayer {
         let ts = clock::now_ns();
         let worker = worker_index();
         let deferred = with_local(|l| {
+            if l.layer != self.id {
+                return false;
+            }
             l.last_exit = t.task;
             match l.pending {
                 Pending::Start {
@@ -305,7 +319,10 @@ impl TasklineLayer {
             return;
         };
         let woken = match span.extensions().get::<TaskSpan>() {
-            Some(t) => t.task,
+            Some(t) => {
+                t.woken.store(true, Ordering::Relaxed);
+                t.task
+            }
             None => return,
         };
         let waker = context::current_task();
@@ -371,7 +388,7 @@ where
     }
 
     fn on_new_span(&self, attrs: &span::Attributes<'_>, id: &span::Id, ctx: Context<'_, S>) {
-        before(Cb::Other);
+        self.before(Cb::Other);
         let meta = attrs.metadata();
         let name = meta.name();
         let data = if name == SPAWN_SPAN && is_tokio_target(meta.target()) {
@@ -409,7 +426,7 @@ where
     }
 
     fn on_event(&self, event: &tracing::Event<'_>, ctx: Context<'_, S>) {
-        before(Cb::Other);
+        self.before(Cb::Other);
         let target = event.metadata().target();
         if target == WAKER_TARGET {
             self.on_waker_event(event, &ctx);
@@ -419,7 +436,7 @@ where
     }
 
     fn on_enter(&self, id: &span::Id, ctx: Context<'_, S>) {
-        let last_exit = before(Cb::Other);
+        let last_exit = self.before(Cb::Other);
         let Some(span) = ctx.span(id) else {
             return;
         };
@@ -436,22 +453,22 @@ where
 
     fn on_exit(&self, id: &span::Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else {
-            before(Cb::Other);
+            self.before(Cb::Other);
             return;
         };
         if span.name() == SPAWN_SPAN {
             match span.extensions().get::<TaskSpan>() {
                 Some(t) => {
-                    before(Cb::Exit(t.task));
+                    self.before(Cb::Exit(t.task));
                     self.on_task_exit(t);
                 }
                 None => {
-                    before(Cb::Other);
+                    self.before(Cb::Other);
                 }
             }
             return;
         }
-        before(Cb::Other);
+        self.before(Cb::Other);
         if self.record_spans
             && let Some(a) = span.extensions().get::<AppSpan>()
         {
@@ -461,20 +478,20 @@ where
 
     fn on_close(&self, id: span::Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(&id) else {
-            before(Cb::Other);
+            self.before(Cb::Other);
             return;
         };
         if span.name() != SPAWN_SPAN {
-            before(Cb::Other);
+            self.before(Cb::Other);
             return;
         }
         match span.extensions().get::<TaskSpan>() {
             Some(t) => {
-                before(Cb::Close(t.task));
+                self.before(Cb::Close(t.task));
                 self.emit(EventKind::Terminate, t.task, 0, 0, flags::FROM_LAYER);
             }
             None => {
-                before(Cb::Other);
+                self.before(Cb::Other);
             }
         }
     }
@@ -495,15 +512,22 @@ enum Cb {
 ///
 /// `tracing::Instrumented` (which Tokio wraps every task in) enters the task
 /// span once more when it *drops* the future, after the last poll; a naive
-/// layer would count one poll too many per task. That extra enter is
-/// indistinguishable from a re-poll when it directly follows the task's own
-/// exit on the same thread, but it is always followed at once by its exit and
-/// the span's close. So in exactly that ambiguous case the layer holds the
-/// poll back: if the next callback after its exit is the close of the same
-/// span, it was the drop and is discarded; any other callback proves a real
-/// poll, which is then recorded with its original timestamps. Unambiguous
-/// polls (the common case: the task was not the last thing this thread
-/// exited) are recorded immediately.
+/// layer would count one poll too many per task. That extra enter directly
+/// follows the task's own exit on the same thread, with no wake of the task
+/// in between, and it is always followed at once by its exit and the span's
+/// close. So an enter that directly follows the task's own exit on this
+/// thread while the task was not woken since its last poll started is held
+/// back: if the next callback after its exit is the close of the same span,
+/// it was the drop and is discarded; any other callback proves a real poll,
+/// which is then recorded with its original timestamps. Every other enter
+/// (the first poll, and any poll after a wake) is recorded at once.
+///
+/// Known imprecision: a task woken *during* the poll that completes it (e.g.
+/// it wakes itself, then returns `Ready`) gets its drop counted as one more
+/// short poll; a held-back poll that was real waits until the thread's next
+/// layer callback (microseconds on a busy runtime) and is lost if the thread
+/// exits first. The drop of a task that is cancelled (aborted, or dropped at
+/// runtime shutdown) is recorded as a poll: destructors run in the task.
 #[derive(Clone, Copy, Debug, Default)]
 enum Pending {
     #[default]
@@ -525,64 +549,27 @@ enum Pending {
     },
 }
 
-/// Per-thread layer state.
-#[derive(Default)]
+/// Per-thread layer state, owned by one layer at a time (a thread normally
+/// sees a single `TasklineLayer`; with several, the first one that needs the
+/// state keeps it while a poll is pending, and the others record their
+/// ambiguous enters at once).
 struct Local {
-    /// Task whose span exit was the last layer callback on this thread.
+    /// The layer this state belongs to (0 = none yet).
+    layer: u64,
+    /// Task whose span exit was the owner's last callback on this thread.
     last_exit: u64,
     /// See [`Pending`].
     pending: Pending,
-    /// Layer id and recorder owning `pending`.
-    owner: Option<(u64, Recorder)>,
-}
-
-impl Local {
-    /// Makes `layer` the owner of the pending poll (clones its recorder only
-    /// when the owner changes).
-    fn adopt(&mut self, layer: &TasklineLayer) {
-        if self.owner.as_ref().map(|o| o.0) != Some(layer.id) {
-            self.owner = Some((layer.id, layer.recorder.clone()));
-        }
-    }
-
-    /// Records the pending poll (a real one) and clears it.
-    fn flush(&mut self) {
-        let p = std::mem::take(&mut self.pending);
-        let Some((_, rec)) = &self.owner else {
-            return;
-        };
-        match p {
-            Pending::None => {}
-            Pending::Start {
-                task,
-                blocking,
-                ts,
-                worker,
-            } => rec.record(start_event(task, blocking, ts, worker)),
-            Pending::Pair {
-                task,
-                blocking,
-                start,
-                end,
-                worker,
-            } => {
-                rec.record(start_event(task, blocking, start, worker));
-                rec.record(end_event(task, blocking, end, worker));
-            }
-        }
-    }
-}
-
-impl Drop for Local {
-    fn drop(&mut self) {
-        // Thread exit: a held-back poll was real (best effort: the
-        // recorder's own thread state may already be gone).
-        self.flush();
-    }
 }
 
 thread_local! {
-    static LOCAL: RefCell<Local> = RefCell::new(Local::default());
+    static LOCAL: RefCell<Local> = const {
+        RefCell::new(Local {
+            layer: 0,
+            last_exit: 0,
+            pending: Pending::None,
+        })
+    };
 }
 
 /// Runs `f` on this thread's [`Local`]; `None` during thread teardown or reentry.
@@ -594,25 +581,63 @@ fn with_local<R>(f: impl FnOnce(&mut Local) -> R) -> Option<R> {
         .flatten()
 }
 
-/// Called first by every layer callback: resolves the pending poll against
-/// this callback and returns the task whose exit was the previous callback on
-/// this thread (0 if none).
-#[inline]
-fn before(cb: Cb) -> u64 {
-    with_local(|l| {
-        let last = std::mem::take(&mut l.last_exit);
-        match (l.pending, cb) {
-            (Pending::None, _) => {}
-            (Pending::Start { task, .. }, Cb::Exit(t)) if t == task => {}
-            (Pending::Pair { task, .. }, Cb::Close(t)) if t == task => {
-                // It was `Instrumented`'s drop, not a poll.
-                l.pending = Pending::None;
+impl TasklineLayer {
+    /// Called first by every layer callback: resolves the pending poll
+    /// against this callback and returns the task whose exit was the
+    /// previous callback on this thread (0 if none).
+    #[inline]
+    fn before(&self, cb: Cb) -> u64 {
+        with_local(|l| {
+            if l.layer != self.id {
+                if !matches!(l.pending, Pending::None) {
+                    return 0;
+                }
+                l.layer = self.id;
+                l.last_exit = 0;
             }
-            _ => l.flush(),
+            let last = std::mem::take(&mut l.last_exit);
+            match (l.pending, cb) {
+                (Pending::None, _) => {}
+                (Pending::Start { task, .. }, Cb::Exit(t)) if t == task => {}
+                (Pending::Pair { task, .. }, Cb::Close(t)) if t == task => {
+                    // It was `Instrumented`'s drop, not a poll.
+                    l.pending = Pending::None;
+                }
+                (p, _) => {
+                    l.pending = Pending::None;
+                    self.record_pending(p);
+                }
+            }
+            last
+        })
+        .unwrap_or(0)
+    }
+
+    /// Records a held-back poll that turned out to be real.
+    fn record_pending(&self, p: Pending) {
+        match p {
+            Pending::None => {}
+            Pending::Start {
+                task,
+                blocking,
+                ts,
+                worker,
+            } => self
+                .recorder
+                .record(start_event(task, blocking, ts, worker)),
+            Pending::Pair {
+                task,
+                blocking,
+                start,
+                end,
+                worker,
+            } => {
+                self.recorder
+                    .record(start_event(task, blocking, start, worker));
+                self.recorder.record(end_event(task, blocking, end, worker));
+            }
         }
-        last
-    })
-    .unwrap_or(0)
+    }
 }
 
 /// `PollStart`, or `BlockingStart` for a `spawn_blocking` task.
