@@ -1,5 +1,4 @@
-//! Smoke test of the runtime hooks feeding a recorder (raw events).
-#![cfg(tokio_unstable)]
+//! The runtime hooks feeding a recorder (raw events).
 
 use std::sync::{Arc, Mutex};
 
@@ -15,6 +14,7 @@ impl Sink for Collect {
     }
 }
 
+#[cfg(tokio_unstable)]
 #[test]
 fn yielding_task_is_polled_k_plus_one_times() {
     let recorder = Recorder::with_defaults();
@@ -71,4 +71,58 @@ fn yielding_task_is_polled_k_plus_one_times() {
     let t = recorder.registry().thread(polls[0].thread).expect("thread");
     assert!(t.worker.is_some(), "{t:?}");
     assert!(ev.iter().any(|e| e.kind() == Some(EventKind::Park)));
+}
+
+/// Park/unpark are recorded with or without `tokio_unstable`, and the
+/// capabilities say what else is.
+#[test]
+fn park_unpark_recorded_and_capabilities_reported() {
+    let caps = taskline_layer::capabilities();
+    assert!(caps.park_unpark);
+    assert_eq!(caps.task_events, cfg!(tokio_unstable));
+    let recorder = Recorder::with_defaults();
+    let events = Collect::default();
+    recorder.add_sink(events.clone());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .taskline(&recorder)
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        for _ in 0..3 {
+            tokio::spawn(tokio::time::sleep(std::time::Duration::from_millis(2)))
+                .await
+                .expect("join");
+        }
+    });
+    drop(rt);
+    recorder.flush();
+    let ev = events.0.lock().expect("lock").clone();
+    let parks = ev
+        .iter()
+        .filter(|e| e.kind() == Some(EventKind::Park))
+        .count();
+    let unparks = ev
+        .iter()
+        .filter(|e| e.kind() == Some(EventKind::Unpark))
+        .count();
+    assert!(
+        parks >= 1 && unparks >= 1,
+        "{parks} parks, {unparks} unparks"
+    );
+    let spawns = ev
+        .iter()
+        .filter(|e| e.kind() == Some(EventKind::Spawn))
+        .count();
+    assert_eq!(spawns > 0, caps.task_events);
+    let snap = recorder.snapshot();
+    assert!(snap.workers.iter().any(|w| w.parks > 0), "{snap}");
+    assert!(
+        recorder
+            .registry()
+            .threads()
+            .iter()
+            .any(|t| t.worker.is_some())
+    );
 }
