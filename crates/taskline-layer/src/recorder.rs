@@ -427,8 +427,11 @@ impl Inner {
         if n == 0 {
             return;
         }
-        let batch: Vec<Event> = c.pending.drain(..n).collect();
-        self.deliver(c, &batch);
+        // Deliver in place (no copy of the batch), then drop what was delivered.
+        let mut pending = std::mem::take(&mut c.pending);
+        self.deliver(c, &pending[..n]);
+        pending.drain(..n);
+        c.pending = pending;
         if c.pending.capacity() > 4 * c.pending.len().max(1024) {
             c.pending.shrink_to(c.pending.len().max(1024));
         }

@@ -159,7 +159,7 @@ mod tests {
     fn concurrent_producer_consumer_keeps_order() {
         let r = Arc::new(Ring::new(128, 0));
         let p = r.clone();
-        let n = 200_000u64;
+        let n = 50_000u64;
         let t = std::thread::spawn(move || {
             let mut i = 0;
             while i < n {
