@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The README's test command. Installs what the tests need (Python venv with the
+# official Perfetto protos, VictoriaMetrics from Debian trixie) through the
+# project's own scripts, then runs every test. Safe to re-run.
+#
+#   scripts/test.sh            # everything CI runs
+#   TASKLINE_SKIP_E2E=1 ...    # skip the OTLP end-to-end test (no apt access)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+start=$SECONDS
+step() { printf '\n==> %s (t=%ds)\n' "$*" "$((SECONDS - start))"; }
+
+step "unit, integration and doc tests (with --cfg tokio_unstable, from .cargo/config.toml)"
+cargo test --workspace
+
+step "stable Tokio: everything builds without --cfg tokio_unstable and says what it cannot record"
+RUSTFLAGS="" cargo check --workspace --all-targets --target-dir target/stable-tokio
+RUSTFLAGS="" cargo test -p taskline-layer --test capabilities --target-dir target/stable-tokio
+
+step "main job smoke run: every Mandelbrot variant under taskline, small size"
+rm -rf target/demo-smoke
+cargo run --example mandelbrot -- --size 96 --out target/demo-smoke
+step "the demo's traces parse with the official Perfetto protos and re-serialize byte for byte"
+scripts/validate-trace.sh target/demo-smoke/*.perfetto-trace >/dev/null
+
+if [ "${TASKLINE_SKIP_E2E:-0}" = 1 ]; then
+    step "OTLP end to end: skipped (TASKLINE_SKIP_E2E=1)"
+else
+    step "OTLP end to end: export to a real VictoriaMetrics, every dashboard query returns data"
+    scripts/e2e-otel.sh
+fi
+
+step "all tests passed"
