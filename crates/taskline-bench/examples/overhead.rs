@@ -1,0 +1,518 @@
+//! The overhead table of issue #3: the same workloads under no
+//! instrumentation, taskline (hooks, layer, both), the tracing floor,
+//! tokio-metrics, console-subscriber and dial9.
+//!
+//! ```text
+//! cargo run --release -p taskline-bench --example overhead --features peers -- \
+//!     [--size 1024] [--reps 5] [--workers N] [--yields 200000] \
+//!     [--configs none,taskline-hooks,...] [--workloads task-per-pixel,...] \
+//!     [--markdown] [--max-rss-mib 8192] [--timeout-s 600]
+//! ```
+//!
+//! Every (workload, configuration) run is a fresh child process (this binary
+//! re-executed with the hidden `--child` flag), so global tracing subscribers
+//! can be installed per run and the peak RSS (`VmHWM`) is that run's own.
+//! Runs are interleaved round-robin over rounds (the configuration order is
+//! rotated every round) so machine noise hits every configuration alike; the
+//! ratio column is the median of per-round ratios to `none`.
+//! Without `--features peers`, only the taskline configurations and the
+//! baselines are available.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use taskline_bench::{Params, Spawner, Workload, peak_rss_kib, proc_status_kib, run};
+
+/// The result line a child prints and the parent parses.
+const RESULT_TAG: &str = "TASKLINE-BENCH-RESULT";
+
+/// An instrumentation configuration.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Config {
+    None,
+    TasklineHooks,
+    TasklineLayer,
+    TasklineBoth,
+    RegistryEmpty,
+    TokioMetrics,
+    Console,
+    Dial9,
+}
+
+impl Config {
+    const ALL: [Config; 8] = [
+        Config::None,
+        Config::TasklineHooks,
+        Config::TasklineLayer,
+        Config::TasklineBoth,
+        Config::RegistryEmpty,
+        Config::TokioMetrics,
+        Config::Console,
+        Config::Dial9,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Config::None => "none",
+            Config::TasklineHooks => "taskline-hooks",
+            Config::TasklineLayer => "taskline-layer",
+            Config::TasklineBoth => "taskline-both",
+            Config::RegistryEmpty => "registry-empty",
+            Config::TokioMetrics => "tokio-metrics",
+            Config::Console => "console",
+            Config::Dial9 => "dial9",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Config> {
+        Config::ALL.into_iter().find(|c| c.name() == s)
+    }
+
+    fn is_peer(self) -> bool {
+        matches!(self, Config::TokioMetrics | Config::Console | Config::Dial9)
+    }
+
+    fn available(self) -> bool {
+        !self.is_peer() || cfg!(feature = "peers")
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Args {
+    params: Params,
+    reps: usize,
+    configs: Vec<Config>,
+    workloads: Vec<Workload>,
+    markdown: bool,
+    max_rss_mib: u64,
+    timeout: Duration,
+    child: bool,
+}
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: overhead [--size N] [--reps R] [--workers W] [--yields Y] [--configs a,b] \
+         [--workloads a,b] [--markdown] [--max-rss-mib M] [--timeout-s S]\n\
+         configs: {}\nworkloads: {}",
+        Config::ALL.map(Config::name).join(","),
+        Workload::ALL.map(Workload::name).join(",")
+    );
+    std::process::exit(2)
+}
+
+fn parse_args() -> Args {
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let mut a = Args {
+        params: Params { size: 1024, workers, yields: 200_000 },
+        reps: 5,
+        configs: Config::ALL.into_iter().filter(|c| c.available()).collect(),
+        workloads: Workload::ALL.to_vec(),
+        markdown: false,
+        max_rss_mib: 8192,
+        timeout: Duration::from_secs(600),
+        child: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().unwrap_or_else(|| usage());
+        let num = |v: String| v.parse::<usize>().unwrap_or_else(|_| usage());
+        match flag.as_str() {
+            "--size" => a.params.size = num(value()),
+            "--reps" => a.reps = num(value()).max(1),
+            "--workers" => a.params.workers = num(value()).max(1),
+            "--yields" => a.params.yields = num(value()),
+            "--max-rss-mib" => a.max_rss_mib = num(value()) as u64,
+            "--timeout-s" => a.timeout = Duration::from_secs(num(value()) as u64),
+            "--markdown" => a.markdown = true,
+            "--child" => a.child = true,
+            "--configs" => {
+                a.configs = value()
+                    .split(',')
+                    .map(|s| Config::parse(s).unwrap_or_else(|| usage()))
+                    .collect();
+            }
+            "--workloads" => {
+                a.workloads = value()
+                    .split(',')
+                    .map(|s| Workload::parse(s).unwrap_or_else(|| usage()))
+                    .collect();
+            }
+            "--bench" => {} // passed by `cargo bench`-style runners; ignore
+            _ => usage(),
+        }
+    }
+    for c in &a.configs {
+        if !c.available() {
+            eprintln!("config `{}` needs `--features peers`", c.name());
+            std::process::exit(2);
+        }
+    }
+    a
+}
+
+fn main() {
+    let args = parse_args();
+    if args.child {
+        child(&args);
+    } else {
+        parent(&args);
+    }
+}
+
+// ---------------------------------------------------------------- child ---
+
+/// What a child measured.
+#[derive(Clone, Debug, Default)]
+struct RunResult {
+    wall_ns: u64,
+    rss_kib: u64,
+    checksum: u64,
+    /// Polls the tool says it recorded (`None` = the tool does not say).
+    polls: Option<u64>,
+    /// Events the tool dropped (`None` = the tool does not say).
+    dropped: Option<u64>,
+}
+
+/// Tool state kept alive for the run, finished after the timed region.
+#[derive(Default)]
+struct Installed {
+    spawner: Spawner,
+    #[cfg(feature = "peers")]
+    dial9: Option<dial9::Recorder>,
+    #[cfg(feature = "peers")]
+    tmp: Option<std::path::PathBuf>,
+}
+
+/// A layer with no behaviour: what the tracing registry alone costs.
+struct NoopLayer;
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for NoopLayer {}
+
+fn child(args: &Args) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+
+    let (&workload, &config) = (&args.workloads[0], &args.configs[0]);
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.worker_threads(args.params.workers).enable_all();
+    #[allow(unused_mut)]
+    let mut installed = Installed::default();
+    #[allow(unused_mut)]
+    let mut runtime: Option<tokio::runtime::Runtime> = None;
+
+    match config {
+        Config::None => {}
+        Config::RegistryEmpty => tracing_subscriber::registry().with(NoopLayer).init(),
+        Config::TasklineHooks | Config::TasklineLayer | Config::TasklineBoth => {
+            eprintln!("taskline configurations are not wired yet");
+            std::process::exit(3);
+        }
+        #[cfg(feature = "peers")]
+        Config::TokioMetrics => installed.spawner = Spawner::Monitor(tokio_metrics::TaskMonitor::new()),
+        #[cfg(feature = "peers")]
+        Config::Console => {
+            let layer = console_subscriber::ConsoleLayer::builder()
+                .server_addr(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+                .spawn();
+            tracing_subscriber::registry().with(layer).init();
+        }
+        #[cfg(feature = "peers")]
+        Config::Dial9 => {
+            use dial9::Dial9HandleTokioExt;
+            let dir = std::env::temp_dir().join(format!("taskline-bench-dial9-{}", std::process::id()));
+            let writer = dial9::DiskBuffer::builder()
+                .base_path(&dir)
+                .max_total_size(4 << 30)
+                .build()
+                .expect("dial9 trace writer");
+            let recorder = dial9::recorder(writer).build();
+            let rt = recorder
+                .handle()
+                .attach_tokio_runtime(builder, dial9::TokioAttachOptions::default())
+                .expect("attach dial9");
+            runtime = Some(rt);
+            installed.dial9 = Some(recorder);
+            installed.tmp = Some(dir);
+            // `builder` was moved into dial9; rebuild one for type symmetry
+            builder = tokio::runtime::Builder::new_multi_thread();
+        }
+        #[cfg(not(feature = "peers"))]
+        _ => unreachable!("checked in parse_args"),
+    }
+    let runtime = runtime.unwrap_or_else(|| builder.build().expect("build runtime"));
+
+    let start = Instant::now();
+    let checksum = runtime.block_on(run(workload, &installed.spawner, args.params));
+    let wall_ns = start.elapsed().as_nanos() as u64;
+    let rss_kib = peak_rss_kib().unwrap_or(0);
+
+    // Outside the timed region: flush the tools and ask what they recorded.
+    let mut result = RunResult { wall_ns, rss_kib, checksum, polls: None, dropped: None };
+    #[cfg(feature = "peers")]
+    {
+        if let Spawner::Monitor(m) = &installed.spawner {
+            result.polls = Some(m.cumulative().total_poll_count);
+        }
+        if let Some(recorder) = installed.dial9.take() {
+            drop(runtime);
+            recorder.graceful_shutdown(Duration::from_secs(30));
+            if let Some(dir) = installed.tmp.take() {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+        }
+    }
+    println!(
+        "{RESULT_TAG} wall_ns={} rss_kib={} checksum={} polls={} dropped={}",
+        result.wall_ns,
+        result.rss_kib,
+        result.checksum,
+        result.polls.map_or("-".into(), |p| p.to_string()),
+        result.dropped.map_or("-".into(), |d| d.to_string()),
+    );
+    // Do not wait for console's server thread or a runtime's blocking pool.
+    std::process::exit(0);
+}
+
+// --------------------------------------------------------------- parent ---
+
+/// Outcome of one child run.
+#[derive(Clone, Debug)]
+enum Outcome {
+    Ok(RunResult),
+    Failed(String),
+}
+
+fn parse_result(line: &str) -> Option<RunResult> {
+    let rest = line.strip_prefix(RESULT_TAG)?;
+    let mut r = RunResult::default();
+    for kv in rest.split_whitespace() {
+        let (k, v) = kv.split_once('=')?;
+        let opt = || v.parse::<u64>().ok();
+        match k {
+            "wall_ns" => r.wall_ns = opt()?,
+            "rss_kib" => r.rss_kib = opt()?,
+            "checksum" => r.checksum = opt()?,
+            "polls" => r.polls = opt(),
+            "dropped" => r.dropped = opt(),
+            _ => {}
+        }
+    }
+    Some(r)
+}
+
+fn run_child(args: &Args, workload: Workload, config: Config) -> Outcome {
+    let exe = std::env::current_exe().expect("current_exe");
+    let p = args.params;
+    let mut child = match Command::new(exe)
+        .args(["--child", "--workloads", workload.name(), "--configs", config.name()])
+        .args(["--size", &p.size.to_string(), "--workers", &p.workers.to_string()])
+        .args(["--yields", &p.yields.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => return Outcome::Failed(format!("spawn: {e}")),
+    };
+    let pid = child.id();
+    let stdout = child.stdout.take().expect("piped stdout");
+    let reader = std::thread::spawn(move || {
+        BufReader::new(stdout).lines().map_while(Result::ok).find_map(|l| parse_result(&l))
+    });
+    // Watchdog: a run that outgrows the memory cap or the timeout is killed.
+    let start = Instant::now();
+    let status_path = format!("/proc/{pid}/status");
+    let mut killed = None;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) => {}
+            Err(e) => return Outcome::Failed(format!("wait: {e}")),
+        }
+        let rss_mib = proc_status_kib(&status_path, "VmRSS:").unwrap_or(0) / 1024;
+        if killed.is_none() && rss_mib > args.max_rss_mib {
+            killed = Some(format!("killed at RSS {rss_mib} MiB > cap {}", args.max_rss_mib));
+        } else if killed.is_none() && start.elapsed() > args.timeout {
+            killed = Some(format!("killed after {:?} timeout", args.timeout));
+        }
+        if killed.is_some() {
+            let _ = child.kill();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let result = reader.join().ok().flatten();
+    match (killed, result) {
+        (Some(why), _) => Outcome::Failed(why),
+        (None, Some(r)) if status.success() => Outcome::Ok(r),
+        (None, _) => Outcome::Failed(format!("child failed: {status}")),
+    }
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn parent(args: &Args) {
+    let p = args.params;
+    eprintln!(
+        "overhead: size {0}x{0}, {1} workers, {2} yields/task, {3} reps, configs [{4}], workloads [{5}]",
+        p.size,
+        p.workers,
+        p.yields,
+        args.reps,
+        args.configs.iter().map(|c| c.name()).collect::<Vec<_>>().join(","),
+        args.workloads.iter().map(|w| w.name()).collect::<Vec<_>>().join(","),
+    );
+    // results[(workload, config)][round]
+    let mut results: BTreeMap<(usize, Config), Vec<Option<RunResult>>> = BTreeMap::new();
+    let mut failures: BTreeMap<(usize, Config), String> = BTreeMap::new();
+    let total = args.reps * args.workloads.len() * args.configs.len();
+    let mut done = 0;
+    for round in 0..args.reps {
+        for (wi, &workload) in args.workloads.iter().enumerate() {
+            let n = args.configs.len();
+            for k in 0..n {
+                let config = args.configs[(k + round) % n];
+                done += 1;
+                let outcome = if failures.contains_key(&(wi, config)) {
+                    // A run that blew the cap or timed out will again: skip it.
+                    Outcome::Failed("skipped".into())
+                } else {
+                    run_child(args, workload, config)
+                };
+                let slot = results.entry((wi, config)).or_insert_with(|| vec![None; args.reps]);
+                match outcome {
+                    Outcome::Ok(r) => {
+                        eprintln!(
+                            "[{done}/{total}] round {round} {} {}: {:.1} ms, {} MiB",
+                            workload.name(),
+                            config.name(),
+                            r.wall_ns as f64 / 1e6,
+                            r.rss_kib / 1024
+                        );
+                        slot[round] = Some(r);
+                    }
+                    Outcome::Failed(why) => {
+                        eprintln!("[{done}/{total}] round {round} {} {}: {why}", workload.name(), config.name());
+                        failures.entry((wi, config)).or_insert(why);
+                    }
+                }
+            }
+        }
+    }
+    print_table(args, &results, &failures);
+}
+
+fn print_table(
+    args: &Args,
+    results: &BTreeMap<(usize, Config), Vec<Option<RunResult>>>,
+    failures: &BTreeMap<(usize, Config), String>,
+) {
+    let p = args.params;
+    let header = [
+        "workload", "config", "median ms", "min..max ms", "ratio", "ratio min..max", "peak RSS MiB", "ΔRSS MiB",
+        "polls", "dropped", "ns/poll",
+    ];
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    let mut checksum_mismatch = Vec::new();
+    for (wi, &workload) in args.workloads.iter().enumerate() {
+        let base = results.get(&(wi, Config::None));
+        for &config in &args.configs {
+            let Some(runs) = results.get(&(wi, config)) else { continue };
+            let ok: Vec<&RunResult> = runs.iter().flatten().collect();
+            if ok.is_empty() {
+                let why = failures.get(&(wi, config)).map_or("no result", String::as_str);
+                let mut row = vec![workload.name().to_string(), config.name().to_string(), why.to_string()];
+                row.resize(header.len(), String::new());
+                rows.push(row);
+                continue;
+            }
+            let mut walls: Vec<f64> = ok.iter().map(|r| r.wall_ns as f64 / 1e6).collect();
+            let (min, max) = walls.iter().fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+            let med = median(&mut walls);
+            let mut rss: Vec<f64> = ok.iter().map(|r| r.rss_kib as f64 / 1024.0).collect();
+            let rss_med = median(&mut rss);
+            // Per-round ratios and per-round differences to `none`.
+            let mut ratios = Vec::new();
+            let mut diffs_ns = Vec::new();
+            let mut base_rss = Vec::new();
+            if let Some(base) = base {
+                for (r, b) in runs.iter().zip(base) {
+                    if let (Some(r), Some(b)) = (r, b) {
+                        ratios.push(r.wall_ns as f64 / b.wall_ns as f64);
+                        diffs_ns.push(r.wall_ns as f64 - b.wall_ns as f64);
+                        base_rss.push(b.rss_kib as f64 / 1024.0);
+                        if r.checksum != b.checksum {
+                            checksum_mismatch.push(format!("{} {}", workload.name(), config.name()));
+                        }
+                    }
+                }
+            }
+            let (rmin, rmax) = ratios.iter().fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+            let ratio = median(&mut ratios);
+            let drss = rss_med - median(&mut base_rss);
+            let mut polls: Vec<f64> = ok.iter().filter_map(|r| r.polls).map(|x| x as f64).collect();
+            let mut dropped: Vec<f64> = ok.iter().filter_map(|r| r.dropped).map(|x| x as f64).collect();
+            let ns_per_poll = if workload == Workload::Yield && config != Config::None && !diffs_ns.is_empty() {
+                format!("{:.1}", median(&mut diffs_ns) / p.yield_polls() as f64)
+            } else {
+                String::new()
+            };
+            let fmt_opt = |v: &mut Vec<f64>| if v.is_empty() { "-".to_string() } else { format!("{:.0}", median(v)) };
+            let partial = if ok.len() < runs.len() { format!(" ({}/{} ok)", ok.len(), runs.len()) } else { String::new() };
+            rows.push(vec![
+                workload.name().to_string(),
+                format!("{}{partial}", config.name()),
+                format!("{med:.1}"),
+                format!("{min:.1}..{max:.1}"),
+                if ratio.is_nan() { "-".into() } else { format!("{ratio:.3}x") },
+                if ratio.is_nan() { "-".into() } else { format!("{rmin:.3}..{rmax:.3}") },
+                format!("{rss_med:.1}"),
+                if drss.is_nan() { "-".into() } else { format!("{drss:+.1}") },
+                fmt_opt(&mut polls),
+                fmt_opt(&mut dropped),
+                ns_per_poll,
+            ]);
+        }
+    }
+    println!();
+    println!(
+        "size {0}x{0}, {1} workers, yield workload {2} tasks x {3} yields = {4} polls, {5} rounds (medians; ratio = median of per-round ratios to `none`)",
+        p.size,
+        p.workers,
+        p.yield_tasks(),
+        p.yields,
+        p.yield_polls(),
+        args.reps
+    );
+    if args.markdown {
+        println!("| {} |", header.join(" | "));
+        println!("|{}|", header.iter().map(|_| "---").collect::<Vec<_>>().join("|"));
+        for row in &rows {
+            println!("| {} |", row.join(" | "));
+        }
+    } else {
+        let widths: Vec<usize> = (0..header.len())
+            .map(|i| rows.iter().map(|r| r[i].chars().count()).chain([header[i].chars().count()]).max().unwrap_or(0))
+            .collect();
+        let line = |cells: Vec<&str>| {
+            cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect::<Vec<_>>().join("  ")
+        };
+        println!("{}", line(header.to_vec()));
+        for row in &rows {
+            println!("{}", line(row.iter().map(String::as_str).collect()));
+        }
+    }
+    if !checksum_mismatch.is_empty() {
+        println!("CHECKSUM MISMATCH (a tool changed the result!): {}", checksum_mismatch.join(", "));
+    }
+}

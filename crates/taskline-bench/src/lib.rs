@@ -1,0 +1,326 @@
+//! The overhead benchmark of issue #3: the workloads, the spawn indirection
+//! that lets a tool wrap every spawned future, and peak-memory measurement.
+//!
+//! The table itself is printed by `examples/overhead.rs` (one fresh child
+//! process per (workload, configuration) run, interleaved round-robin); the
+//! criterion bench `benches/overhead.rs` measures the per-poll cost of the
+//! yield-heavy micro workload.
+//!
+//! Every workload is written once, generic over a [`Spawner`], so that every
+//! configuration runs exactly the same code; only `tokio-metrics` needs to
+//! wrap each future (its `TaskMonitor` instruments futures, not the runtime).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use tokio::task::JoinHandle;
+
+pub use taskline_mandelbrot_pixel::pixel;
+
+/// The Mandelbrot pixel function of the Go execution-tracer tutorial.
+///
+/// A local copy, byte-for-byte the rule of `/work/shared/DESIGN.md`, until
+/// `taskline-mandelbrot` exposes its own; the benchmark only needs the
+/// per-pixel cost profile, not the crate.
+mod taskline_mandelbrot_pixel {
+    /// `norm(x,total,min,max) = (max-min)*x/total - max`.
+    #[inline]
+    fn norm(x: usize, total: usize, min: f64, max: f64) -> f64 {
+        (max - min) * x as f64 / total as f64 - max
+    }
+
+    /// The gray value of pixel (`i`, `j`) of a `width` x `height` image:
+    /// iterate `x,y = x*x-y*y+xi, 2*x*y+yi` while `x*x+y*y < 1024`, at most
+    /// 1000 times; the value is Go's `uint8(x)` (low byte of `x as i32`).
+    #[inline]
+    pub fn pixel(i: usize, j: usize, width: usize, height: usize) -> u8 {
+        let xi = norm(i, width, -1.0, 2.0);
+        let yi = norm(j, height, -1.0, 1.0);
+        let (mut x, mut y) = (0.0f64, 0.0f64);
+        let mut k = 0;
+        while k < 1000 && x * x + y * y < 1024.0 {
+            let nx = x * x - y * y + xi;
+            y = 2.0 * x * y + yi;
+            x = nx;
+            k += 1;
+        }
+        (x as i32) as u8
+    }
+}
+
+/// How a workload spawns its tasks.
+///
+/// Every variant ends in `tokio::spawn`; `Monitor` first wraps the future in
+/// a tokio-metrics `TaskMonitor` (the only tool here that instruments
+/// futures instead of the runtime).
+#[derive(Clone, Debug, Default)]
+pub enum Spawner {
+    /// Plain `tokio::spawn`.
+    #[default]
+    Tokio,
+    /// `tokio::spawn(monitor.instrument(future))`.
+    #[cfg(feature = "peers")]
+    Monitor(tokio_metrics::TaskMonitor),
+}
+
+impl Spawner {
+    /// Spawn `future` on the current runtime, wrapped as this spawner says.
+    #[inline]
+    #[track_caller]
+    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        match self {
+            Spawner::Tokio => tokio::spawn(future),
+            #[cfg(feature = "peers")]
+            Spawner::Monitor(m) => tokio::spawn(m.instrument(future)),
+        }
+    }
+}
+
+/// A benchmark workload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Workload {
+    /// v1: one task renders every pixel (leaves the other workers idle).
+    Serial,
+    /// v2: one task per pixel (1M tasks at 1024x1024).
+    TaskPerPixel,
+    /// v3: one task per column.
+    TaskPerColumn,
+    /// v4: `workers` pool tasks fed single pixels over a capacity-1 channel.
+    WorkerPoolPixels,
+    /// v5: `workers` pool tasks fed columns over a channel buffered to the width.
+    WorkerPoolColumns,
+    /// Micro: `2 x workers` tasks each doing `yields` `yield_now().await`.
+    Yield,
+}
+
+impl Workload {
+    /// Every workload, in table order.
+    pub const ALL: [Workload; 6] = [
+        Workload::Serial,
+        Workload::TaskPerPixel,
+        Workload::TaskPerColumn,
+        Workload::WorkerPoolPixels,
+        Workload::WorkerPoolColumns,
+        Workload::Yield,
+    ];
+
+    /// The command-line name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Workload::Serial => "serial",
+            Workload::TaskPerPixel => "task-per-pixel",
+            Workload::TaskPerColumn => "task-per-column",
+            Workload::WorkerPoolPixels => "pool-pixels",
+            Workload::WorkerPoolColumns => "pool-columns",
+            Workload::Yield => "yield",
+        }
+    }
+
+    /// Parse a command-line name (see [`Workload::name`]).
+    pub fn parse(s: &str) -> Option<Workload> {
+        Workload::ALL.into_iter().find(|w| w.name() == s)
+    }
+}
+
+/// Parameters of one workload run.
+#[derive(Clone, Copy, Debug)]
+pub struct Params {
+    /// Image width and height (Mandelbrot workloads).
+    pub size: usize,
+    /// Runtime worker threads (pool size of the worker-pool variants).
+    pub workers: usize,
+    /// `yield_now` calls per task (yield workload).
+    pub yields: usize,
+}
+
+impl Params {
+    /// Tasks spawned by the yield workload.
+    pub fn yield_tasks(&self) -> usize {
+        2 * self.workers
+    }
+
+    /// Polls of spawned tasks the yield workload makes: each task is polled
+    /// once per `yield_now` plus once to complete.
+    pub fn yield_polls(&self) -> u64 {
+        (self.yield_tasks() * (self.yields + 1)) as u64
+    }
+}
+
+/// What a workload returns: a checksum, so the work cannot be optimized away
+/// and every configuration can be checked to compute the same result.
+pub type Checksum = u64;
+
+fn checksum(img: &[u8]) -> Checksum {
+    // FNV-1a: cheap, order-sensitive.
+    img.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Run `workload` on the current runtime, spawning through `spawner`.
+pub async fn run(workload: Workload, spawner: &Spawner, p: Params) -> Checksum {
+    let (w, h) = (p.size, p.size);
+    match workload {
+        Workload::Serial => {
+            let img = spawner
+                .spawn(async move {
+                    let mut img = vec![0u8; w * h];
+                    for i in 0..w {
+                        for j in 0..h {
+                            img[i * h + j] = pixel(i, j, w, h);
+                        }
+                    }
+                    img
+                })
+                .await
+                .expect("serial task panicked");
+            checksum(&img)
+        }
+        Workload::TaskPerPixel => {
+            let mut handles = Vec::with_capacity(w * h);
+            for i in 0..w {
+                for j in 0..h {
+                    handles.push(spawner.spawn(async move { pixel(i, j, w, h) }));
+                }
+            }
+            let mut img = Vec::with_capacity(w * h);
+            for handle in handles {
+                img.push(handle.await.expect("pixel task panicked"));
+            }
+            checksum(&img)
+        }
+        Workload::TaskPerColumn => {
+            let handles: Vec<_> = (0..w)
+                .map(|i| spawner.spawn(async move { (0..h).map(|j| pixel(i, j, w, h)).collect::<Vec<u8>>() }))
+                .collect();
+            let mut img = Vec::with_capacity(w * h);
+            for handle in handles {
+                img.extend(handle.await.expect("column task panicked"));
+            }
+            checksum(&img)
+        }
+        Workload::WorkerPoolPixels => pool(spawner, p, 1, (0..w * h).map(move |k| (k / h, Some(k % h)))).await,
+        Workload::WorkerPoolColumns => pool(spawner, p, w.max(1), (0..w).map(|i| (i, None))).await,
+        Workload::Yield => {
+            let handles: Vec<_> = (0..p.yield_tasks())
+                .map(|_| {
+                    let n = p.yields;
+                    spawner.spawn(async move {
+                        for _ in 0..n {
+                            tokio::task::yield_now().await;
+                        }
+                        n as u64
+                    })
+                })
+                .collect();
+            let mut total = 0;
+            for handle in handles {
+                total += handle.await.expect("yield task panicked");
+            }
+            total
+        }
+    }
+}
+
+/// Worker-pool variants: `p.workers` pool tasks receive `(column, Some(row))`
+/// (one pixel) or `(column, None)` (a whole column) from a bounded channel of
+/// `capacity` and write into a shared image.
+async fn pool(
+    spawner: &Spawner,
+    p: Params,
+    capacity: usize,
+    jobs: impl Iterator<Item = (usize, Option<usize>)>,
+) -> Checksum {
+    let (w, h) = (p.size, p.size);
+    let img: Arc<[AtomicU8]> = (0..w * h).map(|_| AtomicU8::new(0)).collect();
+    let (tx, rx) = tokio::sync::mpsc::channel::<(usize, Option<usize>)>(capacity);
+    // tokio's mpsc has one receiver: the pool shares it behind an async mutex,
+    // which makes it a multi-consumer channel like Go's.
+    let rx = Arc::new(tokio::sync::Mutex::new(rx));
+    let workers: Vec<_> = (0..p.workers.max(1))
+        .map(|_| {
+            let (rx, img) = (rx.clone(), img.clone());
+            spawner.spawn(async move {
+                loop {
+                    let job = rx.lock().await.recv().await;
+                    let Some((i, row)) = job else { break };
+                    match row {
+                        Some(j) => img[i * h + j].store(pixel(i, j, w, h), Ordering::Relaxed),
+                        None => {
+                            for j in 0..h {
+                                img[i * h + j].store(pixel(i, j, w, h), Ordering::Relaxed);
+                            }
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for job in jobs {
+        tx.send(job).await.expect("pool workers gone");
+    }
+    drop(tx);
+    for worker in workers {
+        worker.await.expect("pool worker panicked");
+    }
+    let img: Vec<u8> = img.iter().map(|b| b.load(Ordering::Relaxed)).collect();
+    checksum(&img)
+}
+
+/// Peak resident set size of this process in KiB (`VmHWM` of
+/// `/proc/self/status`), or `None` where that file does not exist.
+pub fn peak_rss_kib() -> Option<u64> {
+    proc_status_kib("/proc/self/status", "VmHWM:")
+}
+
+/// A `kB` field (e.g. `VmRSS:`) of a `/proc/<pid>/status` file.
+pub fn proc_status_kib(path: &str, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(path).ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    line[field.len()..].trim().trim_end_matches("kB").trim().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params() -> Params {
+        Params { size: 48, workers: 2, yields: 10 }
+    }
+
+    #[test]
+    fn every_mandelbrot_variant_computes_the_same_image() {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
+        let sums: Vec<_> = Workload::ALL[..5]
+            .iter()
+            .map(|&w| rt.block_on(run(w, &Spawner::Tokio, params())))
+            .collect();
+        assert!(sums.windows(2).all(|s| s[0] == s[1]), "{sums:?}");
+    }
+
+    #[test]
+    fn yield_workload_counts_its_yields() {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
+        let p = params();
+        assert_eq!(rt.block_on(run(Workload::Yield, &Spawner::Tokio, p)), (p.yield_tasks() * p.yields) as u64);
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for w in Workload::ALL {
+            assert_eq!(Workload::parse(w.name()), Some(w));
+        }
+    }
+
+    #[test]
+    fn peak_rss_is_readable_on_linux() {
+        if cfg!(target_os = "linux") {
+            assert!(peak_rss_kib().unwrap() > 0);
+        }
+    }
+}
