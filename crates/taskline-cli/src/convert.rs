@@ -1,0 +1,166 @@
+//! `taskline convert --to chrome-json`: Chrome's JSON trace event format.
+//!
+//! One process; a thread per recorded thread (named from the registry);
+//! polls as `B`/`E` slices named by the task's spawn site, blocking sections
+//! and parks as slices, spawn / wake / terminate / resource waits as thread
+//! instants, counters as `C` events. Timestamps in microseconds (with
+//! nanosecond decimals) since the recorder's epoch.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::path::Path;
+
+use serde_json::{Value, json};
+use taskline_layer::event::{CounterKind, Event, EventKind};
+use taskline_layer::registry::Registry;
+
+use crate::cli::{ConvertArgs, Format};
+use crate::error::CliError;
+use crate::load::load;
+
+/// Task → site names kept at most (live tasks); later tasks are named by id.
+const MAX_TASK_NAMES: usize = 1 << 16;
+
+/// Convert the trace.
+pub fn run(args: &ConvertArgs) -> Result<(), CliError> {
+    let loaded = load(&args.trace)?;
+    let rec = &loaded.recording;
+    match args.to {
+        Format::ChromeJson => write_atomically(&args.out, |out| {
+            chrome_json(&rec.events, &rec.registry, out)
+        })
+        .map_err(|e| CliError::new(format!("cannot write {}: {e}", args.out.display()))),
+    }
+}
+
+/// Write `out` through a temporary file in the same directory, then rename.
+fn write_atomically(
+    path: &Path,
+    write: impl FnOnce(&mut BufWriter<File>) -> io::Result<()>,
+) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => ".".into(),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let result = (|| {
+        let mut out = BufWriter::new(File::create(&tmp)?);
+        write(&mut out)?;
+        let file = out.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn us(ts_ns: u64) -> f64 {
+    ts_ns as f64 / 1e3
+}
+
+fn site_label(registry: &Registry, site: u32) -> String {
+    registry
+        .site(site)
+        .map_or_else(|| "poll".to_owned(), |s| s.to_string())
+}
+
+fn write_event(out: &mut impl Write, first: &mut bool, v: &Value) -> io::Result<()> {
+    if !std::mem::take(first) {
+        out.write_all(b",\n")?;
+    }
+    serde_json::to_writer(&mut *out, v).map_err(io::Error::other)
+}
+
+/// Encode `events` as a Chrome JSON trace into `out`.
+pub fn chrome_json(events: &[Event], registry: &Registry, out: &mut impl Write) -> io::Result<()> {
+    out.write_all(b"{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n")?;
+    let mut first = true;
+    for t in registry.threads() {
+        let name = match t.worker {
+            Some(w) => format!("{} (worker {w})", t.name),
+            None => t.name.to_string(),
+        };
+        let v = json!({"name":"thread_name","ph":"M","pid":1,"tid":t.id,"args":{"name":name}});
+        write_event(out, &mut first, &v)?;
+    }
+    let mut task_sites: HashMap<u64, u32> = HashMap::new();
+    for e in events {
+        let Some(kind) = e.kind() else { continue };
+        let ts = us(e.ts_ns);
+        let tid = e.thread;
+        let v = match kind {
+            EventKind::Spawn => {
+                if task_sites.len() < MAX_TASK_NAMES {
+                    task_sites.insert(e.task, e.aux);
+                }
+                json!({"name":"spawn","ph":"i","s":"t","ts":ts,"pid":1,"tid":tid,
+                       "args":{"task":e.task,"site":site_label(registry, e.aux)}})
+            }
+            EventKind::PollStart => {
+                let name = task_sites
+                    .get(&e.task)
+                    .map_or_else(|| format!("task {}", e.task), |s| site_label(registry, *s));
+                json!({"name":name,"cat":"poll","ph":"B","ts":ts,"pid":1,"tid":tid,
+                       "args":{"task":e.task}})
+            }
+            EventKind::PollEnd => json!({"ph":"E","ts":ts,"pid":1,"tid":tid}),
+            EventKind::Wake => json!({"name":"wake","ph":"i","s":"t","ts":ts,"pid":1,"tid":tid,
+                                      "args":{"task":e.task,"waker":e.arg}}),
+            EventKind::ResourceWait => {
+                let res = registry
+                    .string(e.aux)
+                    .map_or_else(|| "?".to_owned(), |s| s.to_string());
+                json!({"name":"wait","ph":"i","s":"t","ts":ts,"pid":1,"tid":tid,
+                       "args":{"task":e.task,"resource":res}})
+            }
+            EventKind::BlockingStart => {
+                json!({"name":"blocking","cat":"blocking","ph":"B","ts":ts,"pid":1,"tid":tid,
+                       "args":{"task":e.task}})
+            }
+            EventKind::BlockingEnd | EventKind::Unpark => {
+                json!({"ph":"E","ts":ts,"pid":1,"tid":tid})
+            }
+            EventKind::Park => {
+                json!({"name":"idle","cat":"park","ph":"B","ts":ts,"pid":1,"tid":tid})
+            }
+            EventKind::Terminate => {
+                task_sites.remove(&e.task);
+                json!({"name":"terminate","ph":"i","s":"t","ts":ts,"pid":1,"tid":tid,
+                       "args":{"task":e.task}})
+            }
+            EventKind::TaskName => {
+                let name = registry.string(e.aux).map(|s| s.to_string());
+                json!({"name":"task name","ph":"i","s":"t","ts":ts,"pid":1,"tid":tid,
+                       "args":{"task":e.task,"name":name}})
+            }
+            EventKind::SpanEnter => {
+                let name = registry
+                    .string(e.aux)
+                    .map_or_else(|| "span".to_owned(), |s| s.to_string());
+                json!({"name":name,"cat":"span","ph":"B","ts":ts,"pid":1,"tid":tid})
+            }
+            EventKind::SpanExit => json!({"ph":"E","ts":ts,"pid":1,"tid":tid}),
+            EventKind::Counter => {
+                let name = match e.flags & 0x0f {
+                    x if x == CounterKind::AliveTasks as u8 => "alive tasks",
+                    x if x == CounterKind::RunnableTasks as u8 => "runnable tasks",
+                    x if x == CounterKind::GlobalQueueDepth as u8 => "global queue depth",
+                    _ => "counter",
+                };
+                json!({"name":name,"ph":"C","ts":ts,"pid":1,"args":{"value":e.arg}})
+            }
+        };
+        write_event(out, &mut first, &v)?;
+    }
+    out.write_all(b"\n]}\n")
+}
