@@ -280,3 +280,28 @@ fn limits_bound_the_state_and_bad_configs_are_refused() {
         assert!(Analyzer::new(bad).is_err());
     }
 }
+
+#[test]
+fn a_task_terminating_inside_its_last_poll_keeps_its_site() {
+    // Tokio's terminate hook runs inside the last poll: Terminate before PollEnd.
+    let reg = Registry::new();
+    let site = reg.intern_site("last.rs", 3, 9, TaskKind::Task);
+    use EventKind::*;
+    let events = [
+        ev(Spawn, 0, 5, 0, site),
+        ev(PollStart, 10, 5, NO_VALUE, 0),
+        ev(Terminate, 290, 5, 0, 0),
+        ev(PollEnd, 300, 5, 0, 0),
+        // A later PollStart of the same id is a new, unknown task.
+        ev(PollStart, 310, 5, NO_VALUE, 0),
+        ev(PollEnd, 500, 5, 0, 0),
+    ];
+    let r = report_of(&events, &reg);
+    let slow: Vec<(&str, f64)> = r
+        .slow_polls
+        .worst
+        .iter()
+        .map(|p| (p.site.as_str(), p.duration_ms))
+        .collect();
+    assert_eq!(slow, vec![("last.rs:3:9", 29.0), ("<unknown>", 19.0)]);
+}

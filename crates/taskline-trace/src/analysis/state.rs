@@ -47,6 +47,9 @@ struct TaskState {
     woken_in_poll: bool,
     /// Resource kind of the last `ResourceWait` of the last poll.
     resource: Option<u32>,
+    /// `Terminate` arrived during a poll (Tokio's terminate hook runs inside
+    /// the last poll): forget the task at that poll's end.
+    terminated: bool,
 }
 
 /// One scheduling delay sample of the worst list: ordered by delay, then
@@ -150,9 +153,12 @@ impl State {
                     t.resource = Some(e.aux);
                 }
             }
-            EventKind::Terminate => {
-                self.tasks.remove(&e.task);
-            }
+            EventKind::Terminate => match self.tasks.get_mut(&e.task) {
+                Some(t) if t.phase == Phase::Polling => t.terminated = true,
+                _ => {
+                    self.tasks.remove(&e.task);
+                }
+            },
             EventKind::BlockingStart => {
                 self.open_sections
                     .insert(e.thread, (ts, e.flags & flags::ENUM_MASK));
@@ -187,6 +193,7 @@ impl State {
                 mark: ts,
                 woken_in_poll: false,
                 resource: None,
+                terminated: false,
             },
         );
     }
@@ -256,8 +263,10 @@ impl State {
             None
         };
         let mut site = UNKNOWN;
+        let mut forget = false;
         if let Some(t) = self.tasks.get_mut(&e.task) {
             site = t.site;
+            forget = t.terminated;
             if t.phase == Phase::Polling {
                 start = start.or(Some(t.mark));
                 t.phase = if t.woken_in_poll {
@@ -268,6 +277,9 @@ impl State {
                 t.woken_in_poll = false;
                 t.mark = ts;
             }
+        }
+        if forget {
+            self.tasks.remove(&e.task);
         }
         let Some(start) = start else { return };
         let dur = ts.saturating_sub(start);
