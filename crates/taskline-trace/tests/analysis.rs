@@ -305,3 +305,51 @@ fn a_task_terminating_inside_its_last_poll_keeps_its_site() {
         .collect();
     assert_eq!(slow, vec![("last.rs:3:9", 29.0), ("<unknown>", 19.0)]);
 }
+
+#[test]
+fn a_long_run_stays_within_the_configured_bounds() {
+    // 87.5k polls on 4 workers with a small timeline: coalesced, bounded, and
+    // within the documented error of an exact run.
+    let reg = Registry::new();
+    let site = reg.intern_site("long.rs", 1, 1, TaskKind::Task);
+    let mut events = Vec::with_capacity(200_000 + 8);
+    for t in 1..=4u64 {
+        events.push(ev(EventKind::Spawn, 0, t, 0, site));
+    }
+    for i in 0..25_000u64 {
+        for w in 0..4u64 {
+            // Worker w busy 20 µs of every 100 µs; worker 3 idle in the second half.
+            if w == 3 && i >= 12_500 {
+                continue;
+            }
+            let start = i * 100_000 + w * 1_000;
+            let mut s = Event::new(EventKind::PollStart, start, w + 1);
+            s.arg = NO_VALUE;
+            s.aux = w as u32;
+            let mut e = Event::new(EventKind::PollEnd, start + 20_000, w + 1);
+            e.aux = w as u32;
+            events.push(s);
+            events.push(e);
+        }
+    }
+    events.sort_by_key(|e| e.ts_ns);
+    let small = AnalysisConfig {
+        max_utilization_points: 4096,
+        ..AnalysisConfig::default()
+    };
+    let coalesced = Analyzer::analyze(&events, &reg, small).expect("config");
+    let exact = report_of(&events, &reg);
+    assert!(coalesced.workers.coalesced && !exact.workers.coalesced);
+    assert_eq!(exact.workers.mmu.len(), 10);
+    for (c, x) in coalesced.workers.mmu.iter().zip(&exact.workers.mmu) {
+        assert!(
+            (c.utilization - x.utilization).abs() <= c.max_error + 1e-9,
+            "{c:?} vs {x:?}"
+        );
+    }
+    // By hand: a 1 s window is 10 000 whole periods, so each running worker is
+    // exactly 20% busy in it; in the second half (1.25 s) only 3 of 4 run: 0.15.
+    let one_s = &exact.workers.mmu[9];
+    assert!((one_s.utilization - 0.15).abs() < 1e-9, "{one_s:?}");
+    assert_eq!(coalesced.workers.workers, exact.workers.workers);
+}

@@ -211,7 +211,7 @@ impl Timeline {
         let mut x = a;
         while x < b {
             let idx = ((x - origin) / *width) as usize;
-            let bucket_end = origin + (idx as u64 + 1) * *width;
+            let bucket_end = origin.saturating_add((idx as u64 + 1).saturating_mul(*width));
             let end = bucket_end.min(b);
             busy[idx] = busy[idx].saturating_add(rate.saturating_mul(end - x));
             x = end;
@@ -269,7 +269,9 @@ impl Timeline {
                 let mut cum = 0u64;
                 for (k, b) in busy.iter().enumerate() {
                     cum = cum.saturating_add(*b);
-                    let x = (start + (k as u64 + 1) * width).min(self.last_ts);
+                    let x = start
+                        .saturating_add((k as u64 + 1).saturating_mul(*width))
+                        .min(self.last_ts);
                     if x > out.last().map_or(start, |p| p.0) {
                         out.push((x, cum));
                     } else if let Some(p) = out.last_mut() {
@@ -343,15 +345,15 @@ fn min_window_busy(points: &[(u64, u64)], w: u64) -> (u64, u64) {
     // Candidates t = x_i (window starting at a breakpoint).
     let mut hi = Cursor { points, i: 0 };
     for &(x, b) in points {
-        if x + w > last {
+        let Some(end) = x.checked_add(w).filter(|e| *e <= last) else {
             break;
-        }
-        consider(hi.at(x + w) - b, x);
+        };
+        consider(hi.at(end) - b, x);
     }
     // Candidates t = x_i - w (window ending at a breakpoint).
     let mut lo = Cursor { points, i: 0 };
     for &(x, b) in points {
-        if x < start + w {
+        if x < start.saturating_add(w) {
             continue;
         }
         let t = x - w;
@@ -451,6 +453,26 @@ mod tests {
         assert_eq!(e[2].utilization, 0.0);
         assert!((e[4].utilization - 0.45).abs() < 1e-9, "{:?}", e[4]);
         assert_eq!(exact.worker_busy().next(), small.worker_busy().next());
+    }
+
+    #[test]
+    fn hostile_timestamps_do_not_overflow() {
+        for max_points in [16, 1 << 20] {
+            let mut t = Timeline::new(max_points);
+            t.poll_start(0, 1, 5);
+            t.poll_end(0, u64::MAX / 2);
+            for k in 0..100u64 {
+                t.poll_start(1, k, u64::MAX - 1000 + 10 * k);
+                t.poll_end(1, u64::MAX - 995 + 10 * k);
+            }
+            t.advance(u64::MAX);
+            let mmu = t.mmu(&[1, 1000, u64::MAX / 4, u64::MAX]);
+            assert!(
+                mmu.iter().all(|m| (0.0..=1.0).contains(&m.utilization)),
+                "{mmu:?}"
+            );
+            assert_eq!(mmu.len(), 3, "the window longer than the run has no value");
+        }
     }
 
     #[test]
