@@ -2,10 +2,33 @@
 //!
 //! Records what a Tokio runtime did (task spawn, poll start/end, wake, idle,
 //! blocking sections, termination, worker park/unpark) from two sources that
-//! feed one [`Recorder`](recorder::Recorder):
+//! feed one [`Recorder`]:
 //! - runtime hooks ([`hooks`]), the cheap source, and
 //! - a [`tracing_subscriber::Layer`] ([`layer::TasklineLayer`]), the composable
 //!   one, which also sees wakes, resources and task names.
+//!
+//! Events go into lock-free per-thread rings; a background consumer thread
+//! merges them by timestamp and hands them to [`Sink`]s (the built-in
+//! [`Aggregator`], trace writers, ...). Memory is bounded by
+//! [`RecorderConfig`]; when a consumer falls behind, events are dropped and
+//! counted, never blocking the application.
+//!
+//! ```
+//! use taskline_layer::{Recorder, RuntimeBuilderExt};
+//!
+//! let recorder = Recorder::with_defaults();
+//! let rt = tokio::runtime::Builder::new_multi_thread()
+//!     .worker_threads(2)
+//!     .taskline(&recorder)
+//!     .build()
+//!     .unwrap();
+//! rt.block_on(async { tokio::spawn(async {}).await.unwrap() });
+//! drop(rt);
+//! let snapshot = recorder.snapshot();
+//! # #[cfg(tokio_unstable)]
+//! assert_eq!(snapshot.spawned, 1);
+//! println!("{snapshot}");
+//! ```
 //!
 //! See `docs/ARCHITECTURE.md` in the repository for the contract between the
 //! modules.
@@ -27,8 +50,9 @@ pub mod task_id;
 
 pub use aggregate::{Aggregator, Snapshot};
 pub use config::{ConfigError, RecorderConfig};
-pub use hooks::{RuntimeBuilderExt, capabilities, instrument};
 pub use event::{Event, EventKind, TaskKind};
+pub use hooks::{Capabilities, RuntimeBuilderExt, capabilities, instrument};
+pub use layer::TasklineLayer;
 pub use recorder::{Recorder, RecorderStats};
 pub use registry::{Registry, Site, ThreadInfo};
 pub use sink::Sink;
