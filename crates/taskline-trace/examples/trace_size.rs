@@ -1,0 +1,107 @@
+//! Measures the trace size per event on a spawn-heavy workload shaped like the
+//! Mandelbrot tutorial's task-per-pixel variant: one task per "pixel" (a small
+//! computation), the runtime instrumented with taskline's hooks and
+//! optionally the tracing layer (which adds wakes and task names).
+//!
+//! ```sh
+//! cargo run --release -p taskline-trace --example trace_size -- [TASKS] [--layer] [--out FILE]
+//! ```
+
+use std::cell::RefCell;
+use std::time::Instant;
+
+use taskline_layer::config::RecorderConfig;
+use taskline_layer::layer::TasklineLayer;
+use taskline_layer::{Recorder, RuntimeBuilderExt};
+use taskline_trace::{PerfettoWriter, read_trace};
+use tracing::Dispatch;
+use tracing::dispatcher::DefaultGuard;
+use tracing_subscriber::prelude::*;
+
+thread_local! {
+    static GUARD: RefCell<Option<DefaultGuard>> = const { RefCell::new(None) };
+}
+
+fn pixel(i: u64) -> u8 {
+    let (xi, yi) = (
+        (i % 1024) as f64 / 341.0 - 2.0,
+        (i / 1024) as f64 / 512.0 - 1.0,
+    );
+    let (mut x, mut y, mut n) = (0.0f64, 0.0f64, 0);
+    while x * x + y * y < 4.0 && n < 200 {
+        (x, y) = (x * x - y * y + xi, 2.0 * x * y + yi);
+        n += 1;
+    }
+    n as u8
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let tasks: u64 = args.iter().find_map(|a| a.parse().ok()).unwrap_or(200_000);
+    let layer = args.iter().any(|a| a == "--layer");
+    let out = args
+        .iter()
+        .position(|a| a == "--out")
+        .and_then(|i| args.get(i + 1).cloned())
+        .unwrap_or_else(|| {
+            std::env::temp_dir()
+                .join("taskline-trace-size.pftrace")
+                .display()
+                .to_string()
+        });
+
+    let config = RecorderConfig {
+        ring_capacity: 1 << 18,
+        ..RecorderConfig::default()
+    };
+    let rec = Recorder::new(config).expect("recorder config");
+    let (sink, handle) = PerfettoWriter::create(&out).expect("create trace file");
+    rec.add_sink(sink);
+
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.worker_threads(2).enable_all().taskline(&rec);
+    let dispatch =
+        layer.then(|| Dispatch::new(tracing_subscriber::registry().with(TasklineLayer::new(&rec))));
+    let _main_guard = dispatch.as_ref().map(tracing::dispatcher::set_default);
+    if let Some(d) = dispatch.clone() {
+        builder
+            .on_thread_start(move || {
+                let g = tracing::dispatcher::set_default(&d);
+                GUARD.with(|slot| *slot.borrow_mut() = Some(g));
+            })
+            .on_thread_stop(|| GUARD.with(|slot| drop(slot.borrow_mut().take())));
+    }
+    let rt = builder.build().expect("runtime");
+    let start = Instant::now();
+    let sum: u64 = rt.block_on(async move {
+        let handles: Vec<_> = (0..tasks)
+            .map(|i| tokio::spawn(async move { pixel(i) }))
+            .collect();
+        let mut sum = 0u64;
+        for h in handles {
+            sum += u64::from(h.await.expect("pixel task"));
+        }
+        sum
+    });
+    let elapsed = start.elapsed();
+    drop(rt);
+    rec.flush();
+    let stats = rec.stats();
+    handle.set_dropped_events(stats.dropped);
+    handle
+        .finish_with_registry(rec.registry())
+        .expect("finish trace");
+
+    let bytes = std::fs::metadata(&out).expect("trace written").len();
+    let events = handle.events_written();
+    let read_start = Instant::now();
+    let back = read_trace(&std::fs::read(&out).expect("read trace")).expect("trace reads back");
+    assert_eq!(back.events.len() as u64, events);
+    println!(
+        "tasks={tasks} layer={layer} checksum={sum} run={elapsed:.2?} events={events} dropped={} bytes={bytes} \
+         bytes/event={:.1} read_back={:.2?} file={out}",
+        stats.dropped,
+        bytes as f64 / events.max(1) as f64,
+        read_start.elapsed(),
+    );
+}
