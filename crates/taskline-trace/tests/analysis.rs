@@ -353,3 +353,15 @@ fn a_long_run_stays_within_the_configured_bounds() {
     assert!((one_s.utilization - 0.15).abs() < 1e-9, "{one_s:?}");
     assert_eq!(coalesced.workers.workers, exact.workers.workers);
 }
+
+#[test]
+fn an_empty_stream_gives_an_empty_report() {
+    let reg = Registry::new();
+    let r = report_of(&[], &reg);
+    assert_eq!((r.events, r.tasks_seen, r.duration_ms), (0, 0, 0.0));
+    assert!(r.sites.is_empty() && r.workers.mmu.is_empty() && r.slow_polls.worst.is_empty());
+    assert!(
+        r.to_string()
+            .starts_with("taskline report: 0.000 ms, 0 events")
+    );
+}
