@@ -18,7 +18,7 @@
 //!   Busy time inside a bucket is treated as spread evenly over it, so `B(x)`
 //!   is off by at most `W * width` (W = workers) and the utilization of a
 //!   window of length `w` is off by at most `2 * width / w` (absolute). The
-//!   report carries this bound ([`Timeline::max_error`]).
+//!   report carries this bound ([`MmuPoint::max_error`](super::MmuPoint::max_error)).
 //!
 //! Memory is at most `max_points` points (16 bytes each) or `max_points`
 //! buckets (8 bytes each), plus one small entry per worker.
