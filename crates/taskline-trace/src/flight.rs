@@ -55,6 +55,10 @@ use crate::encode_trace;
 /// Size of one retained event.
 const EVENT_BYTES: usize = std::mem::size_of::<Event>();
 
+/// Numbers every dump in the process, so names and temporary files stay
+/// distinct when several flight recorders dump to the same directory.
+static TMP_SEQ: AtomicU64 = AtomicU64::new(0);
+
 /// Dump requests queued at most; more are refused with [`FlightError::Busy`].
 pub const MAX_PENDING_DUMPS: usize = 64;
 
@@ -326,7 +330,6 @@ struct Shared {
     auto_dumps: AtomicU64,
     suppressed: AtomicU64,
     failed: AtomicU64,
-    seq: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -406,7 +409,7 @@ impl Shared {
     fn dump(&self, req: &Request) -> Result<DumpInfo, FlightError> {
         let events: Vec<Event> = lock(&self.ring).iter().copied().collect();
         let registry = lock(&self.mirror).registry();
-        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        let seq = TMP_SEQ.fetch_add(1, Ordering::Relaxed);
         let path = match &req.path {
             Some(p) => p.clone(),
             None => self.config.dump_dir.join(format!(
@@ -589,7 +592,6 @@ impl FlightRecorder {
             auto_dumps: AtomicU64::new(0),
             suppressed: AtomicU64::new(0),
             failed: AtomicU64::new(0),
-            seq: AtomicU64::new(0),
         });
         let for_thread = shared.clone();
         let thread = std::thread::Builder::new()
