@@ -170,7 +170,7 @@ pub struct WorkerProfile {
 /// One worker over the whole run.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct WorkerRow {
-    /// Worker index.
+    /// Tokio worker index (runtimes in one stream share indexes).
     pub worker: u32,
     /// Polls completed.
     pub polls: u64,
