@@ -85,12 +85,8 @@ fn main() {
     });
     let elapsed = start.elapsed();
     drop(rt);
-    rec.flush();
+    handle.finish_recorder(&rec).expect("finish trace");
     let stats = rec.stats();
-    handle.set_dropped_events(stats.dropped);
-    handle
-        .finish_with_registry(rec.registry())
-        .expect("finish trace");
 
     let bytes = std::fs::metadata(&out).expect("trace written").len();
     let events = handle.events_written();

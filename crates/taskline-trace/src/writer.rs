@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use taskline_layer::event::Event;
+use taskline_layer::recorder::Recorder;
 use taskline_layer::registry::Registry;
 use taskline_layer::sink::Sink;
 
@@ -141,9 +142,10 @@ impl<W: Write> Shared<W> {
 /// ```no_run
 /// use taskline_trace::PerfettoWriter;
 /// let (sink, handle) = PerfettoWriter::create("trace.pftrace").unwrap();
-/// // recorder.add_sink(sink); ... run the workload ... recorder.flush();
-/// # drop(sink);
-/// handle.finish().unwrap();
+/// let recorder = taskline_layer::Recorder::with_defaults();
+/// recorder.add_sink(sink);
+/// // ... run an instrumented runtime ...
+/// handle.finish_recorder(&recorder).unwrap();
 /// ```
 pub struct PerfettoWriter<W: Write + Send + 'static> {
     shared: Arc<Shared<W>>,
@@ -263,6 +265,16 @@ impl<W: Write + Send + 'static> TraceHandle<W> {
     /// the sink has not seen yet (interned after the last delivered batch).
     pub fn finish_with_registry(&self, registry: &Registry) -> io::Result<W> {
         self.shared.finish(Some(registry))
+    }
+
+    /// Finishes a trace whose writer was added to `recorder`: flushes the
+    /// recorder so every recorded event is in, records its dropped-event
+    /// count in the end marker, describes the whole registry, then finishes
+    /// like [`finish`](Self::finish). Recording may go on; later events are ignored.
+    pub fn finish_recorder(&self, recorder: &Recorder) -> io::Result<W> {
+        recorder.flush();
+        self.set_dropped_events(recorder.stats().dropped);
+        self.shared.finish(Some(recorder.registry()))
     }
 }
 

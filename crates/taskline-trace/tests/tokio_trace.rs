@@ -181,3 +181,38 @@ fn recorded_workload_round_trips_and_validates() {
     assert_eq!(json_u64(&json, "events"), events.len() as u64, "{json}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn finish_recorder_flushes_and_closes_a_trace_the_recorder_still_owns() {
+    let rec = Recorder::with_defaults();
+    let dir = temp_dir("finish");
+    let path = dir.join("trace.pftrace");
+    let (sink, handle) = PerfettoWriter::create(&path).expect("create trace");
+    rec.add_sink(sink);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .taskline(&rec)
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        for _ in 0..10 {
+            tokio::spawn(async { tokio::task::yield_now().await })
+                .await
+                .expect("task");
+        }
+    });
+    handle.finish_recorder(&rec).expect("finish");
+    let written = handle.events_written();
+    assert!(written >= 20, "spawns and polls of 10 tasks ({written})");
+    // The recorder keeps the sink; later events are ignored, not written.
+    rt.block_on(async { tokio::spawn(async {}).await.expect("task") });
+    rec.flush();
+    assert!(handle.events_ignored() > 0);
+    assert!(
+        handle.finish_recorder(&rec).is_err(),
+        "finishing twice is an error"
+    );
+    let back = read_trace(&std::fs::read(&path).expect("read")).expect("read_trace");
+    assert_eq!(back.events.len() as u64, written);
+    assert_eq!(back.dropped_events, rec.stats().dropped);
+    let _ = std::fs::remove_dir_all(&dir);
+}
