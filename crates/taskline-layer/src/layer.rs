@@ -34,12 +34,21 @@
 //!   therefore recorded with no waking task (`arg = 0`), not as a self-wake.
 //!   A future that calls `cx.waker().wake_by_ref()` inside its own poll is
 //!   recorded as a self-wake ([`flags::SELF_WAKE`]).
-//! - `Notify`, unbounded mpsc channels, I/O resources and `Mutex::const_new`
-//!   have no resource span in Tokio, so waiting on them records no
+//! - `Notify`, mpsc channels, I/O resources and `Mutex::const_new` have no
+//!   public resource span in Tokio, so waiting on them records no
 //!   `ResourceWait` (the wake that ends the wait is still recorded). Bounded
-//!   mpsc shows up as its internal `Semaphore`... only when Tokio marks it
-//!   public; internal semaphores (`is_internal = true`) are skipped in favour
-//!   of the resource that wraps them (`Mutex`, `RwLock`, `Semaphore`).
+//!   mpsc channels and the inside of `Mutex`/`RwLock`/`Semaphore` wait on an
+//!   internal semaphore (`is_internal = true`); the layer skips internal
+//!   resources, so a `Mutex` wait is recorded once, as `Mutex`.
+//! - Tokio wraps every task in `tracing::Instrumented`, which enters the
+//!   task span once more to *drop* the future. The layer recognises that
+//!   enter after a completed task (it directly follows the task's own exit,
+//!   no wake in between, and the span closes right after) and does not count
+//!   it as a poll. The drop of a *cancelled* task (aborted, or dropped at
+//!   runtime shutdown) is recorded as one short poll, since destructors run
+//!   there; a task woken during the very poll that completes it also gets
+//!   its drop counted as a poll.
+//! - `Runtime::block_on` futures are reported as tasks of kind `block_on`.
 //! - Waker events carry the *tracing span id* of the task. The layer resolves
 //!   it through the subscriber it is part of, so the task must have been
 //!   spawned while that same subscriber was the current one.
@@ -50,11 +59,14 @@
 //! for every other layer of the subscriber), so it is called for every span
 //! and event of the application. For those that are not Tokio's it returns
 //! after comparing a span name or an event target (a length check and a
-//! short `memcmp`); spans are only looked up in the registry on enter/exit to
-//! read their metadata and, for task spans, the [`TaskSpan`] extension the
-//! layer stored when the span was created. Strings (sites, resource kinds,
-//! span names) go through a small per-thread cache so steady-state recording
-//! takes no lock and allocates nothing.
+//! short `memcmp`). Per task the layer does: one field visit when the span is
+//! created (strings copied to stack buffers; no allocation unless the task
+//! is named), one extension insert (tracing-subscriber boxes it), and per
+//! enter/exit/close a registry lookup plus a read of that extension (under
+//! tracing-subscriber's per-span extensions lock), two clock reads and the
+//! recorder's lock-free append. Spawn sites, resource kinds and span names
+//! go through a small per-thread cache, so steady-state interning takes no
+//! lock and allocates nothing.
 //!
 //! The dominant cost is not this layer but `tracing_subscriber::registry()`
 //! itself, which allocates and tracks a span per task: on a task-per-pixel
