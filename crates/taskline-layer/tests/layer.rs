@@ -674,3 +674,60 @@ fn an_aborted_task_terminates_once_with_balanced_polls() {
     assert_eq!(starts, count(&events, EventKind::PollEnd, id));
     rec.shutdown();
 }
+
+#[cfg(tokio_unstable)]
+#[test]
+fn local_set_tasks_polled_inside_block_on_are_nested_polls() {
+    const K: usize = 3;
+    let rec = Recorder::with_defaults();
+    let col = Collect::attach(&rec);
+    let d = layer_only(&rec);
+    let _g = tracing::dispatcher::set_default(&d);
+    let rt = current_thread(&d);
+    let local = tokio::task::LocalSet::new();
+    let id = local.block_on(&rt, async {
+        let h = tokio::task::spawn_local(async {
+            for _ in 0..K {
+                SelfWakeYield::new().await;
+            }
+        });
+        let id = id_of(&h);
+        h.await.expect("join");
+        id
+    });
+    drop(rt);
+    let events = col.events(&rec);
+    let spawn = of(&events, EventKind::Spawn, id);
+    assert_eq!(spawn.len(), 1);
+    assert_eq!(TaskKind::from_flags(spawn[0].flags), TaskKind::Local);
+    assert_eq!(count(&events, EventKind::PollStart, id), K + 1);
+    assert_eq!(count(&events, EventKind::PollEnd, id), K + 1);
+    let wakes = wakes_of(&events, id);
+    assert_eq!(wakes.len(), K);
+    assert!(
+        wakes.iter().all(|w| w.has_flag(flags::SELF_WAKE)),
+        "{wakes:?}"
+    );
+    // The local task's polls nest inside the block_on poll: every local
+    // poll starts after some block_on poll started and before it ended.
+    let block_on = events
+        .iter()
+        .find(|e| {
+            e.kind() == Some(EventKind::Spawn) && TaskKind::from_flags(e.flags) == TaskKind::BlockOn
+        })
+        .expect("block_on reported")
+        .task;
+    let outer: Vec<(u64, u64)> = of(&events, EventKind::PollStart, block_on)
+        .iter()
+        .zip(of(&events, EventKind::PollEnd, block_on).iter())
+        .map(|(s, e)| (s.ts_ns, e.ts_ns))
+        .collect();
+    for s in of(&events, EventKind::PollStart, id) {
+        assert!(
+            outer.iter().any(|&(a, b)| a <= s.ts_ns && s.ts_ns <= b),
+            "local poll at {} inside a block_on poll {outer:?}",
+            s.ts_ns
+        );
+    }
+    rec.shutdown();
+}
