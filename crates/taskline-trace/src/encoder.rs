@@ -33,6 +33,8 @@ struct ThreadTrack {
     worker: Option<u32>,
     /// Whether the child track for spans was described.
     span_track: bool,
+    /// Whether `spawn_blocking` sections ran on it (a blocking-pool thread).
+    blocking: bool,
 }
 
 /// Counts of what the encoder wrote.
@@ -226,8 +228,11 @@ impl Encoder {
             Some(info) => (info.name.to_string(), info.worker),
             None => (format!("thread {t}"), None),
         };
+        let blocking = self.threads.get(usize::from(t)).is_some_and(|s| s.blocking);
+        // Tokio names workers and blocking-pool threads alike; the track name tells them apart.
         let track_name = match worker {
             Some(w) => format!("worker {w}"),
+            None if blocking => format!("blocking ({name})"),
             None => name.clone(),
         };
         let p = self.begin_packet(None);
@@ -252,6 +257,7 @@ impl Encoder {
         let state = ThreadTrack {
             worker,
             span_track: false,
+            blocking: false,
         };
         match self.threads.get_mut(usize::from(t)) {
             Some(s) => s.worker = worker,
@@ -400,6 +406,14 @@ impl Encoder {
                 self.pending_flows.remove(&e.task);
             }
             EventKind::BlockingStart => {
+                let t = usize::from(e.thread);
+                if e.flags & flags::ENUM_MASK == 0
+                    && thread_worker.is_none()
+                    && !self.threads[t].blocking
+                {
+                    self.threads[t].blocking = true;
+                    self.describe_thread(e.thread, reg);
+                }
                 let label = if e.task != 0 {
                     self.task_labels.get(&e.task).copied()
                 } else {

@@ -176,6 +176,13 @@ fn recorded_workload_round_trips_and_validates() {
     assert_eq!(json_u64(&json, "poll_slices"), polls, "{json}");
     assert_eq!(json_u64(&json, "blocking_slices"), blocking, "{json}");
     assert_eq!(json_u64(&json, "flows"), cross_wakes, "{json}");
+    for track in [
+        "\"worker 0\"",
+        "\"worker 1\"",
+        "\"blocking (",
+    ] {
+        assert!(json.contains(track), "thread track {track} in {json}");
+    }
     assert_eq!(back.flows, cross_wakes);
     assert!(json_u64(&json, "flows_terminated") > 0, "{json}");
     assert_eq!(json_u64(&json, "events"), events.len() as u64, "{json}");
