@@ -105,7 +105,11 @@ fn usage() -> ! {
 fn parse_args() -> Args {
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let mut a = Args {
-        params: Params { size: 1024, workers, yields: 200_000 },
+        params: Params {
+            size: 1024,
+            workers,
+            yields: 200_000,
+        },
         reps: 5,
         configs: Config::ALL.into_iter().filter(|c| c.available()).collect(),
         workloads: Workload::ALL.to_vec(),
@@ -179,6 +183,7 @@ struct RunResult {
 #[derive(Default)]
 struct Installed {
     spawner: Spawner,
+    taskline: Option<taskline_layer::recorder::Recorder>,
     #[cfg(feature = "peers")]
     dial9: Option<dial9::Recorder>,
     #[cfg(feature = "peers")]
@@ -205,11 +210,21 @@ fn child(args: &Args) {
         Config::None => {}
         Config::RegistryEmpty => tracing_subscriber::registry().with(NoopLayer).init(),
         Config::TasklineHooks | Config::TasklineLayer | Config::TasklineBoth => {
-            eprintln!("taskline configurations are not wired yet");
-            std::process::exit(3);
+            let recorder = taskline_layer::recorder::Recorder::with_defaults();
+            if config != Config::TasklineLayer {
+                taskline_layer::hooks::instrument(&mut builder, &recorder);
+            }
+            if config != Config::TasklineHooks {
+                tracing_subscriber::registry()
+                    .with(taskline_layer::layer::TasklineLayer::new(&recorder))
+                    .init();
+            }
+            installed.taskline = Some(recorder);
         }
         #[cfg(feature = "peers")]
-        Config::TokioMetrics => installed.spawner = Spawner::Monitor(tokio_metrics::TaskMonitor::new()),
+        Config::TokioMetrics => {
+            installed.spawner = Spawner::Monitor(tokio_metrics::TaskMonitor::new())
+        }
         #[cfg(feature = "peers")]
         Config::Console => {
             let layer = console_subscriber::ConsoleLayer::builder()
@@ -220,7 +235,8 @@ fn child(args: &Args) {
         #[cfg(feature = "peers")]
         Config::Dial9 => {
             use dial9::Dial9HandleTokioExt;
-            let dir = std::env::temp_dir().join(format!("taskline-bench-dial9-{}", std::process::id()));
+            let dir =
+                std::env::temp_dir().join(format!("taskline-bench-dial9-{}", std::process::id()));
             let writer = dial9::DiskBuffer::builder()
                 .base_path(&dir)
                 .max_total_size(4 << 30)
@@ -248,7 +264,27 @@ fn child(args: &Args) {
     let rss_kib = peak_rss_kib().unwrap_or(0);
 
     // Outside the timed region: flush the tools and ask what they recorded.
-    let mut result = RunResult { wall_ns, rss_kib, checksum, polls: None, dropped: None };
+    let mut result = RunResult {
+        wall_ns,
+        rss_kib,
+        checksum,
+        polls: None,
+        dropped: None,
+    };
+    if let Some(recorder) = installed.taskline.take() {
+        // Let the runtime's worker threads go first so their last events land.
+        drop(runtime);
+        let snapshot = recorder.snapshot();
+        let stats = snapshot.recorder.unwrap_or_else(|| recorder.stats());
+        result.polls = Some(snapshot.polls);
+        result.dropped = Some(stats.dropped);
+        if snapshot.polls == 0 {
+            eprintln!("taskline recorded no polls: the configuration is broken ({stats:?})");
+            std::process::exit(4);
+        }
+        recorder.shutdown();
+        print_result(&result);
+    }
     #[cfg(feature = "peers")]
     {
         if let Spawner::Monitor(m) = &installed.spawner {
@@ -262,6 +298,10 @@ fn child(args: &Args) {
             }
         }
     }
+    print_result(&result);
+}
+
+fn print_result(result: &RunResult) -> ! {
     println!(
         "{RESULT_TAG} wall_ns={} rss_kib={} checksum={} polls={} dropped={}",
         result.wall_ns,
@@ -305,8 +345,19 @@ fn run_child(args: &Args, workload: Workload, config: Config) -> Outcome {
     let exe = std::env::current_exe().expect("current_exe");
     let p = args.params;
     let mut child = match Command::new(exe)
-        .args(["--child", "--workloads", workload.name(), "--configs", config.name()])
-        .args(["--size", &p.size.to_string(), "--workers", &p.workers.to_string()])
+        .args([
+            "--child",
+            "--workloads",
+            workload.name(),
+            "--configs",
+            config.name(),
+        ])
+        .args([
+            "--size",
+            &p.size.to_string(),
+            "--workers",
+            &p.workers.to_string(),
+        ])
         .args(["--yields", &p.yields.to_string()])
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -318,7 +369,10 @@ fn run_child(args: &Args, workload: Workload, config: Config) -> Outcome {
     let pid = child.id();
     let stdout = child.stdout.take().expect("piped stdout");
     let reader = std::thread::spawn(move || {
-        BufReader::new(stdout).lines().map_while(Result::ok).find_map(|l| parse_result(&l))
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|l| parse_result(&l))
     });
     // Watchdog: a run that outgrows the memory cap or the timeout is killed.
     let start = Instant::now();
@@ -332,7 +386,10 @@ fn run_child(args: &Args, workload: Workload, config: Config) -> Outcome {
         }
         let rss_mib = proc_status_kib(&status_path, "VmRSS:").unwrap_or(0) / 1024;
         if killed.is_none() && rss_mib > args.max_rss_mib {
-            killed = Some(format!("killed at RSS {rss_mib} MiB > cap {}", args.max_rss_mib));
+            killed = Some(format!(
+                "killed at RSS {rss_mib} MiB > cap {}",
+                args.max_rss_mib
+            ));
         } else if killed.is_none() && start.elapsed() > args.timeout {
             killed = Some(format!("killed after {:?} timeout", args.timeout));
         }
@@ -369,8 +426,16 @@ fn parent(args: &Args) {
         p.workers,
         p.yields,
         args.reps,
-        args.configs.iter().map(|c| c.name()).collect::<Vec<_>>().join(","),
-        args.workloads.iter().map(|w| w.name()).collect::<Vec<_>>().join(","),
+        args.configs
+            .iter()
+            .map(|c| c.name())
+            .collect::<Vec<_>>()
+            .join(","),
+        args.workloads
+            .iter()
+            .map(|w| w.name())
+            .collect::<Vec<_>>()
+            .join(","),
     );
     // results[(workload, config)][round]
     let mut results: BTreeMap<(usize, Config), Vec<Option<RunResult>>> = BTreeMap::new();
@@ -389,7 +454,9 @@ fn parent(args: &Args) {
                 } else {
                     run_child(args, workload, config)
                 };
-                let slot = results.entry((wi, config)).or_insert_with(|| vec![None; args.reps]);
+                let slot = results
+                    .entry((wi, config))
+                    .or_insert_with(|| vec![None; args.reps]);
                 match outcome {
                     Outcome::Ok(r) => {
                         eprintln!(
@@ -402,7 +469,11 @@ fn parent(args: &Args) {
                         slot[round] = Some(r);
                     }
                     Outcome::Failed(why) => {
-                        eprintln!("[{done}/{total}] round {round} {} {}: {why}", workload.name(), config.name());
+                        eprintln!(
+                            "[{done}/{total}] round {round} {} {}: {why}",
+                            workload.name(),
+                            config.name()
+                        );
                         failures.entry((wi, config)).or_insert(why);
                     }
                 }
@@ -419,25 +490,44 @@ fn print_table(
 ) {
     let p = args.params;
     let header = [
-        "workload", "config", "median ms", "min..max ms", "ratio", "ratio min..max", "peak RSS MiB", "ΔRSS MiB",
-        "polls", "dropped", "ns/poll",
+        "workload",
+        "config",
+        "median ms",
+        "min..max ms",
+        "ratio",
+        "ratio min..max",
+        "peak RSS MiB",
+        "ΔRSS MiB",
+        "polls",
+        "dropped",
+        "ns/poll",
     ];
     let mut rows: Vec<Vec<String>> = Vec::new();
     let mut checksum_mismatch = Vec::new();
     for (wi, &workload) in args.workloads.iter().enumerate() {
         let base = results.get(&(wi, Config::None));
         for &config in &args.configs {
-            let Some(runs) = results.get(&(wi, config)) else { continue };
+            let Some(runs) = results.get(&(wi, config)) else {
+                continue;
+            };
             let ok: Vec<&RunResult> = runs.iter().flatten().collect();
             if ok.is_empty() {
-                let why = failures.get(&(wi, config)).map_or("no result", String::as_str);
-                let mut row = vec![workload.name().to_string(), config.name().to_string(), why.to_string()];
+                let why = failures
+                    .get(&(wi, config))
+                    .map_or("no result", String::as_str);
+                let mut row = vec![
+                    workload.name().to_string(),
+                    config.name().to_string(),
+                    why.to_string(),
+                ];
                 row.resize(header.len(), String::new());
                 rows.push(row);
                 continue;
             }
             let mut walls: Vec<f64> = ok.iter().map(|r| r.wall_ns as f64 / 1e6).collect();
-            let (min, max) = walls.iter().fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+            let (min, max) = walls
+                .iter()
+                .fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
             let med = median(&mut walls);
             let mut rss: Vec<f64> = ok.iter().map(|r| r.rss_kib as f64 / 1024.0).collect();
             let rss_med = median(&mut rss);
@@ -452,32 +542,69 @@ fn print_table(
                         diffs_ns.push(r.wall_ns as f64 - b.wall_ns as f64);
                         base_rss.push(b.rss_kib as f64 / 1024.0);
                         if r.checksum != b.checksum {
-                            checksum_mismatch.push(format!("{} {}", workload.name(), config.name()));
+                            checksum_mismatch.push(format!(
+                                "{} {}",
+                                workload.name(),
+                                config.name()
+                            ));
                         }
                     }
                 }
             }
-            let (rmin, rmax) = ratios.iter().fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+            let (rmin, rmax) = ratios
+                .iter()
+                .fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
             let ratio = median(&mut ratios);
             let drss = rss_med - median(&mut base_rss);
-            let mut polls: Vec<f64> = ok.iter().filter_map(|r| r.polls).map(|x| x as f64).collect();
-            let mut dropped: Vec<f64> = ok.iter().filter_map(|r| r.dropped).map(|x| x as f64).collect();
-            let ns_per_poll = if workload == Workload::Yield && config != Config::None && !diffs_ns.is_empty() {
-                format!("{:.1}", median(&mut diffs_ns) / p.yield_polls() as f64)
+            let mut polls: Vec<f64> = ok
+                .iter()
+                .filter_map(|r| r.polls)
+                .map(|x| x as f64)
+                .collect();
+            let mut dropped: Vec<f64> = ok
+                .iter()
+                .filter_map(|r| r.dropped)
+                .map(|x| x as f64)
+                .collect();
+            let ns_per_poll =
+                if workload == Workload::Yield && config != Config::None && !diffs_ns.is_empty() {
+                    format!("{:.1}", median(&mut diffs_ns) / p.yield_polls() as f64)
+                } else {
+                    String::new()
+                };
+            let fmt_opt = |v: &mut Vec<f64>| {
+                if v.is_empty() {
+                    "-".to_string()
+                } else {
+                    format!("{:.0}", median(v))
+                }
+            };
+            let partial = if ok.len() < runs.len() {
+                format!(" ({}/{} ok)", ok.len(), runs.len())
             } else {
                 String::new()
             };
-            let fmt_opt = |v: &mut Vec<f64>| if v.is_empty() { "-".to_string() } else { format!("{:.0}", median(v)) };
-            let partial = if ok.len() < runs.len() { format!(" ({}/{} ok)", ok.len(), runs.len()) } else { String::new() };
             rows.push(vec![
                 workload.name().to_string(),
                 format!("{}{partial}", config.name()),
                 format!("{med:.1}"),
                 format!("{min:.1}..{max:.1}"),
-                if ratio.is_nan() { "-".into() } else { format!("{ratio:.3}x") },
-                if ratio.is_nan() { "-".into() } else { format!("{rmin:.3}..{rmax:.3}") },
+                if ratio.is_nan() {
+                    "-".into()
+                } else {
+                    format!("{ratio:.3}x")
+                },
+                if ratio.is_nan() {
+                    "-".into()
+                } else {
+                    format!("{rmin:.3}..{rmax:.3}")
+                },
                 format!("{rss_med:.1}"),
-                if drss.is_nan() { "-".into() } else { format!("{drss:+.1}") },
+                if drss.is_nan() {
+                    "-".into()
+                } else {
+                    format!("{drss:+.1}")
+                },
                 fmt_opt(&mut polls),
                 fmt_opt(&mut dropped),
                 ns_per_poll,
@@ -496,16 +623,30 @@ fn print_table(
     );
     if args.markdown {
         println!("| {} |", header.join(" | "));
-        println!("|{}|", header.iter().map(|_| "---").collect::<Vec<_>>().join("|"));
+        println!(
+            "|{}|",
+            header.iter().map(|_| "---").collect::<Vec<_>>().join("|")
+        );
         for row in &rows {
             println!("| {} |", row.join(" | "));
         }
     } else {
         let widths: Vec<usize> = (0..header.len())
-            .map(|i| rows.iter().map(|r| r[i].chars().count()).chain([header[i].chars().count()]).max().unwrap_or(0))
+            .map(|i| {
+                rows.iter()
+                    .map(|r| r[i].chars().count())
+                    .chain([header[i].chars().count()])
+                    .max()
+                    .unwrap_or(0)
+            })
             .collect();
         let line = |cells: Vec<&str>| {
-            cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect::<Vec<_>>().join("  ")
+            cells
+                .iter()
+                .zip(&widths)
+                .map(|(c, w)| format!("{c:<w$}"))
+                .collect::<Vec<_>>()
+                .join("  ")
         };
         println!("{}", line(header.to_vec()));
         for row in &rows {
@@ -513,6 +654,9 @@ fn print_table(
         }
     }
     if !checksum_mismatch.is_empty() {
-        println!("CHECKSUM MISMATCH (a tool changed the result!): {}", checksum_mismatch.join(", "));
+        println!(
+            "CHECKSUM MISMATCH (a tool changed the result!): {}",
+            checksum_mismatch.join(", ")
+        );
     }
 }

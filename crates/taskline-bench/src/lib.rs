@@ -16,37 +16,11 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 use tokio::task::JoinHandle;
 
-pub use taskline_mandelbrot_pixel::pixel;
-
-/// The Mandelbrot pixel function of the Go execution-tracer tutorial.
-///
-/// A local copy, byte-for-byte the rule of `/work/shared/DESIGN.md`, until
-/// `taskline-mandelbrot` exposes its own; the benchmark only needs the
-/// per-pixel cost profile, not the crate.
-mod taskline_mandelbrot_pixel {
-    /// `norm(x,total,min,max) = (max-min)*x/total - max`.
-    #[inline]
-    fn norm(x: usize, total: usize, min: f64, max: f64) -> f64 {
-        (max - min) * x as f64 / total as f64 - max
-    }
-
-    /// The gray value of pixel (`i`, `j`) of a `width` x `height` image:
-    /// iterate `x,y = x*x-y*y+xi, 2*x*y+yi` while `x*x+y*y < 1024`, at most
-    /// 1000 times; the value is Go's `uint8(x)` (low byte of `x as i32`).
-    #[inline]
-    pub fn pixel(i: usize, j: usize, width: usize, height: usize) -> u8 {
-        let xi = norm(i, width, -1.0, 2.0);
-        let yi = norm(j, height, -1.0, 1.0);
-        let (mut x, mut y) = (0.0f64, 0.0f64);
-        let mut k = 0;
-        while k < 1000 && x * x + y * y < 1024.0 {
-            let nx = x * x - y * y + xi;
-            y = 2.0 * x * y + yi;
-            x = nx;
-            k += 1;
-        }
-        (x as i32) as u8
-    }
+/// The Mandelbrot pixel function of the Go tutorial, from `taskline-mandelbrot`,
+/// taking `usize` coordinates.
+#[inline]
+pub fn pixel(i: usize, j: usize, width: usize, height: usize) -> u8 {
+    taskline_mandelbrot::pixel(i as u32, j as u32, width as u32, height as u32)
 }
 
 /// How a workload spawns its tasks.
@@ -163,22 +137,28 @@ fn checksum(img: &[u8]) -> Checksum {
 }
 
 /// Run `workload` on the current runtime, spawning through `spawner`.
+///
+/// Like `taskline_mandelbrot::render`, everything (including the loop that
+/// spawns tasks or feeds the channel, Go's main goroutine) runs inside one
+/// spawned driver task, so all the work happens on runtime workers.
 pub async fn run(workload: Workload, spawner: &Spawner, p: Params) -> Checksum {
+    let s = spawner.clone();
+    spawner
+        .spawn(async move { drive(workload, &s, p).await })
+        .await
+        .expect("driver task panicked")
+}
+
+async fn drive(workload: Workload, spawner: &Spawner, p: Params) -> Checksum {
     let (w, h) = (p.size, p.size);
     match workload {
         Workload::Serial => {
-            let img = spawner
-                .spawn(async move {
-                    let mut img = vec![0u8; w * h];
-                    for i in 0..w {
-                        for j in 0..h {
-                            img[i * h + j] = pixel(i, j, w, h);
-                        }
-                    }
-                    img
-                })
-                .await
-                .expect("serial task panicked");
+            let mut img = vec![0u8; w * h];
+            for i in 0..w {
+                for j in 0..h {
+                    img[i * h + j] = pixel(i, j, w, h);
+                }
+            }
             checksum(&img)
         }
         Workload::TaskPerPixel => {
@@ -196,7 +176,11 @@ pub async fn run(workload: Workload, spawner: &Spawner, p: Params) -> Checksum {
         }
         Workload::TaskPerColumn => {
             let handles: Vec<_> = (0..w)
-                .map(|i| spawner.spawn(async move { (0..h).map(|j| pixel(i, j, w, h)).collect::<Vec<u8>>() }))
+                .map(|i| {
+                    spawner.spawn(
+                        async move { (0..h).map(|j| pixel(i, j, w, h)).collect::<Vec<u8>>() },
+                    )
+                })
                 .collect();
             let mut img = Vec::with_capacity(w * h);
             for handle in handles {
@@ -204,7 +188,9 @@ pub async fn run(workload: Workload, spawner: &Spawner, p: Params) -> Checksum {
             }
             checksum(&img)
         }
-        Workload::WorkerPoolPixels => pool(spawner, p, 1, (0..w * h).map(move |k| (k / h, Some(k % h)))).await,
+        Workload::WorkerPoolPixels => {
+            pool(spawner, p, 1, (0..w * h).map(move |k| (k / h, Some(k % h)))).await
+        }
         Workload::WorkerPoolColumns => pool(spawner, p, w.max(1), (0..w).map(|i| (i, None))).await,
         Workload::Yield => {
             let handles: Vec<_> = (0..p.yield_tasks())
@@ -282,7 +268,12 @@ pub fn peak_rss_kib() -> Option<u64> {
 pub fn proc_status_kib(path: &str, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(path).ok()?;
     let line = status.lines().find(|l| l.starts_with(field))?;
-    line[field.len()..].trim().trim_end_matches("kB").trim().parse().ok()
+    line[field.len()..]
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
 }
 
 #[cfg(test)]
@@ -290,24 +281,48 @@ mod tests {
     use super::*;
 
     fn params() -> Params {
-        Params { size: 48, workers: 2, yields: 10 }
+        Params {
+            size: 48,
+            workers: 2,
+            yields: 10,
+        }
     }
 
     #[test]
     fn every_mandelbrot_variant_computes_the_same_image() {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
         let sums: Vec<_> = Workload::ALL[..5]
             .iter()
             .map(|&w| rt.block_on(run(w, &Spawner::Tokio, params())))
             .collect();
         assert!(sums.windows(2).all(|s| s[0] == s[1]), "{sums:?}");
+        // ... and the image of taskline-mandelbrot's own renderer (column-major, like ours).
+        let p = params();
+        let image = rt
+            .block_on(taskline_mandelbrot::render(
+                taskline_mandelbrot::Variant::TaskPerColumn,
+                p.size as u32,
+                p.size as u32,
+                2,
+            ))
+            .unwrap();
+        assert_eq!(checksum(image.as_column_major()), sums[0]);
     }
 
     #[test]
     fn yield_workload_counts_its_yields() {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).build().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
         let p = params();
-        assert_eq!(rt.block_on(run(Workload::Yield, &Spawner::Tokio, p)), (p.yield_tasks() * p.yields) as u64);
+        assert_eq!(
+            rt.block_on(run(Workload::Yield, &Spawner::Tokio, p)),
+            (p.yield_tasks() * p.yields) as u64
+        );
     }
 
     #[test]
