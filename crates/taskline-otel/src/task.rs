@@ -131,7 +131,11 @@ impl TaskMetricsSink {
                 .build()
         };
         let counter = |name: &'static str, unit: &'static str, desc: &'static str| {
-            meter.u64_counter(name).with_unit(unit).with_description(desc).build()
+            meter
+                .u64_counter(name)
+                .with_unit(unit)
+                .with_description(desc)
+                .build()
         };
         let mut base = config.attributes.clone();
         if config.by_spawn_site {
@@ -148,8 +152,16 @@ impl TaskMetricsSink {
                 "Time a task waited to be woken after a poll returned Pending.",
             ),
             spawned: counter("tokio.task.spawned", "{task}", "Tasks spawned."),
-            terminated: counter("tokio.task.terminated", "{task}", "Tasks terminated (completed, cancelled or panicked)."),
-            slow_polls: counter("tokio.task.slow_polls", "{poll}", "Polls at least as long as the slow-poll threshold."),
+            terminated: counter(
+                "tokio.task.terminated",
+                "{task}",
+                "Tasks terminated (completed, cancelled or panicked).",
+            ),
+            slow_polls: counter(
+                "tokio.task.slow_polls",
+                "{poll}",
+                "Polls at least as long as the slow-poll threshold.",
+            ),
             slow_ns: u64::try_from(config.slow_poll_threshold.as_nanos()).unwrap_or(u64::MAX),
             by_site: config.by_spawn_site,
             max_sites: config.max_spawn_sites,
@@ -228,7 +240,9 @@ impl TaskMetricsSink {
     }
 
     fn wake(&mut self, e: &Event) {
-        let Some(t) = self.tasks.get_mut(&e.task) else { return };
+        let Some(t) = self.tasks.get_mut(&e.task) else {
+            return;
+        };
         match t.phase {
             Phase::Idle => {
                 let d = e.ts_ns.saturating_sub(t.mark);
@@ -256,7 +270,10 @@ impl TaskMetricsSink {
             return;
         };
         let (sched, idle) = match t.phase {
-            Phase::Runnable => (Some(latency.unwrap_or(e.ts_ns.saturating_sub(t.mark))), None),
+            Phase::Runnable => (
+                Some(latency.unwrap_or(e.ts_ns.saturating_sub(t.mark))),
+                None,
+            ),
             Phase::Idle => {
                 // No wake seen (hooks only): Tokio's latency says when it was scheduled.
                 let at = latency.map_or(e.ts_ns, |l| e.ts_ns.saturating_sub(l));
@@ -290,7 +307,11 @@ impl TaskMetricsSink {
         if let Some(t) = self.tasks.get_mut(&e.task) {
             series = t.series;
             if t.phase == Phase::Polling {
-                t.phase = if t.woken_in_poll { Phase::Runnable } else { Phase::Idle };
+                t.phase = if t.woken_in_poll {
+                    Phase::Runnable
+                } else {
+                    Phase::Idle
+                };
                 t.mark = e.ts_ns;
             }
         }

@@ -30,20 +30,26 @@ const SUBSTITUTIONS: &[(&str, &str)] = &[
 ];
 
 fn vm_url() -> Option<String> {
-    std::env::var("TASKLINE_VM_URL").ok().filter(|s| !s.is_empty())
+    std::env::var("TASKLINE_VM_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
 }
 
 fn percent_encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
 }
 
 fn get_json(url: &str) -> Value {
-    let body = reqwest::blocking::get(url).and_then(|r| r.text()).unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let body = reqwest::blocking::get(url)
+        .and_then(|r| r.text())
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {url}: {e}: {body}"))
 }
 
@@ -85,11 +91,15 @@ fn workload(rt: &tokio::runtime::Runtime) {
                 tokio::task::yield_now().await;
             }));
         }
-        hs.push(tokio::spawn(async { std::thread::sleep(Duration::from_millis(25)) }));
+        hs.push(tokio::spawn(async {
+            std::thread::sleep(Duration::from_millis(25))
+        }));
         for h in hs {
             h.await.unwrap();
         }
-        tokio::task::spawn_blocking(|| std::thread::sleep(Duration::from_millis(2))).await.unwrap();
+        tokio::task::spawn_blocking(|| std::thread::sleep(Duration::from_millis(2)))
+            .await
+            .unwrap();
         let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap();
         let (a, b) = tokio::join!(l.accept(), tokio::net::TcpStream::connect(addr));
@@ -104,7 +114,11 @@ fn every_dashboard_query_returns_data_from_victoria_metrics() {
         return;
     };
     let dashboard: Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../dashboards/taskline.json")).unwrap(),
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../dashboards/taskline.json"
+        ))
+        .unwrap(),
     )
     .unwrap();
     let exprs = dashboard_exprs(&dashboard);
@@ -150,12 +164,17 @@ fn every_dashboard_query_returns_data_from_victoria_metrics() {
     if std::env::var_os("TASKLINE_E2E_LIST_NAMES").is_some() {
         let names = get_json(&format!("{url}/api/v1/label/__name__/values"));
         println!("{}", serde_json::to_string_pretty(&names["data"]).unwrap());
-        let series = get_json(&format!("{url}/api/v1/series?match[]=tokio_worker_busy_time_seconds_total"));
+        let series = get_json(&format!(
+            "{url}/api/v1/series?match[]=tokio_worker_busy_time_seconds_total"
+        ));
         println!("{}", serde_json::to_string_pretty(&series["data"]).unwrap());
     }
 
     let deadline = Instant::now() + Duration::from_secs(30);
-    let mut pending: Vec<(String, String)> = exprs.iter().map(|(t, e)| (t.clone(), substitute(e))).collect();
+    let mut pending: Vec<(String, String)> = exprs
+        .iter()
+        .map(|(t, e)| (t.clone(), substitute(e)))
+        .collect();
     while !pending.is_empty() {
         pending.retain(|(_, q)| {
             let v = get_json(&format!("{url}/api/v1/query?query={}", percent_encode(q)));
@@ -172,7 +191,11 @@ fn every_dashboard_query_returns_data_from_victoria_metrics() {
         "{} of {} dashboard queries returned no data:\n{}",
         pending.len(),
         exprs.len(),
-        pending.iter().map(|(t, q)| format!("  [{t}] {q}")).collect::<Vec<_>>().join("\n")
+        pending
+            .iter()
+            .map(|(t, q)| format!("  [{t}] {q}"))
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     recorder.shutdown();
 }

@@ -51,21 +51,38 @@ fn run_against(endpoint: String) -> (Duration, usize, taskline_otel::ExportStats
 
     // An explicit flush waits for one export, bounded by the export timeout.
     let t = Instant::now();
-    assert!(guard.force_flush().is_err(), "flush to a dead endpoint reports failure");
-    assert!(t.elapsed() < TIMEOUT * 4, "force_flush took {:?}", t.elapsed());
+    assert!(
+        guard.force_flush().is_err(),
+        "flush to a dead endpoint reports failure"
+    );
+    assert!(
+        t.elapsed() < TIMEOUT * 4,
+        "force_flush took {:?}",
+        t.elapsed()
+    );
     let stats = guard.export_stats();
     // Shutdown (on drop) is bounded too.
     let t = Instant::now();
     drop(guard);
-    assert!(t.elapsed() < TIMEOUT * 4 + Duration::from_secs(1), "shutdown took {:?}", t.elapsed());
+    assert!(
+        t.elapsed() < TIMEOUT * 4 + Duration::from_secs(1),
+        "shutdown took {:?}",
+        t.elapsed()
+    );
     (max_gap, reports.load(Ordering::SeqCst), stats)
 }
 
 fn check(max_gap: Duration, reports: usize, stats: &taskline_otel::ExportStats) {
-    assert!(max_gap < TIMEOUT, "workload stalled {max_gap:?} (export timeout {TIMEOUT:?})");
+    assert!(
+        max_gap < TIMEOUT,
+        "workload stalled {max_gap:?} (export timeout {TIMEOUT:?})"
+    );
     assert!(stats.failed >= 3, "several exports failed: {stats:?}");
     assert_eq!(stats.succeeded, 0, "{stats:?}");
-    assert_eq!(reports, 1, "the outage is reported once, not per export: {stats:?}");
+    assert_eq!(
+        reports, 1,
+        "the outage is reported once, not per export: {stats:?}"
+    );
     assert_eq!(stats.reported, 1, "{stats:?}");
     assert!(stats.last_error.is_some());
 }

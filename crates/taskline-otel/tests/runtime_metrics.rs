@@ -17,7 +17,12 @@ const STABLE: &[(&str, Kind, &str, bool)] = &[
     ("tokio.worker.busy.time", Kind::Counter, "s", true),
     ("tokio.worker.utilization", Kind::Gauge, "1", true),
     ("tokio.worker.parks", Kind::Counter, "{park}", true),
-    ("tokio.worker.park_unparks", Kind::Counter, "{transition}", true),
+    (
+        "tokio.worker.park_unparks",
+        Kind::Counter,
+        "{transition}",
+        true,
+    ),
 ];
 
 #[cfg(tokio_unstable)]
@@ -25,16 +30,51 @@ const UNSTABLE: &[(&str, Kind, &str, bool)] = &[
     ("tokio.worker.queue.depth", Kind::Gauge, "{task}", true),
     ("tokio.worker.polls", Kind::Counter, "{poll}", true),
     ("tokio.worker.steals", Kind::Counter, "{task}", true),
-    ("tokio.worker.steal_operations", Kind::Counter, "{operation}", true),
+    (
+        "tokio.worker.steal_operations",
+        Kind::Counter,
+        "{operation}",
+        true,
+    ),
     ("tokio.worker.noops", Kind::Counter, "{unpark}", true),
     ("tokio.worker.overflows", Kind::Counter, "{overflow}", true),
-    ("tokio.worker.local_schedules", Kind::Counter, "{task}", true),
+    (
+        "tokio.worker.local_schedules",
+        Kind::Counter,
+        "{task}",
+        true,
+    ),
     ("tokio.worker.mean_poll.duration", Kind::Gauge, "s", true),
-    ("tokio.runtime.remote_schedules", Kind::Counter, "{task}", false),
-    ("tokio.runtime.budget_forced_yields", Kind::Counter, "{yield}", false),
-    ("tokio.runtime.tasks.spawned", Kind::Counter, "{task}", false),
-    ("tokio.blocking.thread.count", Kind::Gauge, "{thread}", false),
-    ("tokio.blocking.thread.idle.count", Kind::Gauge, "{thread}", false),
+    (
+        "tokio.runtime.remote_schedules",
+        Kind::Counter,
+        "{task}",
+        false,
+    ),
+    (
+        "tokio.runtime.budget_forced_yields",
+        Kind::Counter,
+        "{yield}",
+        false,
+    ),
+    (
+        "tokio.runtime.tasks.spawned",
+        Kind::Counter,
+        "{task}",
+        false,
+    ),
+    (
+        "tokio.blocking.thread.count",
+        Kind::Gauge,
+        "{thread}",
+        false,
+    ),
+    (
+        "tokio.blocking.thread.idle.count",
+        Kind::Gauge,
+        "{thread}",
+        false,
+    ),
     ("tokio.blocking.queue.depth", Kind::Gauge, "{task}", false),
     ("tokio.io.fd.registered", Kind::Counter, "{fd}", false),
     ("tokio.io.fd.deregistered", Kind::Counter, "{fd}", false),
@@ -71,7 +111,9 @@ fn workload(rt: &tokio::runtime::Runtime) -> tokio::sync::watch::Sender<bool> {
                 tokio::spawn(async move {
                     let mut x = i as u64;
                     for _ in 0..2_000 {
-                        x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+                        x = std::hint::black_box(
+                            x.wrapping_mul(6364136223846793005).wrapping_add(1),
+                        );
                     }
                     tokio::task::yield_now().await;
                     x
@@ -116,7 +158,11 @@ fn check_shape(all: &[Point], name: &str, kind: Kind, unit: &str, per_worker: bo
         assert_eq!(p.unit, unit, "{name}");
         assert!(p.value.is_finite() && p.value >= 0.0, "{name}: {}", p.value);
         if per_worker {
-            let w: usize = p.attr("tokio.worker.index").expect("worker index").parse().unwrap();
+            let w: usize = p
+                .attr("tokio.worker.index")
+                .expect("worker index")
+                .parse()
+                .unwrap();
             assert!(w < WORKERS, "{name}");
         } else {
             assert_eq!(p.attr("tokio.worker.index"), None, "{name}");
@@ -168,7 +214,9 @@ fn every_runtime_instrument_is_exported_with_plausible_values() {
             assert!(p.value < 1.0, "mean poll {}", p.value);
         }
         check_buckets(&all, "tokio.worker.poll.time.bucket", "{poll}", &rt, |m| {
-            (0..m.poll_time_histogram_num_buckets()).map(|b| m.poll_time_histogram_bucket_range(b).end).collect()
+            (0..m.poll_time_histogram_num_buckets())
+                .map(|b| m.poll_time_histogram_bucket_range(b).end)
+                .collect()
         });
         let inf: f64 = points(&all, "tokio.worker.poll.time.bucket", Some("main"))
             .iter()
@@ -176,11 +224,17 @@ fn every_runtime_instrument_is_exported_with_plausible_values() {
             .map(|p| p.value)
             .sum();
         assert!(inf >= SPAWNED as f64, "poll histogram total {inf}");
-        check_buckets(&all, "tokio.worker.schedule.latency.bucket", "{task}", &rt, |m| {
-            (0..m.schedule_latency_histogram_num_buckets())
-                .map(|b| m.schedule_latency_histogram_bucket_range(b).end)
-                .collect()
-        });
+        check_buckets(
+            &all,
+            "tokio.worker.schedule.latency.bucket",
+            "{task}",
+            &rt,
+            |m| {
+                (0..m.schedule_latency_histogram_num_buckets())
+                    .map(|b| m.schedule_latency_histogram_bucket_range(b).end)
+                    .collect()
+            },
+        );
     }
     release.send(true).unwrap();
 }
@@ -207,7 +261,14 @@ fn check_buckets(
                 assert_eq!(p.kind, Kind::Counter, "{name}");
                 assert_eq!(p.unit, unit, "{name}");
                 let le = p.attr("le").unwrap();
-                (if le == "+Inf" { f64::INFINITY } else { le.parse().unwrap() }, p.value)
+                (
+                    if le == "+Inf" {
+                        f64::INFINITY
+                    } else {
+                        le.parse().unwrap()
+                    },
+                    p.value,
+                )
             })
             .collect();
         series.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -218,14 +279,20 @@ fn check_buckets(
                 assert_eq!(*le, ends[i].as_secs_f64(), "{name}: bucket {i} bound");
             }
         }
-        assert!(series.windows(2).all(|p| p[0].1 <= p[1].1), "{name}: cumulative {series:?}");
+        assert!(
+            series.windows(2).all(|p| p[0].1 <= p[1].1),
+            "{name}: cumulative {series:?}"
+        );
     }
 }
 
 #[test]
 fn several_runtimes_are_told_apart_and_unregister_stops_reporting() {
     let a = runtime();
-    let b = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let b = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let (provider, exporter) = provider();
     let meter = provider.meter("test");
     let ra = RuntimeMetricsExporter::register(&meter, a.handle().clone(), "a");
@@ -233,7 +300,10 @@ fn several_runtimes_are_told_apart_and_unregister_stops_reporting() {
     b.block_on(async { tokio::task::yield_now().await });
 
     let all = collect(&provider, &exporter);
-    assert_eq!(points(&all, "tokio.worker.count", Some("a"))[0].value, WORKERS as f64);
+    assert_eq!(
+        points(&all, "tokio.worker.count", Some("a"))[0].value,
+        WORKERS as f64
+    );
     assert_eq!(points(&all, "tokio.worker.count", Some("b"))[0].value, 1.0);
     assert_eq!(points(&all, "tokio.worker.busy.time", Some("b")).len(), 1);
 

@@ -10,7 +10,9 @@ use common::{Kind, Point, collect, points, provider};
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::MeterProvider as _;
 use taskline_layer::{Recorder, RuntimeBuilderExt};
-use taskline_otel::task::{DEFAULT_BOUNDARIES, OTHER_SITE, SPAWN_SITE, TaskMetricsConfig, TaskMetricsSink};
+use taskline_otel::task::{
+    DEFAULT_BOUNDARIES, OTHER_SITE, SPAWN_SITE, TaskMetricsConfig, TaskMetricsSink,
+};
 
 const SLEEPERS: usize = 30;
 const YIELDERS: usize = 50;
@@ -29,7 +31,9 @@ fn run(config: TaskMetricsConfig) -> Vec<Point> {
         let mut handles = Vec::new();
         for _ in 0..SLEEPERS {
             // Idle: waits on a timer between two polls.
-            handles.push(tokio::spawn(async { tokio::time::sleep(Duration::from_millis(5)).await }));
+            handles.push(tokio::spawn(async {
+                tokio::time::sleep(Duration::from_millis(5)).await
+            }));
         }
         for _ in 0..YIELDERS {
             handles.push(tokio::spawn(async {
@@ -37,7 +41,9 @@ fn run(config: TaskMetricsConfig) -> Vec<Point> {
             }));
         }
         // One slow poll (blocks its worker for 30 ms).
-        handles.push(tokio::spawn(async { std::thread::sleep(Duration::from_millis(30)) }));
+        handles.push(tokio::spawn(async {
+            std::thread::sleep(Duration::from_millis(30))
+        }));
         for h in handles {
             h.await.unwrap();
         }
@@ -72,7 +78,11 @@ fn histograms_and_counters_follow_the_workload() {
         assert!(!ps.is_empty(), "{name} missing");
         for p in &ps {
             assert_eq!((p.kind, p.unit.as_str()), (kind, unit), "{name}");
-            assert_eq!(p.attr(SPAWN_SITE), None, "{name}: no site attribute unless asked");
+            assert_eq!(
+                p.attr(SPAWN_SITE),
+                None,
+                "{name}: no site attribute unless asked"
+            );
             if kind == Kind::Histogram {
                 assert_eq!(p.bounds, DEFAULT_BOUNDARIES, "{name}");
                 assert_eq!(p.buckets.iter().sum::<u64>() as f64, p.value, "{name}");
@@ -81,20 +91,41 @@ fn histograms_and_counters_follow_the_workload() {
         }
     }
     let one = |name| total(&points(&all, name, Some("main")));
-    assert!(one("tokio.task.spawned") >= tasks, "spawned {}", one("tokio.task.spawned"));
-    assert!(one("tokio.task.terminated") >= tasks, "terminated {}", one("tokio.task.terminated"));
+    assert!(
+        one("tokio.task.spawned") >= tasks,
+        "spawned {}",
+        one("tokio.task.spawned")
+    );
+    assert!(
+        one("tokio.task.terminated") >= tasks,
+        "terminated {}",
+        one("tokio.task.terminated")
+    );
     // Sleepers and yielders are polled twice, the rest at least once.
     assert!(one("tokio.task.poll.duration") >= tasks + (SLEEPERS + YIELDERS) as f64);
     assert!(one("tokio.task.schedule.duration") >= tasks);
-    assert!(one("tokio.task.idle.duration") >= SLEEPERS as f64, "idle {}", one("tokio.task.idle.duration"));
+    assert!(
+        one("tokio.task.idle.duration") >= SLEEPERS as f64,
+        "idle {}",
+        one("tokio.task.idle.duration")
+    );
     assert!(one("tokio.task.slow_polls") >= 1.0);
     // The 30 ms poll lands above the 25 ms bound, and a sleeper's idle time
     // (5 ms timer) is at least 5 ms.
     let poll = points(&all, "tokio.task.poll.duration", Some("main"))[0];
-    let above_25ms: u64 = poll.buckets[DEFAULT_BOUNDARIES.iter().position(|&b| b == 0.025).unwrap() + 1..].iter().sum();
+    let above_25ms: u64 = poll.buckets
+        [DEFAULT_BOUNDARIES.iter().position(|&b| b == 0.025).unwrap() + 1..]
+        .iter()
+        .sum();
     assert!(above_25ms >= 1, "{:?}", poll.buckets);
     let idle = points(&all, "tokio.task.idle.duration", Some("main"))[0];
-    let at_least_5ms: u64 = idle.buckets[DEFAULT_BOUNDARIES.iter().position(|&b| b == 0.0025).unwrap() + 1..].iter().sum();
+    let at_least_5ms: u64 = idle.buckets[DEFAULT_BOUNDARIES
+        .iter()
+        .position(|&b| b == 0.0025)
+        .unwrap()
+        + 1..]
+        .iter()
+        .sum();
     assert!(at_least_5ms >= SLEEPERS as u64, "{:?}", idle.buckets);
 }
 
@@ -106,10 +137,20 @@ fn spawn_sites_are_bounded_with_an_other_series() {
         ..TaskMetricsConfig::default()
     });
     let spawned = points(&all, "tokio.task.spawned", None);
-    let sites: Vec<&str> = spawned.iter().map(|p| p.attr(SPAWN_SITE).unwrap()).collect();
+    let sites: Vec<&str> = spawned
+        .iter()
+        .map(|p| p.attr(SPAWN_SITE).unwrap())
+        .collect();
     // Three spawn sites in the workload: two named, the third folded into `other`.
     assert_eq!(sites.len(), 3, "{sites:?}");
     assert!(sites.contains(&OTHER_SITE), "{sites:?}");
-    assert_eq!(sites.iter().filter(|s| s.contains("task_metrics.rs:")).count(), 2, "{sites:?}");
+    assert_eq!(
+        sites
+            .iter()
+            .filter(|s| s.contains("task_metrics.rs:"))
+            .count(),
+        2,
+        "{sites:?}"
+    );
     assert!(total(&spawned) >= (SLEEPERS + YIELDERS + 1) as f64);
 }

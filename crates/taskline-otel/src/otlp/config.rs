@@ -138,7 +138,10 @@ impl OtlpConfig {
         if let Some(t) = self.transport {
             return Ok(t);
         }
-        for var in ["OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"] {
+        for var in [
+            "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+        ] {
             if let Ok(v) = std::env::var(var) {
                 return match v.trim() {
                     "http/protobuf" => Ok(Transport::HttpProtobuf),
@@ -160,7 +163,10 @@ impl fmt::Debug for OtlpConfig {
             .field("transport", &self.transport)
             .field("timeout", &self.timeout)
             .field("interval", &self.interval)
-            .field("headers", &self.headers.iter().map(|(k, _)| k).collect::<Vec<_>>())
+            .field(
+                "headers",
+                &self.headers.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
             .field("service_name", &self.service_name)
             .field("resource_attributes", &self.resource_attributes)
             .field("temporality", &self.temporality)

@@ -71,7 +71,9 @@ pub struct OtlpGuard {
 
 impl fmt::Debug for OtlpGuard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OtlpGuard").field("stats", &self.state.stats()).finish()
+        f.debug_struct("OtlpGuard")
+            .field("stats", &self.state.stats())
+            .finish()
     }
 }
 

@@ -33,11 +33,19 @@ pub(super) fn register(meter: &Meter, rt: &Arc<Shared>) {
     rt.with(|m| {
         if m.poll_time_histogram_enabled() {
             let n = m.poll_time_histogram_num_buckets();
-            poll = Some(attrs(rt, (0..n).map(|b| m.poll_time_histogram_bucket_range(b).end), n));
+            poll = Some(attrs(
+                rt,
+                (0..n).map(|b| m.poll_time_histogram_bucket_range(b).end),
+                n,
+            ));
         }
         if m.schedule_latency_histogram_enabled() {
             let n = m.schedule_latency_histogram_num_buckets();
-            sched = Some(attrs(rt, (0..n).map(|b| m.schedule_latency_histogram_bucket_range(b).end), n));
+            sched = Some(attrs(
+                rt,
+                (0..n).map(|b| m.schedule_latency_histogram_bucket_range(b).end),
+                n,
+            ));
         }
     });
     if let Some(attrs) = poll {
@@ -75,12 +83,21 @@ pub(crate) fn le_label(end: Duration, last: bool) -> String {
 
 /// Per worker, per bucket: `[runtime, worker, le]`.
 fn attrs(rt: &Shared, ends: impl Iterator<Item = Duration>, n: usize) -> Vec<Vec<[KeyValue; 3]>> {
-    let les: Vec<String> = ends.enumerate().map(|(b, end)| le_label(end, b + 1 == n)).collect();
+    let les: Vec<String> = ends
+        .enumerate()
+        .map(|(b, end)| le_label(end, b + 1 == n))
+        .collect();
     rt.worker_attrs()
         .iter()
         .map(|[name, worker]| {
             les.iter()
-                .map(|le| [name.clone(), worker.clone(), KeyValue::new(BUCKET_LE, le.clone())])
+                .map(|le| {
+                    [
+                        name.clone(),
+                        worker.clone(),
+                        KeyValue::new(BUCKET_LE, le.clone()),
+                    ]
+                })
                 .collect()
         })
         .collect()

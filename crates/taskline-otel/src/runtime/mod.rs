@@ -5,9 +5,9 @@
 //! thread that collects (the SDK's periodic-reader thread, or whoever calls
 //! `force_flush`). Every read is a relaxed atomic load inside Tokio.
 
-mod instruments;
 #[cfg(tokio_unstable)]
 mod buckets;
+mod instruments;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -107,7 +107,9 @@ impl Shared {
                 ]
             })
             .collect();
-        let busy = (0..workers).map(|w| metrics.worker_total_busy_duration(w)).collect();
+        let busy = (0..workers)
+            .map(|w| metrics.worker_total_busy_duration(w))
+            .collect();
         Shared {
             name,
             metrics: Mutex::new(Some(metrics)),

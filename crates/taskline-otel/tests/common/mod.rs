@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 
 use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData, ResourceMetrics};
-use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider, Temporality};
+use opentelemetry_sdk::metrics::{
+    InMemoryMetricExporter, PeriodicReader, SdkMeterProvider, Temporality,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -43,7 +45,10 @@ pub fn provider() -> (SdkMeterProvider, InMemoryMetricExporter) {
     let reader = PeriodicReader::builder(exporter.clone())
         .with_interval(std::time::Duration::from_secs(3600))
         .build();
-    (SdkMeterProvider::builder().with_reader(reader).build(), exporter)
+    (
+        SdkMeterProvider::builder().with_reader(reader).build(),
+        exporter,
+    )
 }
 
 /// Flushes and returns the points of the latest export.
@@ -56,7 +61,8 @@ pub fn collect(provider: &SdkMeterProvider, exporter: &InMemoryMetricExporter) -
 }
 
 fn attrs<'a>(it: impl Iterator<Item = &'a opentelemetry::KeyValue>) -> BTreeMap<String, String> {
-    it.map(|kv| (kv.key.to_string(), kv.value.to_string())).collect()
+    it.map(|kv| (kv.key.to_string(), kv.value.to_string()))
+        .collect()
 }
 
 pub fn flatten(rm: &ResourceMetrics) -> Vec<Point> {
@@ -78,26 +84,37 @@ pub fn flatten(rm: &ResourceMetrics) -> Vec<Point> {
                     match $d {
                         MetricData::Gauge(g) => {
                             for p in g.data_points() {
-                                out.push(base(Kind::Gauge, attrs(p.attributes()), $conv(p.value())));
+                                out.push(base(
+                                    Kind::Gauge,
+                                    attrs(p.attributes()),
+                                    $conv(p.value()),
+                                ));
                             }
                         }
                         MetricData::Sum(s) => {
                             assert_eq!(s.temporality(), Temporality::Cumulative, "{}", m.name());
-                            let kind = if s.is_monotonic() { Kind::Counter } else { Kind::UpDownCounter };
+                            let kind = if s.is_monotonic() {
+                                Kind::Counter
+                            } else {
+                                Kind::UpDownCounter
+                            };
                             for p in s.data_points() {
                                 out.push(base(kind, attrs(p.attributes()), $conv(p.value())));
                             }
                         }
                         MetricData::Histogram(h) => {
                             for p in h.data_points() {
-                                let mut pt = base(Kind::Histogram, attrs(p.attributes()), p.count() as f64);
+                                let mut pt =
+                                    base(Kind::Histogram, attrs(p.attributes()), p.count() as f64);
                                 pt.bounds = p.bounds().collect();
                                 pt.buckets = p.bucket_counts().collect();
                                 pt.sum = $conv(p.sum());
                                 out.push(pt);
                             }
                         }
-                        MetricData::ExponentialHistogram(_) => panic!("unexpected exponential histogram {}", m.name()),
+                        MetricData::ExponentialHistogram(_) => {
+                            panic!("unexpected exponential histogram {}", m.name())
+                        }
                     }
                 };
             }
@@ -114,6 +131,8 @@ pub fn flatten(rm: &ResourceMetrics) -> Vec<Point> {
 /// Points of one instrument (optionally of one runtime).
 pub fn points<'a>(all: &'a [Point], name: &str, runtime: Option<&str>) -> Vec<&'a Point> {
     all.iter()
-        .filter(|p| p.name == name && runtime.is_none_or(|r| p.attr("tokio.runtime.name") == Some(r)))
+        .filter(|p| {
+            p.name == name && runtime.is_none_or(|r| p.attr("tokio.runtime.name") == Some(r))
+        })
         .collect()
 }
