@@ -1,0 +1,591 @@
+//! The main job: the Go execution-tracer tutorial's Mandelbrot, on Tokio, told
+//! by taskline.
+//!
+//! ```text
+//! cargo run --release --example mandelbrot                # 1024x1024, every variant
+//! cargo run --release --example mandelbrot -- --size 2048 # the tutorial's size
+//! cargo run --release --example mandelbrot -- --otlp      # also export metrics over OTLP
+//! ```
+//!
+//! Every variant runs in a fresh child process (so each gets its own recorder,
+//! `tracing` subscriber and an honest peak-memory figure) under taskline's
+//! runtime hooks and layer. The parent prints one table and, under it, one
+//! line per variant that says in words what the numbers show. It writes the
+//! PNG once and one Perfetto trace per variant (open them in ui.perfetto.dev,
+//! or run `taskline report FILE`).
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use taskline::trace::PerfettoWriter;
+use taskline::{Recorder, RecorderConfig, RuntimeBuilderExt, Snapshot, TasklineLayer};
+use taskline_mandelbrot::{Variant, default_workers, render};
+use tracing_subscriber::prelude::*;
+
+const USAGE: &str = "usage: mandelbrot [--size N] [--workers N] [--out DIR] [--variants a,b,..] [--no-trace] [--otlp]
+
+  --size N        image is N x N pixels (default 1024; the Go tutorial uses 2048)
+  --workers N     Tokio worker threads and pool size (default: available cores)
+  --out DIR       where the PNG and the Perfetto traces go (default: out)
+  --variants LIST comma-separated subset of: serial, task-per-pixel, task-per-column,
+                  pool-pixels, pool-columns (default: all)
+  --no-trace      do not write Perfetto traces
+  --otlp          also export runtime and task metrics over OTLP while running
+                  (endpoint from OTEL_EXPORTER_OTLP_ENDPOINT, default http://localhost:4318)";
+
+/// Command-line options shared by parent and child.
+#[derive(Clone, Debug)]
+struct Options {
+    size: u32,
+    workers: usize,
+    out: PathBuf,
+    variants: Vec<Variant>,
+    trace: bool,
+    otlp: bool,
+}
+
+fn parse(args: &[String]) -> Result<(Options, Option<Variant>), String> {
+    let mut o = Options {
+        size: 1024,
+        workers: default_workers(),
+        out: PathBuf::from("out"),
+        variants: Variant::ALL.to_vec(),
+        trace: true,
+        otlp: false,
+    };
+    let mut child = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("{name} needs a value"))
+        };
+        match a.as_str() {
+            "--size" => {
+                o.size = value("--size")?
+                    .parse()
+                    .map_err(|_| "--size takes a whole number")?;
+                if !(1..=8192).contains(&o.size) {
+                    return Err("--size must be between 1 and 8192".into());
+                }
+            }
+            "--workers" => {
+                o.workers = value("--workers")?
+                    .parse()
+                    .map_err(|_| "--workers takes a whole number")?;
+                if !(1..=256).contains(&o.workers) {
+                    return Err("--workers must be between 1 and 256".into());
+                }
+            }
+            "--out" => o.out = PathBuf::from(value("--out")?),
+            "--variants" => {
+                o.variants = value("--variants")?
+                    .split(',')
+                    .map(|s| s.trim().parse::<Variant>().map_err(|e| e.to_string()))
+                    .collect::<Result<_, _>>()?;
+            }
+            "--no-trace" => o.trace = false,
+            "--otlp" => o.otlp = true,
+            "--child" => {
+                child = Some(
+                    value("--child")?
+                        .parse::<Variant>()
+                        .map_err(|e| e.to_string())?,
+                )
+            }
+            "-h" | "--help" => return Err(USAGE.into()),
+            other => return Err(format!("unknown argument {other:?}\n\n{USAGE}")),
+        }
+    }
+    Ok((o, child))
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (options, child) = match parse(&args) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match child {
+        Some(variant) => run_child(&options, variant),
+        None => run_parent(&options, &args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mandelbrot: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+// ---------------------------------------------------------------- child ----
+
+/// What one child run measured, sent to the parent as one `key=value` line.
+#[derive(Clone, Debug, Default)]
+struct Row {
+    variant: String,
+    wall_ns: u64,
+    checksum: u64,
+    spawned: u64,
+    polls: u64,
+    wakes: u64,
+    max_runnable: u64,
+    sched_p50_ns: u64,
+    sched_p99_ns: u64,
+    busy_ns: u64,
+    parked_ns: u64,
+    task_idle_ns: u64,
+    workers: u64,
+    peak_rss_kib: u64,
+    dropped: u64,
+    trace_bytes: u64,
+    trace_events: u64,
+}
+
+const FIELDS: [&str; 17] = [
+    "variant",
+    "wall_ns",
+    "checksum",
+    "spawned",
+    "polls",
+    "wakes",
+    "max_runnable",
+    "sched_p50_ns",
+    "sched_p99_ns",
+    "busy_ns",
+    "parked_ns",
+    "task_idle_ns",
+    "workers",
+    "peak_rss_kib",
+    "dropped",
+    "trace_bytes",
+    "trace_events",
+];
+
+impl Row {
+    fn values(&self) -> [String; 17] {
+        [
+            self.variant.clone(),
+            self.wall_ns.to_string(),
+            self.checksum.to_string(),
+            self.spawned.to_string(),
+            self.polls.to_string(),
+            self.wakes.to_string(),
+            self.max_runnable.to_string(),
+            self.sched_p50_ns.to_string(),
+            self.sched_p99_ns.to_string(),
+            self.busy_ns.to_string(),
+            self.parked_ns.to_string(),
+            self.task_idle_ns.to_string(),
+            self.workers.to_string(),
+            self.peak_rss_kib.to_string(),
+            self.dropped.to_string(),
+            self.trace_bytes.to_string(),
+            self.trace_events.to_string(),
+        ]
+    }
+
+    fn encode(&self) -> String {
+        let v = self.values();
+        let pairs: Vec<String> = FIELDS
+            .iter()
+            .zip(v.iter())
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        format!("TASKLINE_ROW {}", pairs.join(" "))
+    }
+
+    fn decode(line: &str) -> Option<Row> {
+        let rest = line.strip_prefix("TASKLINE_ROW ")?;
+        let mut r = Row::default();
+        for pair in rest.split(' ') {
+            let (k, v) = pair.split_once('=')?;
+            let n = || v.parse::<u64>().ok();
+            match k {
+                "variant" => r.variant = v.to_string(),
+                "wall_ns" => r.wall_ns = n()?,
+                "checksum" => r.checksum = n()?,
+                "spawned" => r.spawned = n()?,
+                "polls" => r.polls = n()?,
+                "wakes" => r.wakes = n()?,
+                "max_runnable" => r.max_runnable = n()?,
+                "sched_p50_ns" => r.sched_p50_ns = n()?,
+                "sched_p99_ns" => r.sched_p99_ns = n()?,
+                "busy_ns" => r.busy_ns = n()?,
+                "parked_ns" => r.parked_ns = n()?,
+                "task_idle_ns" => r.task_idle_ns = n()?,
+                "workers" => r.workers = n()?,
+                "peak_rss_kib" => r.peak_rss_kib = n()?,
+                "dropped" => r.dropped = n()?,
+                "trace_bytes" => r.trace_bytes = n()?,
+                "trace_events" => r.trace_events = n()?,
+                _ => {}
+            }
+        }
+        Some(r)
+    }
+}
+
+fn trace_path(out: &Path, variant: Variant) -> PathBuf {
+    out.join(format!("mandelbrot-{}.perfetto-trace", variant.name()))
+}
+
+fn run_child(o: &Options, variant: Variant) -> Result<(), String> {
+    let config = RecorderConfig {
+        // Task per pixel spawns ~1M tasks in a burst: rings big enough that the
+        // consumer keeps up even on a busy machine (32 MiB per thread; drops
+        // would still be counted and shown in the table).
+        ring_capacity: 1 << 20,
+        max_tracked_tasks: 1 << 21,
+        ..RecorderConfig::default()
+    };
+    let recorder = Recorder::new(config).map_err(|e| e.to_string())?;
+    let trace = if o.trace {
+        let (writer, handle) = PerfettoWriter::create(trace_path(&o.out, variant))
+            .map_err(|e| format!("cannot create trace file: {e}"))?;
+        recorder.add_sink(writer);
+        Some(handle)
+    } else {
+        None
+    };
+    tracing_subscriber::registry()
+        .with(TasklineLayer::new(&recorder))
+        .try_init()
+        .map_err(|e| e.to_string())?;
+
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder
+        .worker_threads(o.workers)
+        .enable_all()
+        .taskline(&recorder);
+    let runtime = builder.build().map_err(|e| e.to_string())?;
+    let otlp = if o.otlp {
+        Some(start_otlp(&recorder, runtime.handle().clone())?)
+    } else {
+        None
+    };
+
+    let started = Instant::now();
+    let image = runtime
+        .block_on(render(variant, o.size, o.size, o.workers))
+        .map_err(|e| e.to_string())?;
+    let wall = started.elapsed();
+    if variant == Variant::Serial {
+        let png = o.out.join("mandelbrot.png");
+        image
+            .save_png(&png)
+            .map_err(|e| format!("cannot write {}: {e}", png.display()))?;
+    }
+    drop(runtime);
+    if let Some(guard) = otlp {
+        let _ = guard.force_flush();
+        let _ = guard.shutdown();
+    }
+    let snapshot = recorder.snapshot();
+    let (trace_bytes, trace_events) = match trace {
+        Some(handle) => {
+            handle.set_dropped_events(recorder.stats().dropped);
+            handle
+                .finish_with_registry(recorder.registry())
+                .map_err(|e| format!("cannot finish trace: {e}"))?;
+            (handle.bytes_written(), handle.events_written())
+        }
+        None => (0, 0),
+    };
+    let row = row_from(
+        variant,
+        wall,
+        image.checksum(),
+        &snapshot,
+        &recorder,
+        o.workers,
+    );
+    println!(
+        "{}",
+        Row {
+            trace_bytes,
+            trace_events,
+            ..row
+        }
+        .encode()
+    );
+    Ok(())
+}
+
+fn row_from(
+    variant: Variant,
+    wall: Duration,
+    checksum: u64,
+    s: &Snapshot,
+    recorder: &Recorder,
+    workers: usize,
+) -> Row {
+    Row {
+        variant: variant.name().to_string(),
+        wall_ns: wall.as_nanos() as u64,
+        checksum,
+        spawned: s.spawned,
+        polls: s.polls,
+        wakes: s.wakes,
+        max_runnable: s.max_runnable,
+        sched_p50_ns: s.schedule_delay.p50,
+        sched_p99_ns: s.schedule_delay.p99,
+        busy_ns: s.workers.iter().map(|w| w.busy_ns).sum(),
+        parked_ns: s.workers.iter().map(|w| w.parked_ns).sum(),
+        task_idle_ns: work_idle_ns(s),
+        workers: workers as u64,
+        peak_rss_kib: peak_rss_kib(),
+        dropped: recorder.stats().dropped,
+        trace_bytes: 0,
+        trace_events: 0,
+    }
+}
+
+fn start_otlp(
+    recorder: &Recorder,
+    handle: tokio::runtime::Handle,
+) -> Result<taskline::otel::OtlpGuard, String> {
+    use taskline::otel::{
+        OtlpConfig, RuntimeMetricsExporter, TaskMetricsConfig, TaskMetricsSink, init_otlp,
+    };
+    let guard = init_otlp(
+        OtlpConfig::new()
+            .with_service_name("taskline-mandelbrot")
+            .with_interval(Duration::from_secs(1)),
+    )
+    .map_err(|e| format!("OTLP: {e}"))?;
+    let meter = guard.meter();
+    // Registered instruments live as long as the meter provider.
+    std::mem::forget(RuntimeMetricsExporter::register(
+        &meter,
+        handle,
+        "mandelbrot",
+    ));
+    recorder.add_sink(TaskMetricsSink::new(&meter, TaskMetricsConfig::default()));
+    Ok(guard)
+}
+
+/// Idle time (poll end -> wake) of the tasks that do the work: the spawn
+/// sites holding at least 10% of all poll time. This leaves out the driver
+/// task that merely awaits its children, and keeps the pool workers' waits
+/// for the next channel item.
+fn work_idle_ns(s: &Snapshot) -> u64 {
+    let busy: u64 = s.sites.iter().map(|site| site.busy_ns).sum();
+    s.sites
+        .iter()
+        .filter(|site| site.busy_ns.saturating_mul(10) >= busy)
+        .map(|site| site.idle_ns)
+        .sum()
+}
+
+/// Peak resident set size of this process (VmHWM), KiB; 0 where unknown.
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+// --------------------------------------------------------------- parent ----
+
+fn run_parent(o: &Options, args: &[String]) -> Result<(), String> {
+    std::fs::create_dir_all(&o.out)
+        .map_err(|e| format!("cannot create {}: {e}", o.out.display()))?;
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    eprintln!(
+        "Mandelbrot {0}x{0}, {1} workers, {2} variants, each in its own process under taskline (hooks + layer)",
+        o.size,
+        o.workers,
+        o.variants.len()
+    );
+    let mut rows = Vec::new();
+    for (n, variant) in o.variants.iter().enumerate() {
+        eprint!(
+            "[{}/{}] {:<16} {} ... ",
+            n + 1,
+            o.variants.len(),
+            variant.name(),
+            variant.description()
+        );
+        let _ = std::io::stderr().flush();
+        let output = Command::new(&exe)
+            .args(args)
+            .args(["--child", variant.name()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .output()
+            .map_err(|e| format!("cannot start child: {e}"))?;
+        if !output.status.success() {
+            return Err(format!("{} failed: {}", variant.name(), output.status));
+        }
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let row = stdout
+            .lines()
+            .find_map(Row::decode)
+            .ok_or_else(|| format!("{}: child printed no result", variant.name()))?;
+        eprintln!("{:.2}s", row.wall_ns as f64 / 1e9);
+        rows.push(row);
+    }
+    print_table(o, &rows);
+    Ok(())
+}
+
+fn ms(ns: u64) -> String {
+    format!("{:.1}", ns as f64 / 1e6)
+}
+
+fn us(ns: u64) -> String {
+    if ns >= 10_000_000 {
+        format!("{:.0}ms", ns as f64 / 1e6)
+    } else if ns >= 1_000_000 {
+        format!("{:.1}ms", ns as f64 / 1e6)
+    } else {
+        format!("{:.0}µs", ns as f64 / 1e3)
+    }
+}
+
+fn utilization(r: &Row) -> f64 {
+    let capacity = r.wall_ns as f64 * r.workers as f64;
+    if capacity == 0.0 {
+        0.0
+    } else {
+        (r.busy_ns as f64 / capacity).min(1.0)
+    }
+}
+
+fn print_table(o: &Options, rows: &[Row]) {
+    let serial = rows.iter().find(|r| r.variant == Variant::Serial.name());
+    println!();
+    println!(
+        "| variant | wall ms | speedup vs serial | tasks spawned | polls | sched delay p50 | sched delay p99 | max runnable | worker utilization | workers parked | work tasks waiting | peak RSS MiB | dropped |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for r in rows {
+        let speedup = serial
+            .map(|s| format!("{:.2}x", s.wall_ns as f64 / r.wall_ns.max(1) as f64))
+            .unwrap_or_else(|| "-".into());
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.0}% | {} ms | {} ms | {:.0} | {} |",
+            r.variant,
+            ms(r.wall_ns),
+            speedup,
+            r.spawned,
+            r.polls,
+            us(r.sched_p50_ns),
+            us(r.sched_p99_ns),
+            r.max_runnable,
+            utilization(r) * 100.0,
+            ms(r.parked_ns),
+            ms(r.task_idle_ns),
+            r.peak_rss_kib as f64 / 1024.0,
+            r.dropped,
+        );
+    }
+    println!();
+    println!("What the numbers say:");
+    for r in rows {
+        println!("  {:<16} {}", r.variant, verdict(r, rows));
+    }
+    let checksums: std::collections::BTreeSet<u64> = rows.iter().map(|r| r.checksum).collect();
+    println!();
+    if checksums.len() == 1 {
+        println!(
+            "All variants rendered the same image (checksum {:016x}); PNG: {}",
+            rows[0].checksum,
+            o.out.join("mandelbrot.png").display()
+        );
+    } else {
+        println!("WARNING: the variants rendered different images: {checksums:x?}");
+    }
+    if o.trace {
+        println!(
+            "Perfetto traces (open in https://ui.perfetto.dev, or `cargo run -p taskline-cli -- report FILE`):"
+        );
+        for r in rows {
+            if let Ok(v) = r.variant.parse::<Variant>() {
+                let per_event = r.trace_bytes as f64 / r.trace_events.max(1) as f64;
+                println!(
+                    "  {}  ({:.1} MiB, {} events, {:.1} bytes/event)",
+                    trace_path(&o.out, v).display(),
+                    r.trace_bytes as f64 / (1 << 20) as f64,
+                    r.trace_events,
+                    per_event
+                );
+            }
+        }
+    }
+}
+
+/// One sentence per variant, derived from its numbers (compared with the
+/// other variants of the same run), never from its name.
+fn verdict(r: &Row, rows: &[Row]) -> String {
+    let util = utilization(r);
+    let best_wall = rows.iter().map(|x| x.wall_ns).min().unwrap_or(r.wall_ns);
+    let slower = r.wall_ns as f64 / best_wall.max(1) as f64;
+    let worker_time = r.wall_ns as f64 * r.workers as f64;
+    // Tasks' waiting time per unit of worker time: how much of the pool sat
+    // blocked waiting for the next item (channel waits show up here).
+    let waiting = r.task_idle_ns as f64 / worker_time.max(1.0);
+    let many_tasks = r.spawned as f64 > 50.0 * r.workers as f64 * 64.0;
+    let mut words = Vec::new();
+    if r.workers > 1 && util < 0.65 && !many_tasks {
+        words.push(format!(
+            "idle workers: the {} workers were busy only {:.0}% of the wall time (parked {} ms in total), so most of the machine sat unused",
+            r.workers,
+            util * 100.0,
+            ms(r.parked_ns)
+        ));
+    }
+    if many_tasks && (r.max_runnable > 1000 || r.sched_p99_ns > 1_000_000) {
+        words.push(format!(
+            "flooded scheduler: {} tasks, up to {} runnable at once, p99 scheduling delay {}; each task does so little that spawning and scheduling dominate",
+            r.spawned,
+            r.max_runnable,
+            us(r.sched_p99_ns)
+        ));
+    }
+    if waiting > 0.25 && r.polls as f64 > 4.0 * r.spawned.max(1) as f64 {
+        words.push(format!(
+            "blocked on the channel: tasks spent {} ms waiting ({:.0}% of worker time) over {} polls, handing work over one item at a time",
+            ms(r.task_idle_ns),
+            waiting * 100.0,
+            r.polls
+        ));
+    }
+    if words.is_empty() {
+        if util >= 0.8 {
+            words.push(format!(
+                "balanced: workers busy {:.0}% of the time, p99 scheduling delay {}, little waiting ({:.0}% of worker time)",
+                util * 100.0,
+                us(r.sched_p99_ns),
+                waiting * 100.0
+            ));
+        } else {
+            words.push(format!(
+                "workers busy {:.0}% of the time, waiting {:.0}% of worker time, p99 scheduling delay {}",
+                util * 100.0,
+                waiting * 100.0,
+                us(r.sched_p99_ns)
+            ));
+        }
+    }
+    let mut line = words.join("; ");
+    if slower > 1.05 {
+        line.push_str(&format!(" ({slower:.2}x the fastest variant's wall time)"));
+    } else {
+        line.push_str(" (fastest)");
+    }
+    line
+}
