@@ -39,6 +39,9 @@
 
 use std::sync::OnceLock;
 
+mod setup;
+pub use setup::{SetupError, Taskline, TasklineBuilder};
+
 pub use taskline_layer as layer;
 pub use taskline_layer::{
     Recorder, RecorderConfig, RuntimeBuilderExt, Snapshot, capabilities,
