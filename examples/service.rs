@@ -1,0 +1,229 @@
+//! taskline in a real service: a small HTTP server on 127.0.0.1 with the
+//! recorder, a flight recorder that dumps when a handler blocks its worker,
+//! and OTLP metrics export.
+//!
+//! ```text
+//! cargo run --release --example service                 # listens on 127.0.0.1:3000
+//! curl 127.0.0.1:3000/                                   # a normal request
+//! curl '127.0.0.1:3000/block?ms=300'                     # a handler that blocks its worker
+//! ls target/flight/                                      # the flight recorder's dump of it
+//! cargo run -p taskline-cli -- report target/flight/*.pftrace
+//! curl 127.0.0.1:3000/report                             # the live report
+//! wrk -t2 -c32 -d10s http://127.0.0.1:3000/              # load (Debian package `wrk`)
+//! cargo run --release --example service -- --no-taskline # the same service without taskline
+//! ```
+//!
+//! Flags: `--addr ADDR` (default 127.0.0.1:3000), `--no-taskline`, `--otlp`
+//! (export to `OTEL_EXPORTER_OTLP_ENDPOINT`, default http://localhost:4318),
+//! `--flight-dir DIR` (default target/flight), `--slow-poll-ms N` (default 50),
+//! `--exit-after-secs N` (stop by itself, for scripted runs).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use taskline::RuntimeBuilderExt;
+use taskline::trace::flight::FlightConfig;
+use tracing_subscriber::prelude::*;
+
+struct Options {
+    addr: SocketAddr,
+    taskline: bool,
+    otlp: bool,
+    flight_dir: PathBuf,
+    slow_poll: Duration,
+    exit_after: Option<Duration>,
+}
+
+fn parse() -> Result<Options, String> {
+    let mut o = Options {
+        addr: "127.0.0.1:3000".parse().map_err(|e| format!("{e}"))?,
+        taskline: true,
+        otlp: false,
+        flight_dir: PathBuf::from("target/flight"),
+        slow_poll: Duration::from_millis(50),
+        exit_after: None,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut value = || args.next().ok_or_else(|| format!("{a} needs a value"));
+        match a.as_str() {
+            "--addr" => {
+                o.addr = value()?.parse().map_err(|e| format!("--addr: {e}"))?;
+                if !o.addr.ip().is_loopback() {
+                    return Err("--addr must be a loopback address (this is a demo)".into());
+                }
+            }
+            "--no-taskline" => o.taskline = false,
+            "--otlp" => o.otlp = true,
+            "--flight-dir" => o.flight_dir = PathBuf::from(value()?),
+            "--slow-poll-ms" => {
+                let ms: u64 = value()?
+                    .parse()
+                    .map_err(|_| "--slow-poll-ms takes a whole number")?;
+                if ms == 0 {
+                    return Err("--slow-poll-ms must be at least 1".into());
+                }
+                o.slow_poll = Duration::from_millis(ms);
+            }
+            "--exit-after-secs" => {
+                let s: u64 = value()?
+                    .parse()
+                    .map_err(|_| "--exit-after-secs takes a whole number")?;
+                o.exit_after = Some(Duration::from_secs(s));
+            }
+            other => {
+                return Err(format!(
+                    "unknown argument {other:?} (see the file's doc comment)"
+                ));
+            }
+        }
+    }
+    Ok(o)
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let o = parse()?;
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+
+    // --- taskline: these lines are all a service needs -------------------
+    let taskline = if o.taskline {
+        let mut setup = taskline::Taskline::builder().flight_recorder(FlightConfig {
+            dump_dir: o.flight_dir.clone(),
+            slow_poll_threshold: Some(o.slow_poll),
+            ..FlightConfig::default()
+        });
+        if o.otlp {
+            setup =
+                setup.otlp(taskline::otel::OtlpConfig::new().with_service_name("taskline-service"));
+        }
+        let taskline = setup.start()?;
+        tracing_subscriber::registry().with(taskline.layer()).init();
+        builder.taskline(taskline.recorder());
+        Some(taskline)
+    } else {
+        None
+    };
+    // -----------------------------------------------------------------------
+
+    let runtime = builder.build()?;
+    if let Some(t) = &taskline {
+        t.watch_runtime(runtime.handle(), "service");
+    }
+    let recorder = taskline.as_ref().map(|t| t.recorder().clone());
+    let flight = taskline.as_ref().and_then(|t| t.flight_recorder().cloned());
+    let served = runtime.block_on(serve(o.addr, o.exit_after, recorder, flight))?;
+    drop(runtime);
+    eprintln!("served {served} requests");
+    if let Some(t) = taskline {
+        if let Some(f) = t.flight_recorder() {
+            let stats = f.stats();
+            eprintln!("flight recorder: {stats:?}");
+        }
+        t.shutdown()?;
+    }
+    Ok(())
+}
+
+async fn serve(
+    addr: SocketAddr,
+    exit_after: Option<Duration>,
+    recorder: Option<taskline::Recorder>,
+    flight: Option<taskline::trace::flight::FlightRecorderHandle>,
+) -> std::io::Result<u64> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    eprintln!("listening on http://{}", listener.local_addr()?);
+    let served = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let deadline = async {
+        match exit_after {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(deadline);
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => accepted?,
+            () = &mut deadline => break,
+        };
+        let recorder = recorder.clone();
+        let flight = flight.clone();
+        let served = served.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                handle(req, recorder.clone(), flight.clone())
+            });
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+    Ok(served.load(std::sync::atomic::Ordering::Relaxed))
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    recorder: Option<taskline::Recorder>,
+    flight: Option<taskline::trace::flight::FlightRecorderHandle>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let text = |status: StatusCode, body: String| {
+        let mut r = Response::new(Full::new(Bytes::from(body)));
+        *r.status_mut() = status;
+        Ok(r)
+    };
+    match req.uri().path() {
+        "/" => {
+            // A little async work, like a real handler awaiting something.
+            tokio::task::yield_now().await;
+            text(
+                StatusCode::OK,
+                "hello from taskline's demo service\n".into(),
+            )
+        }
+        "/block" => {
+            let ms = req
+                .uri()
+                .query()
+                .and_then(|q| q.strip_prefix("ms="))
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(200)
+                .min(5_000);
+            // The bug taskline is here to find: blocking a runtime worker.
+            std::thread::sleep(Duration::from_millis(ms));
+            text(StatusCode::OK, format!("blocked a worker for {ms} ms\n"))
+        }
+        "/report" => match recorder {
+            Some(r) => text(StatusCode::OK, r.snapshot().to_string()),
+            None => text(
+                StatusCode::NOT_FOUND,
+                "taskline is off (--no-taskline)\n".into(),
+            ),
+        },
+        "/dump" => match flight {
+            Some(f) => match f.dump_to_dir("on-demand").wait(Duration::from_secs(10)) {
+                Ok(info) => text(StatusCode::OK, format!("{info:?}\n")),
+                Err(e) => text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("dump failed: {e}\n"),
+                ),
+            },
+            None => text(
+                StatusCode::NOT_FOUND,
+                "taskline is off (--no-taskline)\n".into(),
+            ),
+        },
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "try /, /block?ms=300, /report, /dump\n".into(),
+        ),
+    }
+}
