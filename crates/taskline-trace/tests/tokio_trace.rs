@@ -176,11 +176,7 @@ fn recorded_workload_round_trips_and_validates() {
     assert_eq!(json_u64(&json, "poll_slices"), polls, "{json}");
     assert_eq!(json_u64(&json, "blocking_slices"), blocking, "{json}");
     assert_eq!(json_u64(&json, "flows"), cross_wakes, "{json}");
-    for track in [
-        "\"worker 0\"",
-        "\"worker 1\"",
-        "\"blocking (",
-    ] {
+    for track in ["\"worker 0\"", "\"worker 1\"", "\"blocking ("] {
         assert!(json.contains(track), "thread track {track} in {json}");
     }
     assert_eq!(back.flows, cross_wakes);
