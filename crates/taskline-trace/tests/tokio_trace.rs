@@ -24,6 +24,14 @@ impl Sink for Collect {
     }
 }
 
+/// tracing caches each callsite's interest globally, computed from the
+/// dispatchers alive when the callsite is first hit. Two tests in this binary
+/// creating runtimes at once, one with a scoped dispatcher and one without,
+/// race on that cache and the instrumented test can see Tokio's callsites
+/// disabled. (A real program installs one global subscriber and has no such
+/// race.) Tests here run one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
 thread_local! {
     static GUARD: RefCell<Option<DefaultGuard>> = const { RefCell::new(None) };
 }
@@ -68,6 +76,7 @@ fn json_u64(json: &str, key: &str) -> u64 {
 
 #[test]
 fn recorded_workload_round_trips_and_validates() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let rec = Recorder::with_defaults();
     let collected = Collect::default();
     rec.add_sink(collected.clone());
@@ -187,6 +196,7 @@ fn recorded_workload_round_trips_and_validates() {
 
 #[test]
 fn finish_recorder_flushes_and_closes_a_trace_the_recorder_still_owns() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let rec = Recorder::with_defaults();
     let dir = temp_dir("finish");
     let path = dir.join("trace.pftrace");
