@@ -13,7 +13,8 @@
 //! cargo run --release --example service -- --no-taskline # the same service without taskline
 //! ```
 //!
-//! Flags: `--addr ADDR` (default 127.0.0.1:3000), `--no-taskline`, `--otlp`
+//! Flags: `--addr ADDR` (default 127.0.0.1:3000), `--no-taskline`,
+//! `--no-layer` (runtime hooks only: no wakes/resources, cheaper), `--otlp`
 //! (export to `OTEL_EXPORTER_OTLP_ENDPOINT`, default http://localhost:4318),
 //! `--flight-dir DIR` (default target/flight), `--slow-poll-ms N` (default 50),
 //! `--exit-after-secs N` (stop by itself, for scripted runs).
@@ -36,6 +37,7 @@ use tracing_subscriber::prelude::*;
 struct Options {
     addr: SocketAddr,
     taskline: bool,
+    layer: bool,
     otlp: bool,
     flight_dir: PathBuf,
     slow_poll: Duration,
@@ -46,6 +48,7 @@ fn parse() -> Result<Options, String> {
     let mut o = Options {
         addr: "127.0.0.1:3000".parse().map_err(|e| format!("{e}"))?,
         taskline: true,
+        layer: true,
         otlp: false,
         flight_dir: PathBuf::from("target/flight"),
         slow_poll: Duration::from_millis(50),
@@ -62,6 +65,7 @@ fn parse() -> Result<Options, String> {
                 }
             }
             "--no-taskline" => o.taskline = false,
+            "--no-layer" => o.layer = false,
             "--otlp" => o.otlp = true,
             "--flight-dir" => o.flight_dir = PathBuf::from(value()?),
             "--slow-poll-ms" => {
@@ -106,7 +110,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 setup.otlp(taskline::otel::OtlpConfig::new().with_service_name("taskline-service"));
         }
         let taskline = setup.start()?;
-        tracing_subscriber::registry().with(taskline.layer()).init();
+        if o.layer {
+            tracing_subscriber::registry().with(taskline.layer()).init();
+        }
         builder.taskline(taskline.recorder());
         Some(taskline)
     } else {
