@@ -44,8 +44,7 @@ pub use setup::{SetupError, Taskline, TasklineBuilder};
 
 pub use taskline_layer as layer;
 pub use taskline_layer::{
-    Recorder, RecorderConfig, RuntimeBuilderExt, Snapshot, capabilities,
-    layer::TasklineLayer,
+    Recorder, RecorderConfig, RuntimeBuilderExt, Snapshot, capabilities, layer::TasklineLayer,
 };
 #[cfg(feature = "otel")]
 pub use taskline_otel as otel;

@@ -33,14 +33,14 @@
 //! See `docs/ARCHITECTURE.md` in the repository for the contract between the
 //! modules.
 
-pub mod event;
-pub mod layer;
 pub mod aggregate;
 pub mod clock;
 pub mod config;
 #[doc(hidden)]
 pub mod context;
+pub mod event;
 pub mod hooks;
+pub mod layer;
 pub mod recorder;
 pub mod registry;
 pub mod report;

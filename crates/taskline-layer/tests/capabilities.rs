@@ -36,7 +36,10 @@ fn records_what_the_build_allows() {
     assert!(parks > 0, "idle workers park in every build: {snapshot:?}");
     if cfg!(tokio_unstable) {
         assert_eq!(snapshot.spawned, 10);
-        assert!(snapshot.polls >= 20, "each sleeping task polls at least twice");
+        assert!(
+            snapshot.polls >= 20,
+            "each sleeping task polls at least twice"
+        );
     } else {
         assert_eq!(snapshot.spawned, 0, "no task hooks on stable Tokio");
         assert_eq!(snapshot.polls, 0);
