@@ -33,6 +33,13 @@ pub(crate) fn resolve_workers(workers: usize) -> Result<usize, RenderError> {
 /// the channel (Go's main goroutine), runs inside one spawned "driver" task, so
 /// all the work happens on runtime workers wherever this future is awaited.
 ///
+/// Dropping this future before it completes does not cancel the tasks already
+/// spawned; they finish (or die with the runtime) in the background.
+///
+/// Memory: besides the image, v2 keeps one task and `JoinHandle` per pixel alive
+/// until it is awaited (hundreds of MB at 2048x2048, the point of that variant);
+/// the others hold at most `width` tasks or `workers` tasks.
+///
 /// Errors: [`RenderError::NoRuntime`] outside a Tokio runtime,
 /// [`RenderError::TooLarge`], [`RenderError::TooManyWorkers`], and
 /// [`RenderError::Task`] if the runtime shuts down mid-render.
