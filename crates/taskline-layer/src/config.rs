@@ -15,7 +15,8 @@ pub struct RecorderConfig {
     /// Thread rings allocated at most (1..=65535). A thread beyond this has
     /// its events dropped and counted. Default 256.
     pub max_threads: usize,
-    /// How often the consumer thread drains the rings (1 ms..=10 s). Default 10 ms.
+    /// How often the consumer thread drains the rings (1 ms..=10 s). Default
+    /// 10 ms. A ring crossing half capacity wakes the consumer earlier.
     pub drain_interval: Duration,
     /// Events younger than this stay pending so the merge across threads is
     /// in timestamp order (at most 10 s). Default 2 ms.

@@ -6,8 +6,10 @@
 //! thread number and pushed into the ring. No lock, allocation or syscall
 //! after the thread's first event, which registers the ring (locks once).
 //!
-//! The consumer thread (`taskline-consumer`) wakes every `drain_interval`,
-//! drains every ring into a pending buffer, sorts it by timestamp (stable, so
+//! The consumer thread (`taskline-consumer`) wakes every `drain_interval`, or
+//! earlier when a producer's ring crosses half capacity (the push that makes
+//! it half full unparks the consumer: one comparison per push, an unpark only
+//! at the crossing, never a lock or an allocation), drains every ring into a pending buffer, sorts it by timestamp (stable, so
 //! events of one thread with equal timestamps keep their order) and delivers
 //! the events older than `reorder_window` to the internal
 //! [`Aggregator`] and then to every [`Sink`], in order.
@@ -15,8 +17,8 @@
 use std::cell::RefCell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::thread::{JoinHandle, Thread};
 use std::time::Duration;
 
 use crate::aggregate::{Aggregator, Snapshot};
@@ -24,7 +26,7 @@ use crate::clock;
 use crate::config::{ConfigError, RecorderConfig};
 use crate::event::{Event, EventKind, NO_WORKER};
 use crate::registry::Registry;
-use crate::ring::Ring;
+use crate::ring::{Push, Ring};
 use crate::sink::Sink;
 
 static NEXT_RECORDER_ID: AtomicU64 = AtomicU64::new(1);
@@ -79,11 +81,6 @@ struct Consumer {
     worker_known: Vec<bool>,
 }
 
-struct Stop {
-    stopped: Mutex<bool>,
-    cv: Condvar,
-}
-
 struct Inner {
     id: u64,
     config: RecorderConfig,
@@ -97,7 +94,11 @@ struct Inner {
     delivered: AtomicU64,
     sink_panics: AtomicU64,
     consumer: Mutex<Consumer>,
-    stop: Arc<Stop>,
+    /// Set to stop the consumer thread (which is then unparked).
+    stop: Arc<AtomicBool>,
+    /// The consumer thread, unparked when a ring crosses half capacity.
+    /// Unset if the thread could not be spawned.
+    consumer_thread: OnceLock<Thread>,
     handle: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -139,6 +140,8 @@ thread_local! {
 
 enum Outcome {
     Done,
+    /// Stored, and the ring just became half full.
+    Half,
     Lost,
     Register,
 }
@@ -147,10 +150,7 @@ impl Recorder {
     /// A recorder with `config`, its consumer thread started.
     pub fn new(config: RecorderConfig) -> Result<Recorder, ConfigError> {
         config.validate()?;
-        let stop = Arc::new(Stop {
-            stopped: Mutex::new(false),
-            cv: Condvar::new(),
-        });
+        let stop = Arc::new(AtomicBool::new(false));
         let inner = Arc::new(Inner {
             id: NEXT_RECORDER_ID.fetch_add(1, Ordering::Relaxed),
             registry: Registry::with_limit(config.max_interned),
@@ -167,6 +167,7 @@ impl Recorder {
                 worker_known: Vec::new(),
             }),
             stop: stop.clone(),
+            consumer_thread: OnceLock::new(),
             handle: Mutex::new(None),
             config,
         });
@@ -178,6 +179,7 @@ impl Recorder {
             .name("taskline-consumer".into())
             .spawn(move || consumer_loop(weak, interval, stop))
         {
+            let _ = inner.consumer_thread.set(h.thread().clone());
             *lock(&inner.handle) = Some(h);
         }
         Ok(Recorder { inner })
@@ -225,8 +227,10 @@ impl Recorder {
                             Some(r) => {
                                 let mut e = event;
                                 e.thread = r.thread;
-                                r.push(e);
-                                Outcome::Done
+                                match r.push(e) {
+                                    Push::Half => Outcome::Half,
+                                    Push::Stored | Push::Full => Outcome::Done,
+                                }
                             }
                             None => Outcome::Lost,
                         };
@@ -237,6 +241,7 @@ impl Recorder {
             .unwrap_or(Outcome::Lost);
         match outcome {
             Outcome::Done => {}
+            Outcome::Half => inner.wake_consumer(),
             Outcome::Lost => {
                 inner.lost.fetch_add(1, Ordering::Relaxed);
             }
@@ -266,7 +271,9 @@ impl Recorder {
         match (&ring, ok) {
             (Some(r), true) => {
                 event.thread = r.thread;
-                r.push(event);
+                if r.push(event) == Push::Half {
+                    inner.wake_consumer();
+                }
             }
             (Some(r), false) => {
                 r.mark_finished();
@@ -342,20 +349,16 @@ impl Recorder {
     }
 }
 
-fn consumer_loop(weak: Weak<Inner>, interval: Duration, stop: Arc<Stop>) {
+/// Drains every `interval`, or earlier when unparked (a ring crossed half
+/// capacity, or the recorder stops). A spurious wake-up only drains early.
+fn consumer_loop(weak: Weak<Inner>, interval: Duration, stop: Arc<AtomicBool>) {
     loop {
-        {
-            let g = lock(&stop.stopped);
-            if *g {
-                return;
-            }
-            let (g, _) = stop
-                .cv
-                .wait_timeout(g, interval)
-                .unwrap_or_else(|e| e.into_inner());
-            if *g {
-                return;
-            }
+        if stop.load(Ordering::Acquire) {
+            return;
+        }
+        std::thread::park_timeout(interval);
+        if stop.load(Ordering::Acquire) {
+            return;
         }
         let Some(inner) = weak.upgrade() else { return };
         {
@@ -368,6 +371,16 @@ fn consumer_loop(weak: Weak<Inner>, interval: Duration, stop: Arc<Stop>) {
 }
 
 impl Inner {
+    /// Wakes the consumer thread now (a ring is half full). `Thread::unpark`
+    /// neither blocks nor allocates; an unpark before the consumer parks
+    /// makes its next park return at once, so no wake is lost.
+    #[cold]
+    fn wake_consumer(&self) {
+        if let Some(t) = self.consumer_thread.get() {
+            t.unpark();
+        }
+    }
+
     fn register_ring(&self) -> Option<Arc<Ring>> {
         let mut slots = lock(&self.slots);
         if slots.rings.len() >= self.config.max_threads || self.shut.load(Ordering::Relaxed) {
@@ -491,8 +504,10 @@ impl Inner {
     }
 
     fn stop_thread(&self) -> Option<JoinHandle<()>> {
-        *lock(&self.stop.stopped) = true;
-        self.stop.cv.notify_all();
+        self.stop.store(true, Ordering::Release);
+        if let Some(t) = self.consumer_thread.get() {
+            t.unpark();
+        }
         lock(&self.handle).take()
     }
 

@@ -16,9 +16,30 @@ use crate::event::Event;
 #[repr(align(128))]
 struct Padded<T>(T);
 
+/// What [`Ring::push`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Push {
+    /// Stored.
+    Stored,
+    /// Stored, and the ring just became half full: time to wake the consumer.
+    Half,
+    /// The ring was full: dropped and counted.
+    Full,
+}
+
+impl Push {
+    /// Whether the event was stored.
+    #[cfg(test)]
+    pub(crate) fn stored(self) -> bool {
+        self != Push::Full
+    }
+}
+
 pub(crate) struct Ring {
     slots: Box<[UnsafeCell<Event>]>,
     mask: usize,
+    /// `capacity / 2`: the length at which a push reports [`Push::Half`].
+    half: usize,
     /// Next index the producer writes. Written by the producer only.
     head: Padded<AtomicUsize>,
     /// Next index the consumer reads. Written by the consumer only.
@@ -71,6 +92,7 @@ impl Ring {
         Ring {
             slots,
             mask: capacity - 1,
+            half: capacity / 2,
             head: Padded(AtomicUsize::new(0)),
             tail: Padded(AtomicUsize::new(0)),
             dropped: AtomicU64::new(0),
@@ -80,20 +102,31 @@ impl Ring {
     }
 
     /// Producer only: appends `e`, or counts it as dropped when full.
+    ///
+    /// Returns [`Push::Half`] when this push made the ring exactly half full
+    /// (as seen with the tail just read). The producer's view of the length
+    /// grows by one per push and only shrinks when the consumer drains, so
+    /// every crossing of half capacity is reported exactly once, and the
+    /// check costs one comparison.
     #[inline]
-    pub(crate) fn push(&self, e: Event) -> bool {
+    pub(crate) fn push(&self, e: Event) -> Push {
         let head = self.head.0.load(Ordering::Relaxed);
         let tail = self.tail.0.load(Ordering::Acquire);
-        if head.wrapping_sub(tail) > self.mask {
+        let len = head.wrapping_sub(tail);
+        if len > self.mask {
             let d = self.dropped.load(Ordering::Relaxed);
             self.dropped.store(d + 1, Ordering::Relaxed);
-            return false;
+            return Push::Full;
         }
         // SAFETY: head - tail < capacity, so the consumer is not reading this
         // slot, and only this (single) producer writes slots.
         unsafe { *self.slots[head & self.mask].get() = e };
         self.head.0.store(head.wrapping_add(1), Ordering::Release);
-        true
+        if len + 1 == self.half {
+            Push::Half
+        } else {
+            Push::Stored
+        }
     }
 
     /// Consumer only: appends every available event to `out`; returns how many.
@@ -152,7 +185,23 @@ mod tests {
             out.iter().map(|e| e.ts_ns).collect::<Vec<_>>(),
             (0..64).collect::<Vec<_>>()
         );
-        assert!(r.push(Event::new(EventKind::Wake, 1, 1)));
+        assert!(r.push(Event::new(EventKind::Wake, 1, 1)).stored());
+    }
+
+    #[test]
+    fn half_full_is_reported_once_per_crossing() {
+        let r = Ring::new(64, 0);
+        let halves = |r: &Ring, n: u64| {
+            (0..n)
+                .filter(|&i| r.push(Event::new(EventKind::Wake, i, i)) == Push::Half)
+                .count()
+        };
+        assert_eq!(halves(&r, 31), 0);
+        assert_eq!(halves(&r, 1), 1, "the 32nd event fills half of 64");
+        assert_eq!(halves(&r, 40), 0, "beyond half (and full): no report");
+        let mut out = Vec::new();
+        r.drain_into(&mut out);
+        assert_eq!(halves(&r, 32), 1, "after a drain, the next crossing");
     }
 
     #[test]
@@ -163,7 +212,7 @@ mod tests {
         let t = std::thread::spawn(move || {
             let mut i = 0;
             while i < n {
-                if p.push(Event::new(EventKind::Wake, i, i)) {
+                if p.push(Event::new(EventKind::Wake, i, i)).stored() {
                     i += 1;
                 } else {
                     // undo the drop count for this test: retry instead

@@ -397,3 +397,33 @@ fn tasks_beyond_max_tracked_are_counted_in_their_site_only() {
     assert_eq!(s.sites[0].untracked, 2);
     assert_eq!(s.runnable, 3);
 }
+
+/// A ring crossing half capacity wakes the consumer long before its
+/// `drain_interval`: with a 10 s interval, the events are delivered within
+/// seconds, without any flush.
+#[test]
+fn a_half_full_ring_wakes_the_consumer_early() {
+    let rec = Recorder::new(RecorderConfig {
+        ring_capacity: 1024,
+        drain_interval: Duration::from_secs(10),
+        reorder_window: Duration::ZERO,
+        ..RecorderConfig::default()
+    })
+    .expect("config");
+    let sink = Collect::default();
+    rec.add_sink(sink.clone());
+    let start = std::time::Instant::now();
+    for i in 0..512u64 {
+        rec.record(ev(EventKind::Wake, taskline_layer::clock::now_ns(), i + 1));
+    }
+    while sink.events().len() < 512 && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(
+        sink.events().len(),
+        512,
+        "not delivered within 5 s of the ring becoming half full (interval 10 s): {:?}",
+        rec.stats()
+    );
+    rec.shutdown();
+}
