@@ -10,7 +10,10 @@ use std::time::Duration;
 /// gives the resulting upper bound of the recorder's memory.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RecorderConfig {
-    /// Events per thread ring (a power of two, 64..=2^24). Default 16384 (512 KiB).
+    /// Events per thread ring (a power of two, 64..=2^24). Default 65536
+    /// (2 MiB per recording thread; pages are touched only as the ring fills,
+    /// so a mostly idle thread costs far less). A ring crossing half capacity
+    /// wakes the consumer.
     pub ring_capacity: usize,
     /// Thread rings allocated at most (1..=65535). A thread beyond this has
     /// its events dropped and counted. Default 256.
@@ -37,7 +40,7 @@ pub struct RecorderConfig {
 impl Default for RecorderConfig {
     fn default() -> Self {
         RecorderConfig {
-            ring_capacity: 16384,
+            ring_capacity: 65536,
             max_threads: 256,
             drain_interval: Duration::from_millis(10),
             reorder_window: Duration::from_millis(2),
@@ -175,5 +178,12 @@ mod tests {
     #[test]
     fn default_is_valid() {
         RecorderConfig::default().validate().expect("default valid");
+    }
+
+    #[test]
+    fn default_ring_is_two_mib_per_thread() {
+        let c = RecorderConfig::default();
+        assert_eq!(c.ring_capacity * EVENT_BYTES, 2 << 20);
+        assert_eq!(c.ring_bytes(), (2 << 20) * c.max_threads);
     }
 }
