@@ -14,7 +14,10 @@
 //!   otherwise the wake timestamp. A wake during a poll makes the task
 //!   runnable from the end of that poll;
 //! - *idle time* runs from a poll end to the next wake (without wake events,
-//!   to the start of the schedule latency reported at the next poll);
+//!   to the start of the schedule latency reported at the next poll, or to
+//!   the poll start when no latency is reported: hooks alone without
+//!   `RecorderConfig::track_schedule_latency` give scheduled time only from
+//!   spawn to first poll);
 //! - *busy time* runs from poll start to poll end on the same thread;
 //! - a second `Spawn` of a live task adds information (name, site if unknown)
 //!   and counts nothing; a `Terminate` of an unknown or already terminated

@@ -35,6 +35,15 @@ pub struct RecorderConfig {
     /// Distinct strings (task names, resource kinds, span names) and,
     /// separately, distinct spawn sites interned at most (1..=2^24). Default 65536.
     pub max_interned: usize,
+    /// Whether [`instrument`](crate::hooks::instrument) enables Tokio's
+    /// `track_task_schedule_latency`, so each `PollStart` carries Tokio's
+    /// schedule latency (needs `--cfg tokio_unstable`). Cost: Tokio then
+    /// reads the clock on **every** schedule (each wake / yield), in
+    /// addition to the hooks' own clock reads. Without it, scheduling delay
+    /// comes from the tracing layer's wakes (wake -> next poll start); with
+    /// the hooks alone, only spawn -> first poll counts as scheduled. Default false (the
+    /// cheapest, like dial9).
+    pub track_schedule_latency: bool,
 }
 
 impl Default for RecorderConfig {
@@ -48,6 +57,7 @@ impl Default for RecorderConfig {
             max_tracked_tasks: 65536,
             record_spans: false,
             max_interned: 65536,
+            track_schedule_latency: false,
         }
     }
 }

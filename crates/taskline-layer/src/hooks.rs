@@ -1,9 +1,13 @@
 //! Instrument a `tokio::runtime::Builder` so its runtime records into a
 //! [`Recorder`]: the cheap event source.
 //!
-//! With `--cfg tokio_unstable`: task spawn, poll start/end (with Tokio's
-//! schedule latency) and termination, plus worker park/unpark. Without it:
-//! park/unpark only, and one line on stderr says so.
+//! With `--cfg tokio_unstable`: task spawn, poll start/end and termination,
+//! plus worker park/unpark; `PollStart` carries Tokio's schedule latency only
+//! when [`RecorderConfig::track_schedule_latency`] is set (it makes Tokio read
+//! the clock on every schedule). Without `tokio_unstable`: park/unpark only,
+//! and one line on stderr says so.
+//!
+//! [`RecorderConfig::track_schedule_latency`]: crate::config::RecorderConfig::track_schedule_latency
 //!
 //! Tokio keeps **one** callback per hook: [`instrument`] replaces any
 //! `on_task_spawn`, `on_before_task_poll`, `on_after_task_poll`,
@@ -26,7 +30,10 @@ use crate::recorder::Recorder;
 pub struct Capabilities {
     /// Task spawn, poll start/end and termination (needs `--cfg tokio_unstable`).
     pub task_events: bool,
-    /// Tokio's per-poll schedule latency in `PollStart` (needs `tokio_unstable`).
+    /// Tokio's per-poll schedule latency in `PollStart` can be recorded (needs
+    /// `tokio_unstable`). It is recorded only when the recorder's
+    /// `RecorderConfig::track_schedule_latency` is set (off by default: Tokio
+    /// then reads the clock on every schedule).
     pub schedule_latency: bool,
     /// Worker park/unpark (always).
     pub park_unpark: bool,
@@ -146,7 +153,10 @@ mod unstable {
     }
 
     pub(super) fn install(builder: &mut Builder, recorder: &Recorder) {
-        builder.track_task_schedule_latency();
+        // Tokio reads the clock on every schedule when this is on: opt-in.
+        if recorder.config().track_schedule_latency {
+            builder.track_task_schedule_latency();
+        }
         let r = recorder.clone();
         builder.on_task_spawn(move |meta: &TaskMeta<'_>| {
             let mut e = Event::new(EventKind::Spawn, clock::now_ns(), task_id_u64(meta.id()));

@@ -18,7 +18,8 @@
 //! # Working with the runtime hooks
 //!
 //! When the runtime is also instrumented with [`hooks`](crate::hooks), the
-//! hooks record every poll (cheaper, and with the schedule latency). The
+//! hooks record every poll (cheaper, and with Tokio's schedule latency when
+//! `RecorderConfig::track_schedule_latency` is set). The
 //! layer then records a poll only when the hooks did not
 //! ([`context::in_hooked_poll`] is false, or the hooked poll is of another
 //! task, e.g. a `LocalSet` task polled inside a hooked task), so polls are

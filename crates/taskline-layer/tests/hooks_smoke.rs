@@ -17,7 +17,11 @@ impl Sink for Collect {
 #[cfg(tokio_unstable)]
 #[test]
 fn yielding_task_is_polled_k_plus_one_times() {
-    let recorder = Recorder::with_defaults();
+    let recorder = Recorder::new(taskline_layer::RecorderConfig {
+        track_schedule_latency: true,
+        ..Default::default()
+    })
+    .expect("config");
     let events = Collect::default();
     recorder.add_sink(events.clone());
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -71,6 +75,48 @@ fn yielding_task_is_polled_k_plus_one_times() {
     let t = recorder.registry().thread(polls[0].thread).expect("thread");
     assert!(t.worker.is_some(), "{t:?}");
     assert!(ev.iter().any(|e| e.kind() == Some(EventKind::Park)));
+}
+
+/// By default Tokio's schedule latency is not tracked (Tokio would read the
+/// clock on every schedule): `PollStart` carries no latency.
+#[cfg(tokio_unstable)]
+#[test]
+fn schedule_latency_is_off_by_default() {
+    let recorder = Recorder::with_defaults();
+    assert!(!recorder.config().track_schedule_latency);
+    let events = Collect::default();
+    recorder.add_sink(events.clone());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .taskline(&recorder)
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        tokio::spawn(async {
+            for _ in 0..3 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("join")
+    });
+    drop(rt);
+    recorder.flush();
+    let polls: Vec<_> = events
+        .0
+        .lock()
+        .expect("lock")
+        .iter()
+        .filter(|e| e.kind() == Some(EventKind::PollStart))
+        .copied()
+        .collect();
+    assert!(polls.len() >= 4, "{polls:?}");
+    assert!(
+        polls
+            .iter()
+            .all(|p| p.arg == taskline_layer::event::NO_VALUE),
+        "no schedule latency unless track_schedule_latency: {polls:?}"
+    );
 }
 
 /// Park/unpark are recorded with or without `tokio_unstable`, and the

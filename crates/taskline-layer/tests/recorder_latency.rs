@@ -9,6 +9,8 @@ use tokio::runtime::Builder;
 fn recorder() -> Recorder {
     Recorder::new(RecorderConfig {
         slow_poll_threshold: Duration::from_millis(10),
+        // Hooks only: scheduling delay comes from Tokio's schedule latency.
+        track_schedule_latency: true,
         ..RecorderConfig::default()
     })
     .expect("config")
