@@ -7,7 +7,8 @@
 //! - schedule duration: Tokio's schedule latency when the hooks report it,
 //!   else runnable time (spawn or wake to the next poll);
 //! - idle duration: end of a poll to the wake that made the task runnable
-//!   again (or, hooks only, to the moment Tokio says it was scheduled).
+//!   again (or, hooks only, to the moment Tokio says it was scheduled, or to
+//!   the next poll when schedule-latency tracking is off).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -275,9 +276,11 @@ impl TaskMetricsSink {
                 None,
             ),
             Phase::Idle => {
-                // No wake seen (hooks only): Tokio's latency says when it was scheduled.
+                // No wake seen (hooks only): Tokio's latency, when tracked,
+                // says when it was scheduled; without it the whole gap
+                // between polls counts as idle (as in the core aggregator).
                 let at = latency.map_or(e.ts_ns, |l| e.ts_ns.saturating_sub(l));
-                (latency, latency.map(|_| at.saturating_sub(t.mark)))
+                (latency, Some(at.saturating_sub(t.mark)))
             }
             Phase::Polling => (None, None),
         };
