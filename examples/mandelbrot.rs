@@ -267,7 +267,7 @@ fn run_child(o: &Options, variant: Variant) -> Result<(), String> {
         .taskline(&recorder);
     let runtime = builder.build().map_err(|e| e.to_string())?;
     let otlp = if o.otlp {
-        Some(start_otlp(&recorder, runtime.handle().clone())?)
+        Some(start_otlp(&recorder, runtime.handle().clone(), variant)?)
     } else {
         None
     };
@@ -284,6 +284,9 @@ fn run_child(o: &Options, variant: Variant) -> Result<(), String> {
             .map_err(|e| format!("cannot write {}: {e}", png.display()))?;
     }
     drop(runtime);
+    // Deliver every event to the sinks (the OTel task sink among them) before
+    // the last export.
+    recorder.flush();
     if let Some(guard) = otlp {
         let _ = guard.force_flush();
         let _ = guard.shutdown();
@@ -351,13 +354,16 @@ fn row_from(
 fn start_otlp(
     recorder: &Recorder,
     handle: tokio::runtime::Handle,
+    variant: Variant,
 ) -> Result<taskline::otel::OtlpGuard, String> {
     use taskline::otel::{
         OtlpConfig, RuntimeMetricsExporter, TaskMetricsConfig, TaskMetricsSink, init_otlp,
     };
     let guard = init_otlp(
         OtlpConfig::new()
-            .with_service_name("taskline-mandelbrot")
+            // One service per variant: each runs in its own process, and
+            // cumulative series from two processes must not share labels.
+            .with_service_name(format!("taskline-mandelbrot-{}", variant.name()))
             .with_interval(Duration::from_secs(1)),
     )
     .map_err(|e| format!("OTLP: {e}"))?;
