@@ -165,6 +165,13 @@ impl Taskline {
         TasklineLayer::new(&self.recorder)
     }
 
+    /// The trace file's handle (bytes and events written), if enabled. Clone
+    /// it before [`shutdown`](Self::shutdown) to read the final counts.
+    #[cfg(feature = "trace")]
+    pub fn trace_file(&self) -> Option<&TraceHandle<std::fs::File>> {
+        self.trace.as_ref()
+    }
+
     /// The flight recorder's handle (dump on demand, stats), if enabled.
     #[cfg(feature = "trace")]
     pub fn flight_recorder(&self) -> Option<&FlightRecorderHandle> {
@@ -191,13 +198,15 @@ impl Taskline {
         self.recorder.flush();
         #[cfg(feature = "otel")]
         {
-            if let Ok(runtimes) = self.runtimes.lock() {
-                runtimes.iter().for_each(RuntimeMetricsExporter::unregister);
-            }
+            // The provider's shutdown does the final export, which must still
+            // see the runtimes; release their handles only afterwards.
             if let Some(guard) = self.otlp
                 && let Err(e) = guard.shutdown()
             {
                 first_error.get_or_insert(SetupError::Output(format!("OTLP: {e}")));
+            }
+            if let Ok(runtimes) = self.runtimes.lock() {
+                runtimes.iter().for_each(RuntimeMetricsExporter::unregister);
             }
         }
         #[cfg(feature = "trace")]
