@@ -19,8 +19,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use taskline::trace::PerfettoWriter;
-use taskline::{Recorder, RecorderConfig, RuntimeBuilderExt, Snapshot, TasklineLayer};
+use taskline::otel::OtlpConfig;
+use taskline::{Recorder, RecorderConfig, RuntimeBuilderExt, Snapshot, Taskline};
 use taskline_mandelbrot::{Variant, default_workers, render};
 use tracing_subscriber::prelude::*;
 
@@ -246,17 +246,23 @@ fn run_child(o: &Options, variant: Variant) -> Result<(), String> {
         max_tracked_tasks: 1 << 21,
         ..RecorderConfig::default()
     };
-    let recorder = Recorder::new(config).map_err(|e| e.to_string())?;
-    let trace = if o.trace {
-        let (writer, handle) = PerfettoWriter::create(trace_path(&o.out, variant))
-            .map_err(|e| format!("cannot create trace file: {e}"))?;
-        recorder.add_sink(writer);
-        Some(handle)
-    } else {
-        None
-    };
+    let mut setup = Taskline::builder().recorder_config(config);
+    if o.trace {
+        setup = setup.trace_file(trace_path(&o.out, variant));
+    }
+    if o.otlp {
+        setup = setup.otlp(
+            OtlpConfig::new()
+                // One service per variant: each runs in its own process, and
+                // cumulative series from two processes must not share labels.
+                .with_service_name(format!("taskline-mandelbrot-{}", variant.name()))
+                .with_interval(Duration::from_secs(1)),
+        );
+    }
+    let taskline = setup.start().map_err(|e| e.to_string())?;
+    let recorder = taskline.recorder().clone();
     tracing_subscriber::registry()
-        .with(TasklineLayer::new(&recorder))
+        .with(taskline.layer())
         .try_init()
         .map_err(|e| e.to_string())?;
 
@@ -266,11 +272,7 @@ fn run_child(o: &Options, variant: Variant) -> Result<(), String> {
         .enable_all()
         .taskline(&recorder);
     let runtime = builder.build().map_err(|e| e.to_string())?;
-    let otlp = if o.otlp {
-        Some(start_otlp(&recorder, runtime.handle().clone(), variant)?)
-    } else {
-        None
-    };
+    taskline.watch_runtime(runtime.handle(), "mandelbrot");
 
     let started = Instant::now();
     let image = runtime
@@ -284,24 +286,7 @@ fn run_child(o: &Options, variant: Variant) -> Result<(), String> {
             .map_err(|e| format!("cannot write {}: {e}", png.display()))?;
     }
     drop(runtime);
-    // Deliver every event to the sinks (the OTel task sink among them) before
-    // the last export.
-    recorder.flush();
-    if let Some(guard) = otlp {
-        let _ = guard.force_flush();
-        let _ = guard.shutdown();
-    }
     let snapshot = recorder.snapshot();
-    let (trace_bytes, trace_events) = match trace {
-        Some(handle) => {
-            handle.set_dropped_events(recorder.stats().dropped);
-            handle
-                .finish_with_registry(recorder.registry())
-                .map_err(|e| format!("cannot finish trace: {e}"))?;
-            (handle.bytes_written(), handle.events_written())
-        }
-        None => (0, 0),
-    };
     let row = row_from(
         variant,
         wall,
@@ -310,6 +295,12 @@ fn run_child(o: &Options, variant: Variant) -> Result<(), String> {
         &recorder,
         o.workers,
     );
+    let trace = taskline.trace_file().cloned();
+    // Flushes the recorder (so the OTel task sink has every event), then the
+    // last OTLP export, then finishes the trace with the drop count.
+    taskline.shutdown().map_err(|e| e.to_string())?;
+    let (trace_bytes, trace_events) =
+        trace.map_or((0, 0), |h| (h.bytes_written(), h.events_written()));
     println!(
         "{}",
         Row {
@@ -349,33 +340,6 @@ fn row_from(
         trace_bytes: 0,
         trace_events: 0,
     }
-}
-
-fn start_otlp(
-    recorder: &Recorder,
-    handle: tokio::runtime::Handle,
-    variant: Variant,
-) -> Result<taskline::otel::OtlpGuard, String> {
-    use taskline::otel::{
-        OtlpConfig, RuntimeMetricsExporter, TaskMetricsConfig, TaskMetricsSink, init_otlp,
-    };
-    let guard = init_otlp(
-        OtlpConfig::new()
-            // One service per variant: each runs in its own process, and
-            // cumulative series from two processes must not share labels.
-            .with_service_name(format!("taskline-mandelbrot-{}", variant.name()))
-            .with_interval(Duration::from_secs(1)),
-    )
-    .map_err(|e| format!("OTLP: {e}"))?;
-    let meter = guard.meter();
-    // Registered instruments live as long as the meter provider.
-    std::mem::forget(RuntimeMetricsExporter::register(
-        &meter,
-        handle,
-        "mandelbrot",
-    ));
-    recorder.add_sink(TaskMetricsSink::new(&meter, TaskMetricsConfig::default()));
-    Ok(guard)
 }
 
 /// Idle time (poll end -> wake) of the tasks that do the work: the spawn
