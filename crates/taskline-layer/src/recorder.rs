@@ -1,10 +1,12 @@
 //! [`Recorder`]: per-thread rings, the consumer thread, sinks and drop counters.
 //!
-//! Hot path ([`Recorder::record`]): a thread-local list maps the recorder's
-//! id to this thread's ring (one entry per recorder the thread has recorded
-//! into, so several recorders can coexist); the event is stamped with the
-//! thread number and pushed into the ring. No lock, allocation or syscall
-//! after the thread's first event, which registers the ring (locks once).
+//! Hot path ([`Recorder::record`]): a thread-local cell caches the ring this
+//! thread pushed to last (one load and a compare when one recorder is in
+//! use); behind it, a thread-local list maps each recorder's id to this
+//! thread's ring (one entry per recorder the thread has recorded into, so
+//! several recorders can coexist). The event is stamped with the thread
+//! number and pushed into the ring. No lock, allocation or syscall after the
+//! thread's first event, which registers the ring (locks once).
 //!
 //! The consumer thread (`taskline-consumer`) wakes every `drain_interval`, or
 //! earlier when a producer's ring crosses half capacity (the push that makes
@@ -14,7 +16,7 @@
 //! the events older than `reorder_window` to the internal
 //! [`Aggregator`] and then to every [`Sink`], in order.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
@@ -126,6 +128,8 @@ struct Locals(RefCell<Vec<Local>>);
 
 impl Drop for Locals {
     fn drop(&mut self) {
+        // The rings may be freed once marked finished: forget the cached one.
+        set_last(0, std::ptr::null());
         for l in self.0.get_mut().iter() {
             if let Some(r) = &l.ring {
                 r.mark_finished();
@@ -136,6 +140,18 @@ impl Drop for Locals {
 
 thread_local! {
     static LOCALS: Locals = const { Locals(RefCell::new(Vec::new())) };
+    /// The ring this thread pushed to last, as (recorder id, ring): the hot
+    /// path's one-load lookup. Recorder ids start at 1, so `(0, null)` never
+    /// matches. The pointer borrows from an `Arc<Ring>` in this thread's
+    /// `LOCALS`; it is rewritten whenever `LOCALS` loses an entry and cleared
+    /// when `LOCALS` is destroyed (see [`Locals::drop`] and
+    /// [`Recorder::register_and_record`]), so it never dangles. No destructor,
+    /// so it stays readable during thread teardown.
+    static LAST: Cell<(u64, *const Ring)> = const { Cell::new((0, std::ptr::null())) };
+}
+
+fn set_last(recorder: u64, ring: *const Ring) {
+    let _ = LAST.try_with(|c| c.set((recorder, ring)));
 }
 
 enum Outcome {
@@ -150,6 +166,8 @@ impl Recorder {
     /// A recorder with `config`, its consumer thread started.
     pub fn new(config: RecorderConfig) -> Result<Recorder, ConfigError> {
         config.validate()?;
+        // Calibrate the clock here, not on the first event of a worker.
+        clock::init();
         let stop = Arc::new(AtomicBool::new(false));
         let inner = Arc::new(Inner {
             id: NEXT_RECORDER_ID.fetch_add(1, Ordering::Relaxed),
@@ -215,6 +233,28 @@ impl Recorder {
             inner.lost.fetch_add(1, Ordering::Relaxed);
             return;
         }
+        let (last_id, last_ring) = LAST.try_with(Cell::get).unwrap_or((0, std::ptr::null()));
+        if last_id == inner.id && !last_ring.is_null() {
+            // SAFETY: LAST points into an `Arc<Ring>` owned by this thread's
+            // LOCALS entry for this recorder; entries are only removed (and
+            // LAST rewritten or cleared first) in `register_and_record` and
+            // `Locals::drop`, neither of which can run during this call.
+            let ring = unsafe { &*last_ring };
+            let mut e = event;
+            e.thread = ring.thread;
+            if ring.push(e) == Push::Half {
+                inner.wake_consumer();
+            }
+            return;
+        }
+        self.record_via_list(event);
+    }
+
+    /// The thread's list of rings: another recorder was used last on this
+    /// thread, or this is the thread's first event for this recorder.
+    #[inline(never)]
+    fn record_via_list(&self, event: Event) {
+        let inner = &*self.inner;
         let id = inner.id;
         let outcome = LOCALS
             .try_with(|locals| {
@@ -225,6 +265,7 @@ impl Recorder {
                     if l.recorder == id {
                         return match &l.ring {
                             Some(r) => {
+                                set_last(id, Arc::as_ptr(r));
                                 let mut e = event;
                                 e.thread = r.thread;
                                 match r.push(e) {
@@ -258,13 +299,18 @@ impl Recorder {
                 let Ok(mut list) = locals.0.try_borrow_mut() else {
                     return false;
                 };
-                // Forget entries of recorders that shut down.
+                // Forget entries of recorders that shut down (LAST may point
+                // at one of their rings: repoint it before they are freed).
+                set_last(0, std::ptr::null());
                 list.retain(|l| !l.shut.load(Ordering::Relaxed));
                 list.push(Local {
                     recorder: inner.id,
                     ring: ring.clone(),
                     shut: inner.shut.clone(),
                 });
+                if let Some(r) = &ring {
+                    set_last(inner.id, Arc::as_ptr(r));
+                }
                 true
             })
             .unwrap_or(false);
@@ -419,6 +465,7 @@ impl Inner {
                 s.retired_dropped += f.dropped();
             }
         }
+        let live = rings.len() - finished.len();
         drop(rings);
         if c.pending.len() != before {
             c.pending.sort_by_key(|e| e.ts_ns);
@@ -445,8 +492,16 @@ impl Inner {
         self.deliver(c, &pending[..n]);
         pending.drain(..n);
         c.pending = pending;
-        if c.pending.capacity() > 4 * c.pending.len().max(1024) {
-            c.pending.shrink_to(c.pending.len().max(1024));
+        // Keep room for one drain of every live ring (within the memory
+        // budget): shrinking below that would reallocate, and page-fault
+        // fresh memory, on every tick of a busy recorder.
+        let keep = c
+            .pending
+            .len()
+            .max(self.config.ring_capacity.saturating_mul(live))
+            .max(1024);
+        if c.pending.capacity() > 2 * keep {
+            c.pending.shrink_to(keep);
         }
     }
 

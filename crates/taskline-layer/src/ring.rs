@@ -134,13 +134,19 @@ impl Ring {
         let tail = self.tail.0.load(Ordering::Relaxed);
         let head = self.head.0.load(Ordering::Acquire);
         let n = head.wrapping_sub(tail);
-        out.reserve(n);
-        for i in 0..n {
-            let idx = tail.wrapping_add(i) & self.mask;
-            // SAFETY: [tail, head) was published by the producer's release
-            // store of head, and the producer does not touch it until we
-            // release-store the new tail below.
-            out.push(unsafe { *self.slots[idx].get() });
+        // [tail, head) is at most two contiguous runs of slots: copy each in
+        // one go instead of event by event.
+        let start = tail & self.mask;
+        let first = n.min(self.slots.len() - start);
+        let base = self.slots.as_ptr().cast::<Event>();
+        // SAFETY: `UnsafeCell<Event>` is `repr(transparent)` over `Event`, so
+        // the slots are a valid `[Event]`. [tail, head) was published by the
+        // producer's release store of head (acquired above), and the producer
+        // does not touch those slots until we release-store the new tail
+        // below, so nothing writes the copied ranges while we read them.
+        unsafe {
+            out.extend_from_slice(std::slice::from_raw_parts(base.add(start), first));
+            out.extend_from_slice(std::slice::from_raw_parts(base, n - first));
         }
         self.tail.0.store(head, Ordering::Release);
         n
@@ -186,6 +192,26 @@ mod tests {
             (0..64).collect::<Vec<_>>()
         );
         assert!(r.push(Event::new(EventKind::Wake, 1, 1)).stored());
+    }
+
+    #[test]
+    fn drain_across_the_wrap_point_keeps_order() {
+        let r = Ring::new(64, 0);
+        let mut out = Vec::new();
+        for i in 0..40 {
+            r.push(Event::new(EventKind::Wake, i, i));
+        }
+        assert_eq!(r.drain_into(&mut out), 40);
+        // Slots 40..64 then 0..26: two runs.
+        for i in 40..90 {
+            assert!(r.push(Event::new(EventKind::Wake, i, i)).stored());
+        }
+        assert_eq!(r.drain_into(&mut out), 50);
+        assert_eq!(r.drain_into(&mut out), 0);
+        assert_eq!(
+            out.iter().map(|e| e.ts_ns).collect::<Vec<_>>(),
+            (0..90).collect::<Vec<_>>()
+        );
     }
 
     #[test]

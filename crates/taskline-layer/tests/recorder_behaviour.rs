@@ -172,6 +172,86 @@ fn shutdown_flushes_and_later_records_are_dropped() {
 }
 
 #[test]
+fn recorders_interleaved_on_one_thread_each_get_their_own_events() {
+    // The hot path caches the ring used last; switching recorders, a
+    // recorder shut down and freed, and a new one registering after it must
+    // all still land every event in the right recorder.
+    std::thread::spawn(|| {
+        let (a, b) = (
+            Recorder::new(config()).expect("a"),
+            Recorder::new(config()).expect("b"),
+        );
+        let (sa, sb) = (Collect::default(), Collect::default());
+        a.add_sink(sa.clone());
+        b.add_sink(sb.clone());
+        for i in 0..100 {
+            a.record(Event::new(EventKind::Wake, i, 1));
+            b.record(Event::new(EventKind::Wake, i, 2));
+            b.record(Event::new(EventKind::Wake, i, 2));
+        }
+        a.shutdown();
+        drop(a);
+        let c = Recorder::new(config()).expect("c");
+        let sc = Collect::default();
+        c.add_sink(sc.clone());
+        for i in 0..10 {
+            c.record(Event::new(EventKind::Wake, i, 3));
+            b.record(Event::new(EventKind::Wake, i, 2));
+        }
+        b.flush();
+        c.flush();
+        assert_eq!(sa.events().len(), 100);
+        assert!(sa.events().iter().all(|e| e.task == 1));
+        assert_eq!(sb.events().len(), 210);
+        assert!(sb.events().iter().all(|e| e.task == 2));
+        assert_eq!(sc.events().len(), 10);
+        assert!(sc.events().iter().all(|e| e.task == 3));
+        assert_eq!(b.stats().dropped + c.stats().dropped, 0);
+        (b, c)
+    })
+    .join()
+    .map(|(b, c)| {
+        // The thread is gone: its rings were finished and reclaimed.
+        b.flush();
+        c.flush();
+        assert_eq!(b.stats().threads, 0);
+        assert_eq!(c.stats().threads, 0);
+    })
+    .expect("thread");
+}
+
+#[test]
+fn recording_from_thread_local_destructors_is_safe() {
+    // Destructors of other thread-locals may record after the thread's ring
+    // list is gone (destructor order is unspecified): such events are
+    // stored or counted as dropped, never a crash or a use after free.
+    struct RecordOnDrop(Recorder);
+    impl Drop for RecordOnDrop {
+        fn drop(&mut self) {
+            for i in 0..3 {
+                self.0.record(Event::new(EventKind::Wake, 100 + i, 9));
+            }
+        }
+    }
+    thread_local! {
+        static EARLY: std::cell::RefCell<Option<RecordOnDrop>> = const { std::cell::RefCell::new(None) };
+        static LATE: std::cell::RefCell<Option<RecordOnDrop>> = const { std::cell::RefCell::new(None) };
+    }
+    let rec = Recorder::new(config()).expect("config");
+    let r = rec.clone();
+    std::thread::spawn(move || {
+        EARLY.with(|e| *e.borrow_mut() = Some(RecordOnDrop(r.clone())));
+        r.record(Event::new(EventKind::Wake, 1, 9));
+        LATE.with(|e| *e.borrow_mut() = Some(RecordOnDrop(r.clone())));
+    })
+    .join()
+    .expect("thread");
+    rec.flush();
+    let s = rec.stats();
+    assert_eq!(s.recorded + s.dropped, 7, "{s:?}");
+}
+
+#[test]
 fn dropping_the_last_handle_flushes() {
     let sink = Collect::default();
     {
