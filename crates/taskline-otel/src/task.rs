@@ -11,10 +11,11 @@
 //!   the next poll when schedule-latency tracking is off).
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::time::Duration;
 
 use opentelemetry::KeyValue;
-use opentelemetry::metrics::{Counter, Histogram, Meter};
+use opentelemetry::metrics::{BoundCounter, BoundHistogram, Counter, Histogram, Meter};
 use taskline_layer::event::{Event, EventKind, NO_VALUE};
 use taskline_layer::registry::Registry;
 use taskline_layer::sink::Sink;
@@ -71,6 +72,45 @@ enum Phase {
     Idle,
 }
 
+/// Multiplicative hasher for task and site ids (already unique integers):
+/// the consumer looks a task up on nearly every event, and SipHash cost
+/// more than the rest of the lookup.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(u64::from(v));
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (v ^ self.0).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
+
+/// One attribute set's instruments, bound once: recording through a bound
+/// instrument skips the SDK's per-call hashing and lookup of the attribute
+/// slice (the largest consumer-side cost with attributes configured).
+struct Series {
+    poll: BoundHistogram<f64>,
+    schedule: BoundHistogram<f64>,
+    idle: BoundHistogram<f64>,
+    spawned: BoundCounter<u64>,
+    terminated: BoundCounter<u64>,
+    slow_polls: BoundCounter<u64>,
+    /// The attribute set (kept to derive the per-site sets from index 0).
+    attrs: Vec<KeyValue>,
+}
+
 struct TaskState {
     /// Index into `TaskMetricsSink::series`.
     series: usize,
@@ -101,11 +141,12 @@ pub struct TaskMetricsSink {
     by_site: bool,
     max_sites: usize,
     max_tasks: usize,
-    /// Attribute sets; index 0 is the [`OTHER_SITE`] (or site-less) series.
-    series: Vec<Vec<KeyValue>>,
+    /// Bound instruments per attribute set; index 0 is the [`OTHER_SITE`]
+    /// (or site-less) series.
+    series: Vec<Series>,
     /// Registry site id -> index into `series`.
-    site_series: HashMap<u32, usize>,
-    tasks: HashMap<u64, TaskState>,
+    site_series: IdMap<u32, usize>,
+    tasks: IdMap<u64, TaskState>,
     /// Per recorder thread: the task being polled and since when.
     polling: Vec<(u64, u64)>,
 }
@@ -142,7 +183,7 @@ impl TaskMetricsSink {
         if config.by_spawn_site {
             base.push(KeyValue::new(SPAWN_SITE, OTHER_SITE));
         }
-        TaskMetricsSink {
+        let mut sink = TaskMetricsSink {
             poll: hist("tokio.task.poll.duration", "Duration of one task poll."),
             schedule: hist(
                 "tokio.task.schedule.duration",
@@ -167,11 +208,27 @@ impl TaskMetricsSink {
             by_site: config.by_spawn_site,
             max_sites: config.max_spawn_sites,
             max_tasks: config.max_tracked_tasks,
-            series: vec![base],
-            site_series: HashMap::new(),
-            tasks: HashMap::new(),
+            series: Vec::new(),
+            site_series: IdMap::default(),
+            tasks: IdMap::default(),
             polling: Vec::new(),
-        }
+        };
+        sink.add_series(base);
+        sink
+    }
+
+    /// Binds the instruments to a new attribute set; returns its index.
+    fn add_series(&mut self, attrs: Vec<KeyValue>) -> usize {
+        self.series.push(Series {
+            poll: self.poll.bind(&attrs),
+            schedule: self.schedule.bind(&attrs),
+            idle: self.idle.bind(&attrs),
+            spawned: self.spawned.bind(&attrs),
+            terminated: self.terminated.bind(&attrs),
+            slow_polls: self.slow_polls.bind(&attrs),
+            attrs,
+        });
+        self.series.len() - 1
     }
 
     /// The series index of a registry site id (bounded by `max_spawn_sites`).
@@ -192,18 +249,13 @@ impl TaskMetricsSink {
         let Some(label) = registry.site(site).map(|s| s.to_string()) else {
             return 0;
         };
-        let mut attrs = self.series[0].clone();
+        let mut attrs = self.series[0].attrs.clone();
         if let Some(kv) = attrs.last_mut() {
             *kv = KeyValue::new(SPAWN_SITE, label);
         }
-        self.series.push(attrs);
-        let i = self.series.len() - 1;
+        let i = self.add_series(attrs);
         self.site_series.insert(site, i);
         i
-    }
-
-    fn attrs(&self, series: usize) -> &[KeyValue] {
-        &self.series[series]
     }
 
     fn event(&mut self, e: &Event, registry: &Registry) {
@@ -214,7 +266,7 @@ impl TaskMetricsSink {
             Some(EventKind::PollEnd) => self.poll_end(e),
             Some(EventKind::Terminate) => {
                 if let Some(t) = self.tasks.remove(&e.task) {
-                    self.terminated.add(1, &self.series[t.series]);
+                    self.series[t.series].terminated.add(1);
                 }
             }
             _ => {}
@@ -226,7 +278,7 @@ impl TaskMetricsSink {
             return; // the second source of the same spawn
         }
         let series = self.series_of(e.aux, registry);
-        self.spawned.add(1, self.attrs(series));
+        self.series[series].spawned.add(1);
         if self.tasks.len() < self.max_tasks {
             self.tasks.insert(
                 e.task,
@@ -250,7 +302,7 @@ impl TaskMetricsSink {
                 t.phase = Phase::Runnable;
                 t.mark = e.ts_ns;
                 let s = t.series;
-                self.idle.record(secs(d), &self.series[s]);
+                self.series[s].idle.record(secs(d));
             }
             Phase::Polling => t.woken_in_poll = true,
             Phase::Runnable => {}
@@ -266,7 +318,7 @@ impl TaskMetricsSink {
         let latency = (e.arg != NO_VALUE).then_some(e.arg);
         let Some(t) = self.tasks.get_mut(&e.task) else {
             if let Some(l) = latency {
-                self.schedule.record(secs(l), &self.series[0]);
+                self.series[0].schedule.record(secs(l));
             }
             return;
         };
@@ -289,10 +341,10 @@ impl TaskMetricsSink {
         t.woken_in_poll = false;
         let s = t.series;
         if let Some(d) = sched {
-            self.schedule.record(secs(d), &self.series[s]);
+            self.series[s].schedule.record(secs(d));
         }
         if let Some(d) = idle {
-            self.idle.record(secs(d), &self.series[s]);
+            self.series[s].idle.record(secs(d));
         }
     }
 
@@ -320,9 +372,10 @@ impl TaskMetricsSink {
         }
         if let Some(start) = started {
             let d = e.ts_ns.saturating_sub(start);
-            self.poll.record(secs(d), &self.series[series]);
+            let s = &self.series[series];
+            s.poll.record(secs(d));
             if d >= self.slow_ns {
-                self.slow_polls.add(1, &self.series[series]);
+                s.slow_polls.add(1);
             }
         }
     }
