@@ -34,7 +34,7 @@
 //! thread names ids with is bounded by the recorder's `max_interned`; the
 //! request queue holds at most [`MAX_PENDING_DUMPS`] requests.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 use std::fs::{self, File};
 use std::io::{self, BufWriter};
@@ -321,7 +321,9 @@ struct Shared {
     config: FlightConfig,
     ring: Mutex<VecDeque<Event>>,
     mirror: Mutex<Mirror>,
-    open_polls: Mutex<HashMap<u16, OpenPoll>>,
+    /// Indexed by the recorder's thread number (grown on demand, so it is
+    /// bounded by the number of recording threads).
+    open_polls: Mutex<Vec<Option<OpenPoll>>>,
     queue: Mutex<Queue>,
     wake: Condvar,
     last_auto: Mutex<Option<Instant>>,
@@ -390,7 +392,7 @@ impl Shared {
     fn watchdog(&self, threshold_ns: u64) {
         let now = clock::now_ns();
         let mut stuck = None;
-        for p in lock(&self.open_polls).values_mut() {
+        for p in lock(&self.open_polls).iter_mut().flatten() {
             let running = now.saturating_sub(p.start);
             if !p.dumped && running > threshold_ns {
                 p.dumped = true;
@@ -583,7 +585,7 @@ impl FlightRecorder {
             config,
             ring: Mutex::new(VecDeque::with_capacity(initial)),
             mirror: Mutex::new(Mirror::default()),
-            open_polls: Mutex::new(HashMap::new()),
+            open_polls: Mutex::new(Vec::new()),
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
             last_auto: Mutex::new(None),
@@ -630,17 +632,18 @@ impl FlightRecorder {
             for e in events {
                 match e.kind() {
                     Some(EventKind::PollStart) => {
-                        polls.insert(
-                            e.thread,
-                            OpenPoll {
-                                start: e.ts_ns,
-                                task: e.task,
-                                dumped: false,
-                            },
-                        );
+                        let th = usize::from(e.thread);
+                        if polls.len() <= th {
+                            polls.resize(th + 1, None);
+                        }
+                        polls[th] = Some(OpenPoll {
+                            start: e.ts_ns,
+                            task: e.task,
+                            dumped: false,
+                        });
                     }
                     Some(EventKind::PollEnd) => {
-                        if let Some(p) = polls.remove(&e.thread)
+                        if let Some(p) = polls.get_mut(usize::from(e.thread)).and_then(Option::take)
                             && let Some(t) = self.slow_ns
                         {
                             let d = e.ts_ns.saturating_sub(p.start);
@@ -673,25 +676,27 @@ impl FlightRecorder {
         let max_age = u64::try_from(self.shared.config.max_age.as_nanos()).unwrap_or(u64::MAX);
         // Only the last `max_events` of a big batch can stay.
         let skip = events.len().saturating_sub(max_events);
-        let mut evicted = skip as u64;
+        let events = &events[skip..];
         let mut ring = lock(&self.shared.ring);
-        for e in &events[skip..] {
-            if ring.len() >= max_events {
-                ring.pop_front();
-                evicted += 1;
-            } else if ring.len() == ring.capacity() {
-                // Grow at most to `max_events`, never past it.
-                let extra = ring.capacity().max(64).min(max_events - ring.len());
-                ring.reserve_exact(extra);
-            }
-            ring.push_back(*e);
+        // Evict the oldest to make room, then append the batch in bulk.
+        let full = (ring.len() + events.len()).saturating_sub(max_events);
+        ring.drain(..full);
+        let mut evicted = (skip + full) as u64;
+        let needed = ring.len() + events.len();
+        if needed > ring.capacity() {
+            // Grow (at least doubling, from 64) but never past `max_events`.
+            let target = needed
+                .max(ring.capacity().saturating_mul(2).max(64))
+                .min(max_events);
+            let len = ring.len();
+            ring.reserve_exact(target - len);
         }
+        ring.extend(events.iter().copied());
         if let Some(newest) = ring.back().map(|e| e.ts_ns) {
             let cutoff = newest.saturating_sub(max_age);
-            while ring.front().is_some_and(|e| e.ts_ns < cutoff) {
-                ring.pop_front();
-                evicted += 1;
-            }
+            let old = ring.iter().take_while(|e| e.ts_ns < cutoff).count();
+            ring.drain(..old);
+            evicted += old as u64;
         }
         drop(ring);
         self.shared.evicted.fetch_add(evicted, Ordering::Relaxed);
@@ -776,6 +781,67 @@ mod tests {
             "trigger-a_b_c__"
         );
         assert_eq!(DumpReason::Requested.label(), "requested");
+    }
+
+    #[test]
+    fn bulk_push_keeps_the_newest_by_size_and_age() {
+        let dir = std::env::temp_dir().join(format!("taskline-flight-unit-{}", std::process::id()));
+        let (mut fr, handle) = FlightRecorder::new(FlightConfig {
+            max_bytes: 10 * EVENT_BYTES,
+            max_age: Duration::from_nanos(1_000),
+            dump_dir: dir,
+            slow_poll_threshold: None,
+            ..FlightConfig::default()
+        })
+        .expect("config");
+        let reg = Registry::new();
+        let ev = |ts: u64| Event::new(EventKind::Wake, ts, ts);
+        // Batches smaller than the ring: partial eviction by size.
+        let mut all = Vec::new();
+        for b in 0..7u64 {
+            let batch: Vec<Event> = (0..3).map(|i| ev(b * 3 + i)).collect();
+            fr.record(&batch, &reg);
+            all.extend(batch);
+            let kept = handle.retained();
+            assert_eq!(kept, all[all.len().saturating_sub(10)..], "batch {b}");
+            assert_eq!(handle.stats().evicted, all.len().saturating_sub(10) as u64);
+        }
+        // A batch larger than the ring keeps its last 10.
+        let big: Vec<Event> = (100..125).map(ev).collect();
+        fr.record(&big, &reg);
+        assert_eq!(handle.retained(), big[15..]);
+        assert_eq!(handle.stats().evicted, 21 - 10 + 25);
+        // Age: everything older than newest - 1000 ns goes.
+        fr.record(&[ev(1_120)], &reg);
+        let kept: Vec<u64> = handle.retained().iter().map(|e| e.ts_ns).collect();
+        assert_eq!(kept, vec![120, 121, 122, 123, 124, 1_120]);
+        assert_eq!(handle.stats().evicted, 21 - 10 + 25 + 5);
+    }
+
+    #[test]
+    fn open_polls_are_tracked_per_thread() {
+        let dir =
+            std::env::temp_dir().join(format!("taskline-flight-unit2-{}", std::process::id()));
+        let (mut fr, _handle) = FlightRecorder::new(FlightConfig {
+            dump_dir: dir,
+            ..FlightConfig::default()
+        })
+        .expect("config");
+        let reg = Registry::new();
+        let mut start = Event::new(EventKind::PollStart, 10, 7);
+        start.thread = 5;
+        let mut other = Event::new(EventKind::PollStart, 20, 8);
+        other.thread = 1;
+        let mut end = Event::new(EventKind::PollEnd, 30, 8);
+        end.thread = 1;
+        fr.record(&[start, other, end], &reg);
+        let polls = lock(&fr.shared.open_polls);
+        let open: Vec<(usize, u64, u64)> = polls
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| p.map(|p| (i, p.task, p.start)))
+            .collect();
+        assert_eq!(open, vec![(5, 7, 10)]);
     }
 
     #[test]
