@@ -72,12 +72,55 @@ pub fn fixed_bytes_bound() -> usize {
     *B.get_or_init(|| {
         3 * hist_bytes(GLOBAL_SIGFIG)
             + MAX_SITE_HISTOGRAMS * 3 * hist_bytes(SITE_SIGFIG)
-            + 65536 * (std::mem::size_of::<ThreadAcc>() + std::mem::size_of::<WorkerAcc>() + 64)
+            + 65536
+                * (std::mem::size_of::<ThreadAcc>() + std::mem::size_of::<Option<WorkerAcc>>() + 64)
+            + DENSE_SITES * std::mem::size_of::<Option<Box<SiteAcc>>>()
     })
 }
 
 /// Upper bound of the bytes one spawn site's counters take (without histograms).
 pub const SITE_BYTES_BOUND: usize = 512;
+
+/// Site ids below this are found by indexing a `Vec` (the registry hands
+/// out dense ids from 0); larger ones (e.g. `Registry::OVERFLOW`, or ids
+/// from a hostile file) go to an ordered map.
+const DENSE_SITES: usize = 65536;
+
+/// Per-site accumulators by site id, iterated in id order.
+#[derive(Default)]
+struct Sites {
+    dense: Vec<Option<Box<SiteAcc>>>,
+    sparse: BTreeMap<u32, SiteAcc>,
+}
+
+impl Sites {
+    fn len(&self) -> usize {
+        self.dense.iter().flatten().count() + self.sparse.len()
+    }
+
+    #[inline]
+    fn get_or_insert_with(&mut self, id: u32, new: impl FnOnce() -> SiteAcc) -> &mut SiteAcc {
+        let i = id as usize;
+        if i < DENSE_SITES {
+            if self.dense.len() <= i {
+                self.dense.resize_with(i + 1, || None);
+            }
+            self.dense[i].get_or_insert_with(|| Box::new(new()))
+        } else {
+            self.sparse.entry(id).or_insert_with(new)
+        }
+    }
+
+    /// Every site, in increasing id order.
+    fn iter(&self) -> impl Iterator<Item = (u32, &SiteAcc)> {
+        let dense = self
+            .dense
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| Some((i as u32, &**s.as_ref()?)));
+        dense.chain(self.sparse.iter().map(|(&id, s)| (id, s)))
+    }
+}
 
 /// Multiplicative hasher for task ids (already unique integers).
 #[derive(Default)]
@@ -195,9 +238,11 @@ pub struct Aggregator {
     max_tasks: usize,
     events: u64,
     tasks: IdMap<TaskState>,
-    sites: BTreeMap<u32, SiteAcc>,
+    sites: Sites,
     threads: Vec<ThreadAcc>,
-    workers: BTreeMap<u16, WorkerAcc>,
+    /// Indexed by the recorder's thread number; `None` for threads that
+    /// never reported a worker event.
+    workers: Vec<Option<WorkerAcc>>,
     hists: Hists,
     totals: Totals,
 }
@@ -246,9 +291,9 @@ impl Aggregator {
             max_tasks: config.max_tracked_tasks,
             events: 0,
             tasks: IdMap::default(),
-            sites: BTreeMap::new(),
+            sites: Sites::default(),
             threads: Vec::new(),
-            workers: BTreeMap::new(),
+            workers: Vec::new(),
             hists: Hists::new(GLOBAL_SIGFIG),
             totals: Totals::default(),
         }
@@ -262,7 +307,7 @@ impl Aggregator {
     }
 
     fn site_mut(&mut self, site: u32) -> &mut SiteAcc {
-        self.sites.entry(site).or_insert_with(|| SiteAcc {
+        self.sites.get_or_insert_with(site, || SiteAcc {
             hists: ((site as usize) < MAX_SITE_HISTOGRAMS)
                 .then(|| Box::new(Hists::new(SITE_SIGFIG))),
             ..SiteAcc::default()
@@ -281,7 +326,11 @@ impl Aggregator {
         if e.aux == NO_WORKER {
             return None;
         }
-        let w = self.workers.entry(e.thread).or_default();
+        let t = e.thread as usize;
+        if self.workers.len() <= t {
+            self.workers.resize(t + 1, None);
+        }
+        let w = self.workers[t].get_or_insert_with(WorkerAcc::default);
         w.worker = e.aux;
         Some(w)
     }
@@ -581,7 +630,7 @@ impl Aggregator {
         let mut sites: Vec<SiteStats> = self
             .sites
             .iter()
-            .map(|(&id, s)| {
+            .map(|(id, s)| {
                 let site = registry.site(id);
                 let location = site
                     .as_ref()
@@ -643,7 +692,9 @@ impl Aggregator {
         let workers = self
             .workers
             .iter()
-            .map(|(&thread, w)| WorkerStats {
+            .enumerate()
+            .filter_map(|(t, w)| Some((t as u16, w.as_ref()?)))
+            .map(|(thread, w)| WorkerStats {
                 thread,
                 thread_name: threads
                     .get(thread as usize)
@@ -884,4 +935,64 @@ pub struct Snapshot {
     pub workers: Vec<WorkerStats>,
     /// Live tracked tasks, sorted by id.
     pub tasks: Vec<TaskStats>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(kind: EventKind, ts: u64, task: u64, thread: u16, aux: u32) -> Event {
+        let mut e = Event::new(kind, ts, task);
+        e.thread = thread;
+        e.aux = aux;
+        if kind == EventKind::PollStart {
+            e.arg = NO_VALUE;
+        }
+        e
+    }
+
+    #[test]
+    fn sites_and_workers_come_out_in_id_order() {
+        let registry = Registry::new();
+        let mut a = Aggregator::new(&RecorderConfig::default());
+        // Sites: dense ids out of order, a large id and the overflow id.
+        let sites = [5u32, Registry::OVERFLOW, 0, 70_000, 2];
+        let mut events = Vec::new();
+        for (i, &site) in sites.iter().enumerate() {
+            let task = i as u64 + 1;
+            let ts = i as u64 * 100;
+            let thread = [7u16, 0, 3][i % 3];
+            events.push(ev(EventKind::Spawn, ts, task, thread, site));
+            events.push(ev(
+                EventKind::PollStart,
+                ts + 10,
+                task,
+                thread,
+                u32::from(thread),
+            ));
+            events.push(ev(
+                EventKind::PollEnd,
+                ts + 30,
+                task,
+                thread,
+                u32::from(thread),
+            ));
+        }
+        // A non-worker thread polls too: no worker entry for it.
+        events.push(ev(EventKind::PollStart, 1_000, 1, 9, NO_WORKER));
+        events.push(ev(EventKind::PollEnd, 1_010, 1, 9, NO_WORKER));
+        a.feed(&events);
+        let snap = a.snapshot(&registry);
+        let ids: Vec<u32> = snap.sites.iter().map(|s| s.id).collect();
+        assert_eq!(ids, vec![0, 2, 5, 70_000, Registry::OVERFLOW]);
+        assert!(snap.sites.iter().all(|s| s.spawned == 1));
+        assert_eq!(snap.sites.iter().map(|s| s.polls).sum::<u64>(), 6);
+        let workers: Vec<(u16, u32, u64)> = snap
+            .workers
+            .iter()
+            .map(|w| (w.thread, w.worker, w.polls))
+            .collect();
+        assert_eq!(workers, vec![(0, 0, 2), (3, 3, 1), (7, 7, 2)]);
+        assert!(format!("{a:?}").contains("sites: 5"));
+    }
 }
