@@ -17,7 +17,8 @@
 //! ```text
 //! CARGO_TARGET_DIR=/work/target-consumer cargo run --release -p taskline-bench --example consumer_cost
 //! ```
-//! Options: `--reps N` (default 11), `--events N` (default 400000).
+//! Options: `--reps N` (default 11), `--events N` (default 400000),
+//! `--stage NAME` (only the stages whose name contains NAME, e.g. to profile one).
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::{Duration, Instant};
@@ -366,14 +367,19 @@ fn main() {
     println!("mix: {}", mix.join(", "));
     println!("aggregator snapshot: {summary}; fingerprint {fp:016x}");
 
-    let mut results: Vec<Vec<f64>> = vec![Vec::new(); Stage::ALL.len()];
+    let only: Option<String> = std::env::args().skip_while(|a| a != "--stage").nth(1);
+    let stages: Vec<Stage> = Stage::ALL
+        .into_iter()
+        .filter(|s| only.as_ref().is_none_or(|o| s.name().contains(o.as_str())))
+        .collect();
+    let mut results: Vec<Vec<f64>> = vec![Vec::new(); stages.len()];
     for _ in 0..reps {
-        for (i, stage) in Stage::ALL.iter().enumerate() {
+        for (i, stage) in stages.iter().enumerate() {
             results[i].push(run(*stage, &base, span, &registry));
         }
     }
     println!("\n{reps} repetitions, ns/event: median (min..max)");
-    for (i, stage) in Stage::ALL.iter().enumerate() {
+    for (i, stage) in stages.iter().enumerate() {
         let r = &mut results[i];
         r.sort_by(f64::total_cmp);
         println!(
