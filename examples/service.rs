@@ -14,7 +14,9 @@
 //! ```
 //!
 //! Flags: `--addr ADDR` (default 127.0.0.1:3000), `--no-taskline`,
-//! `--no-layer` (runtime hooks only: no wakes/resources, cheaper), `--otlp`
+//! `--layer` (also the tracing layer: wakes, resources and task names, at the
+//! cost of Tokio's span instrumentation; the runtime hooks alone are the
+//! default and cover polls, slow polls, spawns and the flight recorder), `--otlp`
 //! (export to `OTEL_EXPORTER_OTLP_ENDPOINT`, default http://localhost:4318),
 //! `--flight-dir DIR` (default target/flight), `--slow-poll-ms N` (default 50),
 //! `--exit-after-secs N` (stop by itself, for scripted runs).
@@ -48,7 +50,7 @@ fn parse() -> Result<Options, String> {
     let mut o = Options {
         addr: "127.0.0.1:3000".parse().map_err(|e| format!("{e}"))?,
         taskline: true,
-        layer: true,
+        layer: false,
         otlp: false,
         flight_dir: PathBuf::from("target/flight"),
         slow_poll: Duration::from_millis(50),
@@ -65,7 +67,7 @@ fn parse() -> Result<Options, String> {
                 }
             }
             "--no-taskline" => o.taskline = false,
-            "--no-layer" => o.layer = false,
+            "--layer" => o.layer = true,
             "--otlp" => o.otlp = true,
             "--flight-dir" => o.flight_dir = PathBuf::from(value()?),
             "--slow-poll-ms" => {

@@ -24,7 +24,7 @@ fi
 export OTEL_METRIC_EXPORT_INTERVAL=1000
 run() { # mode -> requests/s
     local args=(--addr "127.0.0.1:$port" --flight-dir target/bench-service-flight)
-    # TASKLINE_ARGS: extra flags for the taskline side, e.g. --no-layer.
+    # TASKLINE_ARGS: extra flags for the taskline side, e.g. --layer.
     [ "$1" = baseline ] && args+=(--no-taskline) || args+=(--otlp ${TASKLINE_ARGS:-})
     "$bin" "${args[@]}" 2>/dev/null & local pid=$!
     for _ in $(seq 50); do curl -s "127.0.0.1:$port/" >/dev/null && break; sleep 0.1; done

@@ -24,6 +24,10 @@ cargo run --example mandelbrot -- --size 96 --out target/demo-smoke
 step "the demo's traces parse with the official Perfetto protos and re-serialize byte for byte"
 scripts/validate-trace.sh target/demo-smoke/*.perfetto-trace >/dev/null
 
+step "the service example: a blocking handler is caught by the flight recorder and named in the reports"
+scripts/service-smoke.sh
+scripts/service-smoke.sh --layer
+
 if [ "${TASKLINE_SKIP_E2E:-0}" = 1 ]; then
     step "OTLP end to end: skipped (TASKLINE_SKIP_E2E=1)"
 else
