@@ -146,8 +146,8 @@ mod unstable {
     fn slot_of(location: usize) -> usize {
         // Fibonacci hashing: the top bits of a multiply spread neighbouring
         // addresses (Locations are 24 bytes apart) over the whole table.
-        (location.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-            >> (usize::BITS - SITE_CACHE_SLOTS.trailing_zeros())) as usize
+        ((location as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            >> (u64::BITS - SITE_CACHE_SLOTS.trailing_zeros())) as usize
     }
 
     fn site_id(recorder: &Recorder, loc: &'static Location<'static>) -> u32 {
