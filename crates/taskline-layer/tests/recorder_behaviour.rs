@@ -517,3 +517,38 @@ fn a_half_full_ring_wakes_the_consumer_early() {
     );
     rec.shutdown();
 }
+
+#[test]
+fn process_histograms_merge_every_site_and_the_rest() {
+    // Sites with histograms, a site beyond MAX_SITE_HISTOGRAMS (counters
+    // only) and a task that was never seen spawning all count in the
+    // process-wide histograms, exactly once each.
+    use taskline_layer::aggregate::MAX_SITE_HISTOGRAMS;
+    let reg = Registry::new();
+    let mut agg = Aggregator::new(&RecorderConfig::default());
+    let mut events = Vec::new();
+    let far_site = MAX_SITE_HISTOGRAMS as u32 + 5;
+    for (task, site) in [(1u64, 0u32), (2, 1), (3, far_site)] {
+        let mut s = ev(EventKind::Spawn, task, task);
+        s.aux = site;
+        events.push(s);
+    }
+    for task in 1..=4u64 {
+        let mut p = ev(EventKind::PollStart, 100 * task, task);
+        p.arg = NO_VALUE;
+        p.thread = task as u16;
+        let mut e = ev(EventKind::PollEnd, 100 * task + 10 * task, task);
+        e.thread = task as u16;
+        events.extend([p, e]);
+    }
+    agg.feed(&events);
+    let snap = agg.snapshot(&reg);
+    assert_eq!(snap.poll_duration.count, 4, "{:?}", snap.poll_duration);
+    assert_eq!(snap.poll_duration.max / 10, 4, "{:?}", snap.poll_duration);
+    assert_eq!(snap.schedule_delay.count, 3, "the three spawned tasks");
+    let site = |id: u32| snap.sites.iter().find(|s| s.id == id).expect("site");
+    assert_eq!(site(0).poll_duration.expect("hist").count, 1);
+    assert_eq!(site(1).poll_duration.expect("hist").count, 1);
+    assert!(site(far_site).poll_duration.is_none());
+    assert_eq!(site(far_site).polls, 1);
+}
