@@ -24,7 +24,12 @@
 //! mpsc channels; a round trip is two polls and two wakes), `notify` (the
 //! same over `Notify`) and `yield` (tasks looping on `yield_now`; one poll
 //! and one `wake_by_ref` per yield). Each phase reports wall-clock ns per
-//! operation (one round trip, or one yield). Rounds are
+//! operation (one round trip, or one yield), plus the CPU time per
+//! operation of the runtime's worker threads (the producer side, where the
+//! layer runs; Linux per-thread CPU clocks) and of taskline's consumer
+//! thread. On a noisy machine the worker CPU column is the steadier one:
+//! other processes stretch wall time but not the workers' own CPU time.
+//! Rounds are
 //! interleaved and the configuration order rotates every round; ratios are
 //! medians of per-round ratios, so machine noise hits every configuration
 //! alike.
@@ -253,6 +258,45 @@ async fn yield_phase(tasks: usize, yields: usize) -> u64 {
     sum
 }
 
+/// Thread name of the runtime's threads.
+const WORKER_NAME: &str = "lc-worker";
+/// `comm` of the recorder's consumer thread (`taskline-consumer`, cut to 15 bytes).
+const CONSUMER_NAME: &str = "taskline-consum";
+
+/// CPU time (ns) of this process's threads whose name is `name`, from the
+/// per-thread CPU clocks (Linux; 0 elsewhere).
+fn cpu_ns(name: &str) -> u64 {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    let mut total = 0;
+    for entry in dir.flatten() {
+        let Some(tid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+        if comm.trim_end() != name {
+            continue;
+        }
+        // The kernel's MAKE_THREAD_CPUCLOCK(tid, CPUCLOCK_SCHED).
+        let clock = ((!(tid as u32)) << 3) as i32 | 6;
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid out pointer; an invalid clock (the thread
+        // exited) only makes the call fail.
+        if unsafe { libc::clock_gettime(clock, &mut ts) } == 0 {
+            total += ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64;
+        }
+    }
+    total
+}
+
 /// A layer with no behaviour: the registry alone.
 struct NoopLayer;
 impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for NoopLayer {}
@@ -263,7 +307,10 @@ fn child(args: &Args) {
 
     let config = args.configs[0];
     let mut builder = tokio::runtime::Builder::new_multi_thread();
-    builder.worker_threads(args.workers).enable_all();
+    builder
+        .worker_threads(args.workers)
+        .thread_name(WORKER_NAME)
+        .enable_all();
     let recorder =
         (config.hooks() || config.layer()).then(taskline_layer::recorder::Recorder::with_defaults);
     if let Some(rec) = &recorder
@@ -304,11 +351,17 @@ fn child(args: &Args) {
                 Box::new(|| rt.block_on(yield_phase(args.yielders, args.yields))),
             ),
         };
+        let (w0, c0) = (cpu_ns(WORKER_NAME), cpu_ns(CONSUMER_NAME));
         let start = Instant::now();
         let checksum = work();
         let ns = start.elapsed().as_nanos() as u64;
+        let (w1, c1) = (cpu_ns(WORKER_NAME), cpu_ns(CONSUMER_NAME));
         std::hint::black_box(checksum);
-        line.push_str(&format!(" {phase}.ns={ns} {phase}.ops={ops}"));
+        line.push_str(&format!(
+            " {phase}.ns={ns} {phase}.ops={ops} {phase}.worker_cpu={} {phase}.consumer_cpu={}",
+            w1.saturating_sub(w0),
+            c1.saturating_sub(c0)
+        ));
     }
     drop(rt);
     if let Some(rec) = recorder {
@@ -322,10 +375,18 @@ fn child(args: &Args) {
 
 // --------------------------------------------------------------- parent ---
 
-/// One child's numbers: phase -> ns per op, and drops.
+/// One child's numbers per phase, each per op.
+#[derive(Clone, Copy, Debug, Default)]
+struct PhaseResult {
+    wall: f64,
+    worker_cpu: f64,
+    consumer_cpu: f64,
+}
+
+/// One child's numbers: phase -> result, and drops.
 #[derive(Clone, Debug, Default)]
 struct Run {
-    phases: BTreeMap<String, f64>,
+    phases: BTreeMap<String, PhaseResult>,
     dropped: Option<u64>,
 }
 
@@ -345,7 +406,16 @@ fn parse_result(line: &str) -> Option<Run> {
     for phase in PHASES {
         let ns = *raw.get(&format!("{phase}.ns"))? as f64;
         let ops = (*raw.get(&format!("{phase}.ops"))?).max(1) as f64;
-        run.phases.insert(phase.to_string(), ns / ops);
+        let worker = *raw.get(&format!("{phase}.worker_cpu"))? as f64;
+        let consumer = *raw.get(&format!("{phase}.consumer_cpu"))? as f64;
+        run.phases.insert(
+            phase.to_string(),
+            PhaseResult {
+                wall: ns / ops,
+                worker_cpu: worker / ops,
+                consumer_cpu: consumer / ops,
+            },
+        );
     }
     Some(run)
 }
@@ -406,48 +476,67 @@ fn parent(args: &Args) {
          yield: {} tasks x {} yields",
         args.workers, args.rounds, args.pairs, args.trips, args.yielders, args.yields
     );
-    println!("ns/op = wall ns per round trip (mpsc, notify) or per yield; median [min..max]");
     println!(
-        "ratios = median of per-round ratios; 'floor' = the same config without its last addition"
+        "wall = wall ns per op (round trip for mpsc/notify, yield for yield); \
+         wcpu = CPU ns per op of the worker threads; ccpu = of taskline's consumer thread"
+    );
+    println!(
+        "medians over rounds, [min..max] of wcpu; ratios = median of per-round ratios of wcpu \
+         ('floor' = the same config without its last addition); x none (wall) likewise on wall"
     );
     for phase in PHASES {
         println!();
         println!(
-            "{phase:<8} {:<15} {:>8} {:>19} {:>8} {:>8} {:>15}",
-            "config", "ns/op", "[min..max]", "x none", "x floor", "floor"
+            "{phase:<7} {:<15} {:>7} {:>7} {:>17} {:>6} {:>7} {:>7} {:>8} {:>15}",
+            "config",
+            "wall",
+            "wcpu",
+            "[min..max]",
+            "ccpu",
+            "x none",
+            "x floor",
+            "none/wall",
+            "floor"
         );
         for &config in configs {
-            let mut ns: Vec<f64> = runs
-                .iter()
-                .filter_map(|r| r.get(&config).map(|r| r.phases[phase]))
-                .collect();
-            if ns.is_empty() {
-                println!("{:<8} {:<15} failed", "", config.name());
+            let get = |f: fn(&PhaseResult) -> f64| -> Vec<f64> {
+                runs.iter()
+                    .filter_map(|r| r.get(&config).map(|r| f(&r.phases[phase])))
+                    .collect()
+            };
+            let mut wall = get(|p| p.wall);
+            let mut wcpu = get(|p| p.worker_cpu);
+            let mut ccpu = get(|p| p.consumer_cpu);
+            if wall.is_empty() {
+                println!("{:<7} {:<15} failed", "", config.name());
                 continue;
             }
-            let ratio = |base: Config| -> Option<f64> {
+            let ratio = |base: Config, f: fn(&PhaseResult) -> f64| -> Option<f64> {
                 let mut v: Vec<f64> = runs
                     .iter()
                     .filter_map(|r| {
-                        let a = r.get(&config)?.phases[phase];
-                        let b = r.get(&base)?.phases[phase];
+                        let a = f(&r.get(&config)?.phases[phase]);
+                        let b = f(&r.get(&base)?.phases[phase]);
                         Some(a / b)
                     })
                     .collect();
                 (!v.is_empty()).then(|| median(&mut v))
             };
             let fmt_ratio = |r: Option<f64>| r.map_or("-".to_string(), |r| format!("{r:.3}"));
-            let min = ns.iter().copied().fold(f64::INFINITY, f64::min);
-            let max = ns.iter().copied().fold(0.0, f64::max);
+            let min = wcpu.iter().copied().fold(f64::INFINITY, f64::min);
+            let max = wcpu.iter().copied().fold(0.0, f64::max);
             let floor = config.floor();
             println!(
-                "{:<8} {:<15} {:>8.1} {:>19} {:>8} {:>8} {:>15}",
+                "{:<7} {:<15} {:>7.1} {:>7.1} {:>17} {:>6.1} {:>7} {:>7} {:>8} {:>15}",
                 "",
                 config.name(),
-                median(&mut ns),
+                median(&mut wall),
+                median(&mut wcpu),
                 format!("[{min:.1}..{max:.1}]"),
-                fmt_ratio(ratio(Config::None)),
-                fmt_ratio(floor.and_then(ratio)),
+                median(&mut ccpu),
+                fmt_ratio(ratio(Config::None, |p| p.worker_cpu)),
+                fmt_ratio(floor.and_then(|f| ratio(f, |p| p.worker_cpu))),
+                fmt_ratio(ratio(Config::None, |p| p.wall)),
                 floor.map_or("-", Config::name),
             );
         }
