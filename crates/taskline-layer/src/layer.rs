@@ -56,18 +56,40 @@
 //!
 //! # Cost
 //!
-//! The layer never returns [`Interest::never`] (that would disable callsites
-//! for every other layer of the subscriber), so it is called for every span
-//! and event of the application. For those that are not Tokio's it returns
-//! after comparing a span name or an event target (a length check and a
-//! short `memcmp`). Per task the layer does: one field visit when the span is
-//! created (strings copied to stack buffers; no allocation unless the task
-//! is named), one extension insert (tracing-subscriber boxes it), and per
-//! enter/exit/close a registry lookup plus a read of that extension (under
-//! tracing-subscriber's per-span extensions lock), two clock reads and the
-//! recorder's lock-free append. Spawn sites, resource kinds and span names
-//! go through a small per-thread cache, so steady-state interning takes no
-//! lock and allocates nothing.
+//! The layer never returns [`Interest::never`]: in a `Layered` subscriber
+//! without per-layer filters, one layer's `never` disables the callsite for
+//! the whole subscriber (tracing-subscriber's `pick_interest` returns the
+//! outer `never` before asking the inner layers), so it would silence the
+//! `fmt` layer, console-subscriber or OpenTelemetry layer next to it, and
+//! Tokio's resource/async-op spans that other tools need. The layer is
+//! therefore called for every span and event of the application; for those
+//! that are not Tokio's it returns after comparing a span name or an event
+//! target (a length check and a short `memcmp`).
+//!
+//! Per task the layer does: one field visit when the span is created
+//! (strings copied to stack buffers; no allocation unless the task is
+//! named), one extension insert (tracing-subscriber boxes it) and one slot
+//! in the layer's span table (below). Per poll:
+//!
+//! - inside a hooked poll (the runtime hooks record the poll), the enter
+//!   and exit of the task's own span cost a thread-local lookup each: a
+//!   per-thread `task id -> span id` cache, filled by the first poll of the
+//!   task on that thread, answers "this is the polled task's span" without
+//!   a registry lookup (a task's span cannot close while the task is being
+//!   polled, and Tokio task ids are never reused, so a cached pair stays
+//!   true whenever it matches);
+//! - otherwise a registry lookup plus a read of the extension (under
+//!   tracing-subscriber's per-span extensions lock), two clock reads and the
+//!   recorder's lock-free append.
+//!
+//! A waker event (the span id of the woken task) is resolved through the
+//! layer's span table, a fixed 4096-slot lock-free `span id -> task id`
+//! table shared by all threads (seqlock-validated reads, so a slot reused
+//! for another span is never misread); only spans that found no free slot
+//! at creation go through the registry. `waker.clone` / `waker.drop` events
+//! cost a field visit. Spawn sites, resource kinds and span names go through
+//! a small per-thread cache, so steady-state interning takes no lock and
+//! allocates nothing.
 //!
 //! The dominant cost is not this layer but `tracing_subscriber::registry()`
 //! itself, which allocates and tracks a span per task: on a task-per-pixel
@@ -126,8 +148,11 @@ pub struct TaskSpan {
     /// by one thread at a time, so this needs no more than an atomic.
     saved: AtomicU64,
     /// Set by every wake of the task, cleared when a poll starts: a poll
-    /// that follows a wake is certainly a poll (see [`Pending`]).
+    /// that follows a wake is certainly a poll (see [`Pending`]). When the
+    /// span has a [`SpanTable`] slot, wakes set the slot's flag instead.
     woken: AtomicBool,
+    /// The span has a [`SpanTable`] slot (until it closes).
+    in_table: bool,
 }
 
 /// What the layer keeps in the extensions of a Tokio resource span.
@@ -178,6 +203,8 @@ pub struct TasklineLayer {
     recorder: Recorder,
     record_spans: bool,
     id: u64,
+    /// Task span id -> task id, so a wake needs no registry lookup.
+    spans: SpanTable,
 }
 
 impl TasklineLayer {
@@ -188,6 +215,7 @@ impl TasklineLayer {
             recorder: recorder.clone(),
             record_spans: recorder.config().record_spans,
             id: NEXT_LAYER_ID.fetch_add(1, Ordering::Relaxed),
+            spans: SpanTable::new(),
         }
     }
 
@@ -238,10 +266,11 @@ impl TasklineLayer {
             kind,
             saved: AtomicU64::new(0),
             woken: AtomicBool::new(false),
+            in_table: false,
         })
     }
 
-    fn on_task_enter(&self, t: &TaskSpan, last_exit: u64) {
+    fn on_task_enter(&self, t: &TaskSpan, span: u64, last_exit: u64) {
         if context::in_hooked_poll() && context::current_task() == t.task {
             // The runtime hooks recorded this poll and set the current task.
             return;
@@ -251,7 +280,10 @@ impl TasklineLayer {
         let blocking = t.kind == TaskKind::Blocking;
         let ts = clock::now_ns();
         let worker = worker_index();
-        let woken = t.woken.swap(false, Ordering::Relaxed);
+        let mut woken = t.woken.swap(false, Ordering::Relaxed);
+        if t.in_table {
+            woken |= self.spans.take_woken(span, t.task);
+        }
         if last_exit == t.task && !woken {
             // Entered right after its own exit on this thread, and nobody
             // woke it: `Instrumented`'s drop (which enters the span once more
@@ -328,15 +360,20 @@ impl TasklineLayer {
         let Some(span_id) = v.span_id.filter(|&id| id != 0) else {
             return;
         };
-        let Some(span) = ctx.span(&span::Id::from_u64(span_id)) else {
-            return;
-        };
-        let woken = match span.extensions().get::<TaskSpan>() {
-            Some(t) => {
-                t.woken.store(true, Ordering::Relaxed);
-                t.task
+        let woken = match self.spans.wake(span_id) {
+            Some(task) => task,
+            None => {
+                let Some(span) = ctx.span(&span::Id::from_u64(span_id)) else {
+                    return;
+                };
+                match span.extensions().get::<TaskSpan>() {
+                    Some(t) => {
+                        t.woken.store(true, Ordering::Relaxed);
+                        t.task
+                    }
+                    None => return,
+                }
             }
-            None => return,
         };
         let waker = context::current_task();
         let mut f = op as u8;
@@ -432,7 +469,12 @@ where
         };
         let mut ext = span.extensions_mut();
         match data {
-            Ext::Task(t) => ext.insert(t),
+            Ext::Task(mut t) => {
+                // After the lookup: a slot is freed by `on_close`, which
+                // only runs for spans that carry the extension.
+                t.in_table = self.spans.insert(id.into_u64(), t.task);
+                ext.insert(t)
+            }
             Ext::Resource(r) => ext.insert(r),
             Ext::App(a) => ext.insert(a),
         }
@@ -449,13 +491,24 @@ where
     }
 
     fn on_enter(&self, id: &span::Id, ctx: Context<'_, S>) {
+        if context::in_hooked_poll() {
+            let task = context::current_task();
+            if task != 0 && self.hooked_enter(id.into_u64(), task) {
+                return;
+            }
+        }
         let last_exit = self.before(Cb::Other);
         let Some(span) = ctx.span(id) else {
             return;
         };
         if span.name() == SPAWN_SPAN {
             if let Some(t) = span.extensions().get::<TaskSpan>() {
-                self.on_task_enter(t, last_exit);
+                if context::in_hooked_poll() && context::current_task() == t.task {
+                    // The hooks record this poll (see `on_task_enter`).
+                    self.remember_hooked(id.into_u64(), t.task);
+                    return;
+                }
+                self.on_task_enter(t, id.into_u64(), last_exit);
             }
         } else if self.record_spans
             && let Some(a) = span.extensions().get::<AppSpan>()
@@ -465,6 +518,9 @@ where
     }
 
     fn on_exit(&self, id: &span::Id, ctx: Context<'_, S>) {
+        if self.hooked_exit(id.into_u64()) {
+            return;
+        }
         let Some(span) = ctx.span(id) else {
             self.before(Cb::Other);
             return;
@@ -501,6 +557,9 @@ where
         match span.extensions().get::<TaskSpan>() {
             Some(t) => {
                 self.before(Cb::Close(t.task));
+                if t.in_table {
+                    self.spans.remove(id.into_u64());
+                }
                 self.emit(EventKind::Terminate, t.task, 0, 0, flags::FROM_LAYER);
             }
             None => {
@@ -573,6 +632,62 @@ struct Local {
     last_exit: u64,
     /// See [`Pending`].
     pending: Pending,
+    /// The task span entered through the hooked fast path on this thread
+    /// and not exited yet (at most one; a nested one takes the slow path).
+    fast: FastEnter,
+    /// Which span is which task's, for the hooked fast path.
+    spans: HookedSpans,
+}
+
+/// See [`Local::fast`].
+#[derive(Clone, Copy)]
+struct FastEnter {
+    layer: u64,
+    task: u64,
+    /// Tracing span id; 0 = none.
+    span: u64,
+}
+
+impl FastEnter {
+    const NONE: FastEnter = FastEnter {
+        layer: 0,
+        task: 0,
+        span: 0,
+    };
+}
+
+/// Slots of [`HookedSpans`] (a power of two).
+const HOOKED_SPAN_SLOTS: usize = 1024;
+
+/// Per-thread direct-mapped cache `task id -> span id of its task span`
+/// (per layer), filled by the slow path of `on_enter` inside hooked polls.
+/// Tokio task ids are sequential, so up to 1024 live tasks never collide.
+/// Allocated (24 KiB) on the first insert, so threads that never poll a
+/// hooked task pay nothing.
+struct HookedSpans {
+    slots: Option<Box<[FastEnter]>>,
+}
+
+impl HookedSpans {
+    #[inline]
+    fn slot(task: u64) -> usize {
+        task as usize & (HOOKED_SPAN_SLOTS - 1)
+    }
+
+    #[inline]
+    fn contains(&self, layer: u64, task: u64, span: u64) -> bool {
+        self.slots.as_ref().is_some_and(|s| {
+            let e = &s[Self::slot(task)];
+            e.task == task && e.span == span && e.layer == layer
+        })
+    }
+
+    fn insert(&mut self, layer: u64, task: u64, span: u64) {
+        let slots = self
+            .slots
+            .get_or_insert_with(|| vec![FastEnter::NONE; HOOKED_SPAN_SLOTS].into_boxed_slice());
+        slots[Self::slot(task)] = FastEnter { layer, task, span };
+    }
 }
 
 thread_local! {
@@ -581,6 +696,8 @@ thread_local! {
             layer: 0,
             last_exit: 0,
             pending: Pending::None,
+            fast: FastEnter::NONE,
+            spans: HookedSpans { slots: None },
         })
     };
 }
@@ -600,30 +717,94 @@ impl TasklineLayer {
     /// previous callback on this thread (0 if none).
     #[inline]
     fn before(&self, cb: Cb) -> u64 {
+        with_local(|l| self.before_in(l, cb)).unwrap_or(0)
+    }
+
+    /// [`before`](Self::before) on an already borrowed [`Local`].
+    #[inline]
+    fn before_in(&self, l: &mut Local, cb: Cb) -> u64 {
+        if l.layer != self.id {
+            if !matches!(l.pending, Pending::None) {
+                return 0;
+            }
+            l.layer = self.id;
+            l.last_exit = 0;
+        }
+        let last = std::mem::take(&mut l.last_exit);
+        match (l.pending, cb) {
+            (Pending::None, _) => {}
+            (Pending::Start { task, .. }, Cb::Exit(t)) if t == task => {}
+            (Pending::Pair { task, .. }, Cb::Close(t)) if t == task => {
+                // It was `Instrumented`'s drop, not a poll.
+                l.pending = Pending::None;
+            }
+            (p, _) => {
+                l.pending = Pending::None;
+                self.record_pending(p);
+            }
+        }
+        last
+    }
+
+    /// Fast path of `on_enter` inside a hooked poll of `task`: if this
+    /// thread's [`HookedSpans`] cache says `span` is `task`'s own span, the
+    /// hooks record this poll and the layer has nothing to do but the
+    /// [`before`](Self::before) bookkeeping. Returns false (nothing done)
+    /// when the slow path must decide.
+    ///
+    /// Sound because a task's span cannot close (so its id cannot be
+    /// reused) while the task is being polled, and Tokio task ids are never
+    /// reused: a cached `(task, span)` pair recorded from a real lookup is
+    /// still true whenever `task` is the polled task.
+    #[inline]
+    fn hooked_enter(&self, span: u64, task: u64) -> bool {
         with_local(|l| {
-            if l.layer != self.id {
-                if !matches!(l.pending, Pending::None) {
-                    return 0;
-                }
-                l.layer = self.id;
-                l.last_exit = 0;
+            if l.fast.span != 0 || !l.spans.contains(self.id, task, span) {
+                return false;
             }
-            let last = std::mem::take(&mut l.last_exit);
-            match (l.pending, cb) {
-                (Pending::None, _) => {}
-                (Pending::Start { task, .. }, Cb::Exit(t)) if t == task => {}
-                (Pending::Pair { task, .. }, Cb::Close(t)) if t == task => {
-                    // It was `Instrumented`'s drop, not a poll.
-                    l.pending = Pending::None;
-                }
-                (p, _) => {
-                    l.pending = Pending::None;
-                    self.record_pending(p);
-                }
-            }
-            last
+            self.before_in(l, Cb::Other);
+            l.fast = FastEnter {
+                layer: self.id,
+                task,
+                span,
+            };
+            true
         })
-        .unwrap_or(0)
+        .unwrap_or(false)
+    }
+
+    /// Fast path of `on_exit`: the exit of the span whose enter took
+    /// [`hooked_enter`](Self::hooked_enter) (or was found to be a hooked
+    /// poll by the slow path). Such an enter did not start a layer-owned
+    /// poll, so the exit has nothing to record either.
+    #[inline]
+    fn hooked_exit(&self, span: u64) -> bool {
+        with_local(|l| {
+            if l.fast.span != span || l.fast.layer != self.id {
+                return false;
+            }
+            let task = l.fast.task;
+            l.fast = FastEnter::NONE;
+            self.before_in(l, Cb::Exit(task));
+            true
+        })
+        .unwrap_or(false)
+    }
+
+    /// The slow path found that `span` is `task`'s span, entered inside the
+    /// hooked poll of `task`: remember it for [`hooked_enter`](Self::hooked_enter)
+    /// and let the matching exit take [`hooked_exit`](Self::hooked_exit).
+    fn remember_hooked(&self, span: u64, task: u64) {
+        with_local(|l| {
+            l.spans.insert(self.id, task, span);
+            if l.fast.span == 0 {
+                l.fast = FastEnter {
+                    layer: self.id,
+                    task,
+                    span,
+                };
+            }
+        });
     }
 
     /// Records a held-back poll that turned out to be real.
@@ -982,6 +1163,147 @@ impl<const N: usize> fmt::Write for SmallStr<N> {
 }
 
 // ---------------------------------------------------------------------------
+// Task span table: tracing span id -> Tokio task id, shared by all threads,
+// so that a waker event (which names the task by its span id) is resolved
+// with a few loads instead of a registry lookup (slab ref count, extensions
+// lock, type-map lookup, all on a cache line the polling thread also
+// writes). A cache: a span that finds no free slot at creation is resolved
+// through the registry as before.
+// ---------------------------------------------------------------------------
+
+/// Slots of a [`SpanTable`] (a power of two): 64 KiB per layer.
+const SPAN_TABLE_SLOTS: usize = 4096;
+/// Slots probed from a span's home slot.
+const SPAN_TABLE_PROBE: usize = 4;
+/// `span` value of a slot being written.
+const SLOT_LOCKED: u64 = u64::MAX;
+/// Bit of a slot's `task` set by a wake of the task (the table's
+/// [`TaskSpan::woken`]). Tokio task ids come from a counter and stay far
+/// below it.
+const SLOT_WOKEN: u64 = 1 << 63;
+
+/// One `span -> task` entry. `span` is 0 when free, [`SLOT_LOCKED`] while
+/// being written; readers validate `task` like a seqlock (read `span`,
+/// `task`, `span` again).
+#[derive(Default)]
+#[repr(align(16))]
+struct SpanSlot {
+    span: AtomicU64,
+    task: AtomicU64,
+}
+
+/// See the section comment.
+struct SpanTable {
+    slots: Box<[SpanSlot]>,
+}
+
+impl fmt::Debug for SpanTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SpanTable")
+            .field("slots", &self.slots.len())
+            .finish()
+    }
+}
+
+impl SpanTable {
+    fn new() -> Self {
+        SpanTable {
+            slots: (0..SPAN_TABLE_SLOTS).map(|_| SpanSlot::default()).collect(),
+        }
+    }
+
+    /// The slots `span` may live in.
+    #[inline]
+    fn probe(&self, span: u64) -> impl Iterator<Item = &SpanSlot> {
+        // Span ids pack a slab index and a generation: mix before masking.
+        let home = (span.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize;
+        (0..SPAN_TABLE_PROBE).map(move |i| &self.slots[(home + i) & (SPAN_TABLE_SLOTS - 1)])
+    }
+
+    /// Records `span -> task` if a slot is free; true if it did.
+    fn insert(&self, span: u64, task: u64) -> bool {
+        if span == 0 || span == SLOT_LOCKED || task & SLOT_WOKEN != 0 {
+            return false;
+        }
+        for slot in self.probe(span) {
+            if slot
+                .span
+                .compare_exchange(0, SLOT_LOCKED, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                // Seqlock write: a reader that sees the new `task` also sees
+                // that `span` no longer holds the previous occupant.
+                std::sync::atomic::fence(Ordering::Release);
+                slot.task.store(task, Ordering::Relaxed);
+                slot.span.store(span, Ordering::Release);
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Frees the slot of `span` (the span closed).
+    fn remove(&self, span: u64) {
+        for slot in self.probe(span) {
+            if slot
+                .span
+                .compare_exchange(span, 0, Ordering::Release, Ordering::Relaxed)
+                .is_ok()
+            {
+                return;
+            }
+        }
+    }
+
+    /// The slot of `span` and its `task` word (with [`SLOT_WOKEN`]), if any.
+    #[inline]
+    fn find(&self, span: u64) -> Option<(&SpanSlot, u64)> {
+        for slot in self.probe(span) {
+            if slot.span.load(Ordering::Acquire) != span {
+                continue;
+            }
+            let task = slot.task.load(Ordering::Relaxed);
+            std::sync::atomic::fence(Ordering::Acquire);
+            if slot.span.load(Ordering::Relaxed) == span {
+                return Some((slot, task));
+            }
+            return None;
+        }
+        None
+    }
+
+    /// A wake of `span`: marks it woken and returns its task, or `None` if
+    /// the span has no slot.
+    #[inline]
+    fn wake(&self, span: u64) -> Option<u64> {
+        let (slot, word) = self.find(span)?;
+        if word & SLOT_WOKEN == 0 {
+            // Task ids are unique, so if the slot changed hands meanwhile
+            // the exchange fails and nobody else is marked.
+            let _ = slot.task.compare_exchange(
+                word,
+                word | SLOT_WOKEN,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+        }
+        Some(word & !SLOT_WOKEN)
+    }
+
+    /// Clears and returns the woken mark of `span` (which belongs to `task`).
+    #[inline]
+    fn take_woken(&self, span: u64, task: u64) -> bool {
+        match self.find(span) {
+            Some((slot, word)) if word == task | SLOT_WOKEN => slot
+                .task
+                .compare_exchange(word, task, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok(),
+            _ => false,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
 // Per-thread interning cache: the registry takes a lock and allocates a key
 // per lookup; this cache makes a repeated site / string a hash, an index and
 // a memcmp. Direct-mapped, fixed size, allocated once per thread.
@@ -1085,4 +1407,59 @@ fn intern_site(
     cached(layer, file, line, col, kind as u8, || {
         registry.intern_site(file, line, col, kind)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn span_table_maps_marks_and_frees() {
+        let t = SpanTable::new();
+        assert_eq!(t.wake(5), None);
+        assert!(t.insert(5, 70));
+        assert!(!t.take_woken(5, 70));
+        assert_eq!(t.wake(5), Some(70));
+        assert_eq!(t.wake(5), Some(70), "a second wake keeps the mark");
+        assert!(t.take_woken(5, 70));
+        assert!(!t.take_woken(5, 70));
+        assert!(!t.take_woken(5, 71), "another task's mark is not taken");
+        t.remove(5);
+        assert_eq!(t.wake(5), None);
+        // Ids that are never stored.
+        assert!(!t.insert(0, 1));
+        assert!(!t.insert(SLOT_LOCKED, 1));
+        assert!(!t.insert(9, SLOT_WOKEN | 1));
+    }
+
+    #[test]
+    fn span_table_full_probe_falls_back() {
+        let t = SpanTable::new();
+        // Fill the table; every span either gets a slot and resolves to its
+        // task, or gets none and resolves to nothing (the registry path).
+        let mut stored = 0;
+        for span in 1..=(SPAN_TABLE_SLOTS as u64 * 2) {
+            let ok = t.insert(span, span + 1000);
+            stored += usize::from(ok);
+            assert_eq!(t.wake(span), ok.then_some(span + 1000));
+        }
+        assert!(stored <= SPAN_TABLE_SLOTS);
+        assert!(stored > SPAN_TABLE_SLOTS / 2, "stored {stored}");
+        for span in 1..=(SPAN_TABLE_SLOTS as u64 * 2) {
+            t.remove(span);
+            assert_eq!(t.wake(span), None);
+        }
+    }
+
+    #[test]
+    fn hooked_spans_cache() {
+        let mut c = HookedSpans { slots: None };
+        assert!(!c.contains(1, 7, 3));
+        c.insert(1, 7, 3);
+        assert!(c.contains(1, 7, 3));
+        assert!(!c.contains(2, 7, 3), "other layer");
+        assert!(!c.contains(1, 7, 4), "other span");
+        c.insert(1, 7 + HOOKED_SPAN_SLOTS as u64, 9);
+        assert!(!c.contains(1, 7, 3), "evicted by a colliding task");
+    }
 }
