@@ -27,8 +27,7 @@
 //! `max_tracked_tasks` live tasks (further tasks are only counted in their
 //! site); terminated tasks are folded into their site and removed.
 
-use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use hdrhistogram::Histogram;
@@ -38,10 +37,13 @@ use crate::event::{Event, EventKind, NO_VALUE, NO_WORKER, TaskKind, flags};
 use crate::recorder::RecorderStats;
 use crate::registry::Registry;
 use crate::sink::Sink;
+use crate::task_table::TaskTable;
 
-/// Upper bound of the bytes one tracked task takes in the aggregator
-/// (64-byte state + 8-byte key, with the hash table's slack).
-pub const TASK_STATE_BYTES_BOUND: usize = 192;
+/// Upper bound of the bytes one tracked task takes in the aggregator: a
+/// 72-byte slot of the direct-mapped task table (at most the power of two
+/// at or above `max_tracked_tasks` slots, so under 144 bytes per task) plus,
+/// for tasks whose slot is taken, an overflow hash-map entry (~82 bytes).
+pub const TASK_STATE_BYTES_BOUND: usize = 240;
 
 /// Spawn sites (by id) that get their own histograms; later sites have
 /// counters only. Bounds histogram memory.
@@ -125,26 +127,6 @@ impl Sites {
     }
 }
 
-/// Multiplicative hasher for task ids (already unique integers).
-#[derive(Default)]
-struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-    fn write_u64(&mut self, v: u64) {
-        self.0 = (v ^ self.0).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
-
-type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 enum Phase {
@@ -178,6 +160,26 @@ struct TaskState {
 }
 
 const _: () = assert!(std::mem::size_of::<TaskState>() <= 64);
+
+impl Default for TaskState {
+    fn default() -> Self {
+        TaskState {
+            mark: 0,
+            busy_ns: 0,
+            sched_ns: 0,
+            idle_ns: 0,
+            polls: 0,
+            wakes: 0,
+            slow_polls: 0,
+            site: 0,
+            name: Registry::OVERFLOW,
+            resource: Registry::OVERFLOW,
+            self_wakes: 0,
+            phase: Phase::Runnable,
+            flags: 0,
+        }
+    }
+}
 
 struct Hists {
     poll: Histogram<u64>,
@@ -240,7 +242,7 @@ pub struct Aggregator {
     slow_ns: u64,
     max_tasks: usize,
     events: u64,
-    tasks: IdMap<TaskState>,
+    tasks: TaskTable<TaskState>,
     sites: Sites,
     threads: Vec<ThreadAcc>,
     /// Indexed by the recorder's thread number; `None` for threads that
@@ -312,7 +314,7 @@ impl Aggregator {
             slow_ns: ns_u64(config.slow_poll_threshold),
             max_tasks: config.max_tracked_tasks,
             events: 0,
-            tasks: IdMap::default(),
+            tasks: TaskTable::new(config.max_tracked_tasks),
             sites: Sites::default(),
             threads: Vec::new(),
             workers: Vec::new(),
@@ -359,7 +361,7 @@ impl Aggregator {
         match kind {
             EventKind::Spawn => self.spawn(e),
             EventKind::TaskName => {
-                if let Some(t) = self.tasks.get_mut(&e.task) {
+                if let Some(t) = self.tasks.get_mut(e.task) {
                     t.name = e.aux;
                     let site = t.site;
                     let s = self.site_mut(site);
@@ -370,7 +372,7 @@ impl Aggregator {
             EventKind::PollEnd => self.poll_end(e),
             EventKind::Wake => self.wake(e),
             EventKind::ResourceWait => {
-                if let Some(t) = self.tasks.get_mut(&e.task) {
+                if let Some(t) = self.tasks.get_mut(e.task) {
                     t.resource = e.aux;
                     let site = t.site;
                     *self.site_mut(site).resources.entry(e.aux).or_insert(0) += 1;
@@ -404,7 +406,7 @@ impl Aggregator {
     }
 
     fn spawn(&mut self, e: &Event) {
-        if self.tasks.contains_key(&e.task) {
+        if self.tasks.contains_key(e.task) {
             return; // second source for the same task: nothing new to count
         }
         let site = e.aux;
@@ -451,7 +453,7 @@ impl Aggregator {
         if self_wake {
             self.totals.self_wakes += 1;
         }
-        let Some(t) = self.tasks.get_mut(&e.task) else {
+        let Some(t) = self.tasks.get_mut(e.task) else {
             return;
         };
         t.wakes = t.wakes.saturating_add(1);
@@ -486,7 +488,7 @@ impl Aggregator {
     }
 
     fn poll_start(&mut self, e: &Event) {
-        let site = self.tasks.get(&e.task).map(|t| t.site);
+        let site = self.tasks.get(e.task).map(|t| t.site);
         let th = self.thread_mut(e.thread);
         th.poll_task = e.task;
         th.poll_start = e.ts_ns;
@@ -496,7 +498,7 @@ impl Aggregator {
             w.polls += 1;
         }
         let latency = (e.arg != NO_VALUE).then_some(e.arg);
-        let Some(t) = self.tasks.get_mut(&e.task) else {
+        let Some(t) = self.tasks.get_mut(e.task) else {
             if let Some(l) = latency {
                 rec(&mut self.rest.sched, l);
             }
@@ -564,7 +566,7 @@ impl Aggregator {
             th.poll_task = 0;
         }
         let mut rewoken = false;
-        if let Some(t) = self.tasks.get_mut(&e.task) {
+        if let Some(t) = self.tasks.get_mut(e.task) {
             if dur.is_none() && t.phase == Phase::Polling {
                 dur = Some(e.ts_ns.saturating_sub(t.mark));
             }
@@ -612,7 +614,7 @@ impl Aggregator {
     }
 
     fn terminate(&mut self, e: &Event) {
-        let Some(t) = self.tasks.remove(&e.task) else {
+        let Some(t) = self.tasks.remove(e.task) else {
             return;
         };
         self.totals.terminated += 1;
@@ -622,9 +624,6 @@ impl Aggregator {
         let s = self.site_mut(t.site);
         s.terminated += 1;
         s.alive = s.alive.saturating_sub(1);
-        if self.tasks.capacity() > 1024 && self.tasks.len() * 8 < self.tasks.capacity() {
-            self.tasks.shrink_to(self.tasks.len() * 2);
-        }
     }
 
     /// The process-wide histograms: `rest` plus every site's.
@@ -693,7 +692,7 @@ impl Aggregator {
         let mut tasks: Vec<TaskStats> = self
             .tasks
             .iter()
-            .map(|(&id, t)| TaskStats {
+            .map(|(id, t)| TaskStats {
                 id,
                 site: t.site,
                 name: name_of(t.name),

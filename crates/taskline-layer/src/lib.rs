@@ -47,6 +47,7 @@ pub mod report;
 mod ring;
 pub mod sink;
 pub mod task_id;
+mod task_table;
 
 pub use aggregate::{Aggregator, Snapshot};
 pub use config::{ConfigError, RecorderConfig};
