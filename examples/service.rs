@@ -16,7 +16,10 @@
 //! Flags: `--addr ADDR` (default 127.0.0.1:3000), `--no-taskline`,
 //! `--layer` (also the tracing layer: wakes, resources and task names, at the
 //! cost of Tokio's span instrumentation; the runtime hooks alone are the
-//! default and cover polls, slow polls, spawns and the flight recorder), `--otlp`
+//! default and cover polls, slow polls, spawns and the flight recorder),
+//! `--registry-only` (measurement aid: Tokio's span instrumentation under a
+//! bare `tracing_subscriber::registry()` without taskline's layer, the floor
+//! any tracing layer over Tokio's spans pays), `--otlp`
 //! (export to `OTEL_EXPORTER_OTLP_ENDPOINT`, default http://localhost:4318),
 //! `--flight-dir DIR` (default target/flight), `--slow-poll-ms N` (default 50),
 //! `--exit-after-secs N` (stop by itself, for scripted runs).
@@ -40,6 +43,7 @@ struct Options {
     addr: SocketAddr,
     taskline: bool,
     layer: bool,
+    registry_only: bool,
     otlp: bool,
     flight_dir: PathBuf,
     slow_poll: Duration,
@@ -51,6 +55,7 @@ fn parse() -> Result<Options, String> {
         addr: "127.0.0.1:3000".parse().map_err(|e| format!("{e}"))?,
         taskline: true,
         layer: false,
+        registry_only: false,
         otlp: false,
         flight_dir: PathBuf::from("target/flight"),
         slow_poll: Duration::from_millis(50),
@@ -68,6 +73,7 @@ fn parse() -> Result<Options, String> {
             }
             "--no-taskline" => o.taskline = false,
             "--layer" => o.layer = true,
+            "--registry-only" => o.registry_only = true,
             "--otlp" => o.otlp = true,
             "--flight-dir" => o.flight_dir = PathBuf::from(value()?),
             "--slow-poll-ms" => {
@@ -114,6 +120,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let taskline = setup.start()?;
         if o.layer {
             tracing_subscriber::registry().with(taskline.layer()).init();
+        } else if o.registry_only {
+            tracing_subscriber::registry().init();
         }
         builder.taskline(taskline.recorder());
         Some(taskline)
