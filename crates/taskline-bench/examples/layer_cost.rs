@@ -40,6 +40,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Instant;
 
+use taskline_bench::median;
 use tokio::sync::{Notify, mpsc};
 
 /// The result line a child prints and the parent parses.
@@ -441,18 +442,6 @@ fn run_child(args: &Args, config: Config) -> Option<Run> {
         .lines()
         .map_while(Result::ok)
         .find_map(|l| parse_result(&l))
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n == 0 {
-        f64::NAN
-    } else if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
 }
 
 fn parent(args: &Args) {

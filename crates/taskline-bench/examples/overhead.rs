@@ -23,6 +23,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use taskline_bench::median;
 use taskline_bench::{Params, Spawner, Workload, peak_rss_kib, proc_status_kib, run};
 
 /// The result line a child prints and the parent parses.
@@ -403,18 +404,6 @@ fn run_child(args: &Args, workload: Workload, config: Config) -> Outcome {
         (Some(why), _) => Outcome::Failed(why),
         (None, Some(r)) if status.success() => Outcome::Ok(r),
         (None, _) => Outcome::Failed(format!("child failed: {status}")),
-    }
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n == 0 {
-        f64::NAN
-    } else if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
     }
 }
 

@@ -276,6 +276,26 @@ pub fn proc_status_kib(path: &str, field: &str) -> Option<u64> {
         .ok()
 }
 
+/// The median of `v` (sorted in place; NaN when empty): what the examples
+/// report for repeated rounds on a noisy machine.
+///
+/// ```
+/// assert_eq!(taskline_bench::median(&mut [3.0, 1.0, 2.0]), 2.0);
+/// assert_eq!(taskline_bench::median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
+/// assert!(taskline_bench::median(&mut []).is_nan());
+/// ```
+pub fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -422,18 +422,8 @@ impl Aggregator {
             e.task,
             TaskState {
                 mark: e.ts_ns,
-                busy_ns: 0,
-                sched_ns: 0,
-                idle_ns: 0,
-                polls: 0,
-                wakes: 0,
-                slow_polls: 0,
                 site,
-                name: Registry::OVERFLOW,
-                resource: Registry::OVERFLOW,
-                self_wakes: 0,
-                phase: Phase::Runnable,
-                flags: 0,
+                ..TaskState::default()
             },
         );
         self.runnable_add(1);
