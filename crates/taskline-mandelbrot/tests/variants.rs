@@ -78,6 +78,12 @@ fn render_runs_on_the_callers_runtime_of_either_flavor() {
         assert_eq!(b, expected, "{variant} inside a task");
     }
     // Only the variants' own tasks ran: nothing is left behind on the runtime.
+    // A worker releases a finished task just after its JoinHandle sees the
+    // output, so give the count a moment to settle instead of racing it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while multi.metrics().num_alive_tasks() != 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
     assert_eq!(multi.metrics().num_alive_tasks(), 0);
 }
 
