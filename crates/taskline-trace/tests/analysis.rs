@@ -86,9 +86,10 @@ fn scheduling_blocking_and_slow_polls_match_hand_computation() {
     let r = report_of(&stream(&reg), &reg);
     let s = &r.scheduling;
     assert_eq!(s.samples, 5);
-    // Delays 1, 3, 2, 0.5, 0 ms: median 1 ms, max 3 ms (3 significant digits).
-    assert!((s.p50_us - 1000.0).abs() < 1.0, "{s:?}");
-    assert!((s.max_us - 3000.0).abs() < 3.0, "{s:?}");
+    // Delays 1, 3, 2, 0.5, 0 ms: median 1 ms, max 3 ms (the aggregator's
+    // histograms have 2 significant digits: within 1%).
+    assert!((s.p50_us - 1000.0).abs() < 10.0, "{s:?}");
+    assert!((s.max_us - 3000.0).abs() < 30.0, "{s:?}");
     let worst: Vec<(u64, f64)> = s.worst.iter().map(|w| (w.task, w.delay_us)).collect();
     assert_eq!(worst, vec![(2, 3000.0), (1, 2000.0)], "one entry per task");
     assert!(close(s.worst[1].at_ms, 12.0));

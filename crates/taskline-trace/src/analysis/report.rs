@@ -87,7 +87,7 @@ pub struct SiteRow {
 pub struct SchedulingProfile {
     /// Samples (polls with a known delay).
     pub samples: u64,
-    /// Median (histogram precision: 3 significant digits).
+    /// Median (histogram precision: 2 significant digits, 1%).
     pub p50_us: f64,
     /// 90th percentile.
     pub p90_us: f64,
