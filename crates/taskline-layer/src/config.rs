@@ -158,14 +158,13 @@ impl RecorderConfig {
     }
 
     /// Upper bound of the recorder's own memory with this configuration:
-    /// thread rings, the consumer's pending buffer (at most as large as the
-    /// rings, plus sort scratch), per-task state, the registry (assuming names of up to ~100
+    /// thread rings (which also hold the events the consumer keeps back for
+    /// the reorder window), the consumer's 128 KiB delivery chunk, per-task state, the registry (assuming names of up to ~100
     /// bytes) and the histograms.
     pub fn memory_budget_bytes(&self) -> usize {
         let rings = self.ring_bytes();
-        // The pending buffer holds at most as many events as the rings; the
-        // stable sort merging it may take half as much again as scratch.
-        let pending = rings.saturating_add(rings / 2);
+        // The consumer merges the rings in place into one reused chunk.
+        let pending = (crate::recorder::CHUNK_EVENTS + 1) * EVENT_BYTES;
         let tasks = self
             .max_tracked_tasks
             .saturating_mul(crate::aggregate::TASK_STATE_BYTES_BOUND);

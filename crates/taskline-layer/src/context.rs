@@ -9,6 +9,7 @@ use std::cell::Cell;
 thread_local! {
     static CURRENT: Cell<u64> = const { Cell::new(0) };
     static HOOKED: Cell<bool> = const { Cell::new(false) };
+    static TERMINATED: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Marks the start of a hooked poll of `task` on this thread.
@@ -23,6 +24,26 @@ pub fn enter_poll(task: u64) {
 pub fn exit_poll() {
     let _ = CURRENT.try_with(|c| c.set(0));
     let _ = HOOKED.try_with(|c| c.set(false));
+}
+
+/// Called by the terminate hook: if `task` is in a hooked poll on this
+/// thread (Tokio runs the terminate callback inside the task's last poll),
+/// remembers that its poll ended it and returns `true`; the after-poll hook
+/// then folds the termination into its `PollEnd` (see
+/// [`take_terminated`]). Returns `false` otherwise (the caller records a
+/// `Terminate` of its own).
+#[inline]
+pub fn terminate_in_poll(task: u64) -> bool {
+    if task == 0 || !in_hooked_poll() || current_task() != task {
+        return false;
+    }
+    TERMINATED.try_with(|c| c.set(true)).is_ok()
+}
+
+/// Whether the poll ending now terminated its task; clears the mark.
+#[inline]
+pub fn take_terminated() -> bool {
+    TERMINATED.try_with(|c| c.replace(false)).unwrap_or(false)
 }
 
 /// Sets the current task without claiming a hooked poll (used by the layer
@@ -64,5 +85,20 @@ mod tests {
         assert!(!in_hooked_poll());
         assert_eq!(set_current_task(3), 0);
         assert_eq!(set_current_task(0), 3);
+    }
+
+    #[test]
+    fn termination_is_folded_only_into_the_tasks_own_hooked_poll() {
+        assert!(!terminate_in_poll(5), "outside a poll");
+        enter_poll(5);
+        assert!(!terminate_in_poll(6), "another task");
+        assert!(!take_terminated());
+        assert!(terminate_in_poll(5));
+        assert!(take_terminated());
+        assert!(!take_terminated(), "taken once");
+        exit_poll();
+        set_current_task(5);
+        assert!(!terminate_in_poll(5), "the layer's poll, not a hooked one");
+        set_current_task(0);
     }
 }

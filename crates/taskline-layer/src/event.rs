@@ -228,6 +228,12 @@ pub mod flags {
     pub const FROM_LAYER: u8 = 0x80;
     /// A `Wake` where the waking task is the woken task.
     pub const SELF_WAKE: u8 = 0x40;
+    /// In a thread ring only, never delivered: a `PollEnd` whose task
+    /// terminated during that poll (the runtime hooks fold Tokio's terminate
+    /// callback, which runs inside the task's last poll, into the poll's
+    /// end). The recorder's consumer delivers it as a `Terminate` followed by
+    /// the `PollEnd`, both at the `PollEnd`'s timestamp.
+    pub const TERMINATED: u8 = 0x20;
     /// Mask for the kind-specific enum stored in the low bits.
     pub const ENUM_MASK: u8 = 0x0f;
 }

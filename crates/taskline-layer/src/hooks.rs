@@ -12,7 +12,11 @@
 //! Tokio keeps **one** callback per hook: [`instrument`] replaces any
 //! `on_task_spawn`, `on_before_task_poll`, `on_after_task_poll`,
 //! `on_task_terminate`, `on_thread_park` and `on_thread_unpark` set earlier,
-//! and hooks set after it replace taskline's. `spawn_blocking` tasks fire
+//! and hooks set after it replace taskline's. Tokio runs the terminate
+//! callback inside a task's last poll; the hooks fold that termination into
+//! the poll's `PollEnd` (one event less per task), and the recorder delivers
+//! it as a `Terminate` at the `PollEnd`'s timestamp followed by the
+//! `PollEnd`. `spawn_blocking` tasks fire
 //! terminate but not spawn; consumers treat a `Terminate` of an unknown task
 //! as a no-op.
 
@@ -111,7 +115,7 @@ mod unstable {
     use super::worker;
     use crate::clock;
     use crate::context;
-    use crate::event::{Event, EventKind, NO_VALUE, TaskKind};
+    use crate::event::{Event, EventKind, NO_VALUE, TaskKind, flags};
     use crate::recorder::Recorder;
     use crate::registry::Registry;
     use crate::task_id::task_id_u64;
@@ -208,16 +212,20 @@ mod unstable {
         builder.on_after_task_poll(move |meta: &TaskMeta<'_>| {
             let mut e = Event::new(EventKind::PollEnd, clock::now_ns(), task_id_u64(meta.id()));
             e.aux = worker();
+            if context::take_terminated() {
+                e.flags = flags::TERMINATED;
+            }
             r.record(e);
             context::exit_poll();
         });
         let r = recorder.clone();
         builder.on_task_terminate(move |meta: &TaskMeta<'_>| {
-            r.record(Event::new(
-                EventKind::Terminate,
-                clock::now_ns(),
-                task_id_u64(meta.id()),
-            ));
+            let task = task_id_u64(meta.id());
+            // Inside the task's last poll (the usual case): one event less,
+            // the `PollEnd` carries the termination.
+            if !context::terminate_in_poll(task) {
+                r.record(Event::new(EventKind::Terminate, clock::now_ns(), task));
+            }
         });
     }
 }

@@ -41,6 +41,7 @@ pub mod context;
 pub mod event;
 pub mod hooks;
 pub mod layer;
+mod merge;
 pub mod recorder;
 pub mod registry;
 pub mod report;

@@ -11,10 +11,13 @@
 //! The consumer thread (`taskline-consumer`) wakes every `drain_interval`, or
 //! earlier when a producer's ring crosses half capacity (the push that makes
 //! it half full unparks the consumer: one comparison per push, an unpark only
-//! at the crossing, never a lock or an allocation), drains every ring into a pending buffer, sorts it by timestamp (stable, so
-//! events of one thread with equal timestamps keep their order) and delivers
-//! the events older than `reorder_window` to the internal
-//! [`Aggregator`] and then to every [`Sink`], in order.
+//! at the crossing, never a lock or an allocation), and merges the rings'
+//! events older than `reorder_window` into timestamp order, reading them in
+//! place (each ring is already in order, so this is a k-way merge, not a
+//! sort; events of one thread with equal timestamps keep their order). It
+//! delivers them in chunks of 4096 (`CHUNK_EVENTS`) to the internal [`Aggregator`]
+//! and then to every [`Sink`], and releases them to their rings. Younger
+//! events wait in their ring for the next tick.
 
 use std::cell::{Cell, RefCell};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -27,9 +30,14 @@ use crate::aggregate::{Aggregator, Snapshot};
 use crate::clock;
 use crate::config::{ConfigError, RecorderConfig};
 use crate::event::{Event, EventKind, NO_WORKER};
+use crate::merge::{Cursor, count_before, merge_chunk};
 use crate::registry::Registry;
-use crate::ring::{Push, Ring};
+use crate::ring::{Push, Ring, RingView};
 use crate::sink::Sink;
+
+/// Events merged per delivery to the sinks: 128 KiB, small enough to stay
+/// in cache between the merge and the sinks.
+pub(crate) const CHUNK_EVENTS: usize = 4096;
 
 static NEXT_RECORDER_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -41,7 +49,9 @@ pub struct RecorderStats {
     /// Events lost: ring full, thread beyond `max_threads`, recorded after
     /// shutdown or during thread teardown.
     pub dropped: u64,
-    /// Events delivered to the sinks so far.
+    /// Recorded events delivered to the sinks so far (a termination the
+    /// hooks fold into a `PollEnd` counts once, though the sinks see it as
+    /// a `Terminate` and a `PollEnd`).
     pub delivered: u64,
     /// Threads that currently own a ring.
     pub threads: usize,
@@ -75,7 +85,9 @@ struct SinkSlot {
 }
 
 struct Consumer {
-    pending: Vec<Event>,
+    /// Merged events on their way to the sinks (`CHUNK_EVENTS` at most,
+    /// plus one), reused by every tick.
+    chunk: Vec<Event>,
     aggregator: Aggregator,
     aggregator_disabled: bool,
     sinks: Vec<SinkSlot>,
@@ -178,7 +190,7 @@ impl Recorder {
             delivered: AtomicU64::new(0),
             sink_panics: AtomicU64::new(0),
             consumer: Mutex::new(Consumer {
-                pending: Vec::new(),
+                chunk: Vec::with_capacity(CHUNK_EVENTS + 1),
                 aggregator: Aggregator::new(&config),
                 aggregator_disabled: false,
                 sinks: Vec::new(),
@@ -440,68 +452,72 @@ impl Inner {
         Some(ring)
     }
 
-    /// Drains every ring into `c.pending`, reclaims finished rings, sorts,
-    /// and delivers what is older than the reorder window (everything if
-    /// `all`).
+    /// Merges every ring's events older than the reorder window (everything
+    /// if `all`) into timestamp order, delivers them chunk by chunk, releases
+    /// them to their rings, and reclaims finished rings once they are empty.
     fn tick(&self, c: &mut Consumer, all: bool) {
         let rings: Vec<Arc<Ring>> = lock(&self.slots).rings.clone();
-        let mut finished = Vec::new();
-        let before = c.pending.len();
-        for r in &rings {
-            // Read `finished` before draining: if it was set, the producer
-            // pushes nothing more and this drain empties the ring for good.
-            let fin = r.is_finished();
-            r.drain_into(&mut c.pending);
-            if fin {
-                finished.push(r.clone());
-            }
-        }
-        if !finished.is_empty() {
-            let mut s = lock(&self.slots);
-            s.rings
-                .retain(|r| !finished.iter().any(|f| Arc::ptr_eq(r, f)));
-            for f in &finished {
-                s.retired_pushed += f.pushed();
-                s.retired_dropped += f.dropped();
-            }
-        }
-        let live = rings.len() - finished.len();
-        drop(rings);
-        if c.pending.len() != before {
-            c.pending.sort_by_key(|e| e.ts_ns);
-        }
         let cutoff = if all {
             u64::MAX
         } else {
             clock::now_ns().saturating_sub(duration_ns(self.config.reorder_window))
         };
-        let mut n = c.pending.partition_point(|e| e.ts_ns < cutoff);
-        // Bound the pending memory by the rings' capacity.
-        let cap = self
-            .config
-            .ring_capacity
-            .saturating_mul(self.config.max_threads);
-        if c.pending.len() - n > cap {
-            n = c.pending.len() - cap;
+        // Read `finished` before the view: if it was set, the producer pushes
+        // nothing more, and a ring whose view is used up is empty for good.
+        let finished: Vec<bool> = rings.iter().map(|r| r.is_finished()).collect();
+        let views: Vec<RingView<'_>> = rings.iter().map(|r| r.view()).collect();
+        // Hold back at most half a ring per thread, so a thread recording
+        // faster than the window drains still has room to push.
+        let half = self.config.ring_capacity / 2;
+        let mut cursors: Vec<Cursor<RingView<'_>>> = views
+            .iter()
+            .map(|v| {
+                let n = count_before(v, cutoff).max(v.len().saturating_sub(half));
+                Cursor {
+                    run: v.prefix(n),
+                    pos: 0,
+                }
+            })
+            .collect();
+        let mut chunk = std::mem::take(&mut c.chunk);
+        let mut consumed = 0;
+        loop {
+            chunk.clear();
+            let done = merge_chunk(&mut cursors, &mut chunk, CHUNK_EVENTS);
+            if !chunk.is_empty() {
+                self.deliver(c, &chunk);
+            }
+            // Give the delivered slots back to the producers now, not at the
+            // end of the tick: slow sinks must not shrink the rings.
+            let mut taken = 0;
+            for cur in &cursors {
+                cur.run.consume(cur.pos);
+                taken += cur.pos as u64;
+            }
+            self.delivered
+                .fetch_add(taken - consumed, Ordering::Relaxed);
+            consumed = taken;
+            if done {
+                break;
+            }
         }
-        if n == 0 {
-            return;
+        c.chunk = chunk;
+        let mut emptied = Vec::new();
+        for (i, cur) in cursors.iter().enumerate() {
+            if finished[i] && cur.pos == views[i].len() {
+                emptied.push(rings[i].clone());
+            }
         }
-        // Deliver in place (no copy of the batch), then drop what was delivered.
-        let mut pending = std::mem::take(&mut c.pending);
-        self.deliver(c, &pending[..n]);
-        pending.drain(..n);
-        c.pending = pending;
-        // Keep room for one drain of every live ring (within the memory
-        // budget): shrinking below that would reallocate, and page-fault
-        // fresh memory, on every tick of a busy recorder.
-        let keep = c
-            .pending
-            .len()
-            .max(self.config.ring_capacity.saturating_mul(live))
-            .max(1024);
-        if c.pending.capacity() > 2 * keep {
-            c.pending.shrink_to(keep);
+        drop(cursors);
+        drop(views);
+        if !emptied.is_empty() {
+            let mut s = lock(&self.slots);
+            s.rings
+                .retain(|r| !emptied.iter().any(|f| Arc::ptr_eq(r, f)));
+            for f in &emptied {
+                s.retired_pushed += f.pushed();
+                s.retired_dropped += f.dropped();
+            }
         }
     }
 
@@ -537,8 +553,6 @@ impl Inner {
                 self.sink_panics.fetch_add(1, Ordering::Relaxed);
             }
         }
-        self.delivered
-            .fetch_add(batch.len() as u64, Ordering::Relaxed);
     }
 
     fn call_on_flush(&self, c: &mut Consumer) {

@@ -1,7 +1,8 @@
 //! A per-thread single-producer/single-consumer ring of [`Event`]s.
 //!
 //! The owning thread pushes (no lock, no allocation); the recorder's consumer
-//! drains `[tail, head)`. `head` is only written by the producer
+//! reads `[tail, head)` in place through a [`RingView`] and then releases
+//! what it used. `head` is only written by the producer
 //! (release-store after the slot is written), `tail` only by the consumer
 //! (release-store after the slots are read). Both counters grow without
 //! wrapping in practice (u64 / usize on 64-bit), the slot is `index & mask`.
@@ -129,27 +130,26 @@ impl Ring {
         }
     }
 
-    /// Consumer only: appends every available event to `out`; returns how many.
-    pub(crate) fn drain_into(&self, out: &mut Vec<Event>) -> usize {
+    /// Consumer only: the events published so far and not yet consumed, read
+    /// in place. They stay valid (the producer does not overwrite them) until
+    /// [`RingView::consume`] releases them.
+    pub(crate) fn view(&self) -> RingView<'_> {
         let tail = self.tail.0.load(Ordering::Relaxed);
         let head = self.head.0.load(Ordering::Acquire);
-        let n = head.wrapping_sub(tail);
-        // [tail, head) is at most two contiguous runs of slots: copy each in
-        // one go instead of event by event.
-        let start = tail & self.mask;
-        let first = n.min(self.slots.len() - start);
-        let base = self.slots.as_ptr().cast::<Event>();
-        // SAFETY: `UnsafeCell<Event>` is `repr(transparent)` over `Event`, so
-        // the slots are a valid `[Event]`. [tail, head) was published by the
-        // producer's release store of head (acquired above), and the producer
-        // does not touch those slots until we release-store the new tail
-        // below, so nothing writes the copied ranges while we read them.
-        unsafe {
-            out.extend_from_slice(std::slice::from_raw_parts(base.add(start), first));
-            out.extend_from_slice(std::slice::from_raw_parts(base, n - first));
+        RingView {
+            ring: self,
+            tail,
+            len: head.wrapping_sub(tail),
         }
-        self.tail.0.store(head, Ordering::Release);
-        n
+    }
+
+    /// Consumer only: appends every available event to `out`; returns how many.
+    #[cfg(test)]
+    pub(crate) fn drain_into(&self, out: &mut Vec<Event>) -> usize {
+        let v = self.view();
+        out.extend((0..v.len).map(|i| v.get(i)));
+        v.consume(v.len);
+        v.len
     }
 
     /// Events pushed so far (not counting drops).
@@ -168,6 +168,67 @@ impl Ring {
 
     pub(crate) fn is_finished(&self) -> bool {
         self.finished.load(Ordering::Acquire)
+    }
+}
+
+/// The consumer's view of a ring's unconsumed events `[tail, tail + len)`,
+/// indexed from 0. Only the consumer makes views, one at a time per ring.
+pub(crate) struct RingView<'a> {
+    ring: &'a Ring,
+    tail: usize,
+    len: usize,
+}
+
+impl RingView<'_> {
+    /// Unconsumed events.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline]
+    fn slot(&self, i: usize) -> *const Event {
+        debug_assert!(i < self.len);
+        // `UnsafeCell<Event>` is `repr(transparent)` over `Event`.
+        self.ring.slots[self.tail.wrapping_add(i) & self.ring.mask]
+            .get()
+            .cast_const()
+    }
+
+    /// Event `i` (`i < len()`).
+    #[inline]
+    pub(crate) fn get(&self, i: usize) -> Event {
+        assert!(i < self.len);
+        // SAFETY: slots [tail, tail + len) were published by the producer's
+        // release store of head (acquired when the view was made), and the
+        // producer does not write them again until `consume` release-stores a
+        // tail past them, so nothing writes this slot while we read it.
+        unsafe { *self.slot(i) }
+    }
+
+    /// The timestamp of event `i` (`i < len()`).
+    #[inline]
+    pub(crate) fn ts(&self, i: usize) -> u64 {
+        assert!(i < self.len);
+        // SAFETY: as in `get`.
+        unsafe { (*self.slot(i)).ts_ns }
+    }
+
+    /// The view of the first `n` events only (`n <= len()`).
+    pub(crate) fn prefix(&self, n: usize) -> RingView<'_> {
+        RingView {
+            ring: self.ring,
+            tail: self.tail,
+            len: n.min(self.len),
+        }
+    }
+
+    /// Releases the first `n` events (`n <= len()`) to the producer.
+    pub(crate) fn consume(&self, n: usize) {
+        debug_assert!(n <= self.len);
+        self.ring
+            .tail
+            .0
+            .store(self.tail.wrapping_add(n.min(self.len)), Ordering::Release);
     }
 }
 

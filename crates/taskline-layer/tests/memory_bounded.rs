@@ -105,8 +105,9 @@ fn short_tasks_keep_memory_bounded() {
     let n = 200_000;
     let (growth, budget, events) = run_short_tasks(n);
     // Small rings overflow under this burst: that is fine, but every event
-    // (spawn, poll start/end, terminate per task) is stored or counted.
-    assert!(events as usize >= 4 * n, "{events}");
+    // (spawn, poll start, and poll end carrying the termination, per task)
+    // is stored or counted.
+    assert!(events as usize >= 3 * n, "{events}");
     assert!(
         growth < budget,
         "peak growth {growth} B over budget {budget} B"
@@ -123,8 +124,9 @@ fn four_million_short_tasks_keep_memory_bounded() {
     let n = 4_000_000;
     let (growth, budget, events) = run_short_tasks(n);
     // Small rings overflow under this burst: that is fine, but every event
-    // (spawn, poll start/end, terminate per task) is stored or counted.
-    assert!(events as usize >= 4 * n, "{events}");
+    // (spawn, poll start, and poll end carrying the termination, per task)
+    // is stored or counted.
+    assert!(events as usize >= 3 * n, "{events}");
     assert!(
         growth < budget,
         "peak growth {growth} B over budget {budget} B"
@@ -169,15 +171,16 @@ fn a_stalled_consumer_drops_and_counts_without_blocking_the_app() {
     });
     let took = start.elapsed();
     let s = rec.stats();
-    // spawn + poll start + poll end + terminate per task (plus park/unpark).
-    assert!(s.recorded + s.dropped >= 4 * n, "{s:?}");
+    // spawn + poll start + poll end (carrying the termination) per task,
+    // plus park/unpark.
+    assert!(s.recorded + s.dropped >= 3 * n, "{s:?}");
     assert!(
         s.dropped > 0,
         "the consumer is stalled, rings must overflow: {s:?}"
     );
-    // What was stored is bounded by this thread's ring plus the consumer's
-    // pending buffer (ring_capacity * max_threads).
-    assert!(s.recorded <= s.delivered + 1024 + 1024 * 8, "{s:?}");
+    // What was stored and not delivered is bounded by this thread's ring
+    // (the consumer reads the rings in place).
+    assert!(s.recorded <= s.delivered + 1024, "{s:?}");
     assert!(
         took < Duration::from_secs(60),
         "the app was held up: {took:?}"
@@ -186,6 +189,12 @@ fn a_stalled_consumer_drops_and_counts_without_blocking_the_app() {
     let snap = rec.snapshot();
     let after = rec.stats();
     assert_eq!(after.delivered, after.recorded, "{after:?}");
-    assert!(snap.events <= after.recorded);
+    // Each recorded event reaches the aggregator once, a poll end carrying
+    // its task's termination as two (Terminate, PollEnd).
+    assert!(
+        after.recorded <= snap.events && snap.events <= 2 * after.recorded,
+        "{} events for {after:?}",
+        snap.events
+    );
     drop(rt);
 }
