@@ -17,6 +17,10 @@
 //! ```text
 //! CARGO_TARGET_DIR=/work/target-consumer cargo run --release -p taskline-bench --example consumer_cost
 //! ```
+//! `--task-per-pixel` replaces that stream with the task-per-pixel
+//! Mandelbrot's (one short task per pixel, far more live tasks than are
+//! tracked), the stream of the overhead benchmark's costliest workload.
+//!
 //! Options: `--reps N` (default 11), `--events N` (default 400000),
 //! `--stage NAME` (only the stages whose name contains NAME, e.g. to profile one).
 
@@ -171,6 +175,30 @@ fn stream(registry: &Registry, n: usize) -> Vec<Event> {
     // poll nesting; they are all on worker 0 above, whose timeline they share.
     for evs in per_worker {
         out.extend(evs);
+    }
+    out.sort_by_key(|e| e.ts_ns);
+    out
+}
+
+/// The stream of the task-per-pixel Mandelbrot on 2 workers: a driver task
+/// on worker 0 spawns one short task per pixel faster than the workers
+/// finish them, so the live tasks pile up well past `max_tracked_tasks`
+/// (65536 by default) and most tasks are untracked; each task is polled
+/// once, terminates inside that poll, and the polls alternate between the
+/// workers in spawn order.
+fn pixel_stream(registry: &Registry, n: usize) -> Vec<Event> {
+    let site = registry.intern_site("src/render.rs", 88, 17, TaskKind::Task);
+    let tasks = (n / 4) as u64;
+    let t0 = 1_000_000_000u64;
+    let mut out = Vec::with_capacity(n + 8);
+    for i in 0..tasks {
+        let task = 100 + i;
+        out.push(spawn(t0 + i * 150, task, 0, site));
+        let w = 1 + (i % 2) as u16;
+        let start = t0 + 20_000 + i * 300;
+        out.push(poll_start(start, task, w));
+        out.push(ev(EventKind::Terminate, start + 800, task, w));
+        out.push(poll_end(start + 850, task, w));
     }
     out.sort_by_key(|e| e.ts_ns);
     out
@@ -344,7 +372,12 @@ fn main() {
     let reps = arg("--reps", 11).max(1);
     let n = arg("--events", 400_000).max(BATCH);
     let registry = Registry::new();
-    let base = stream(&registry, n);
+    let pixels = std::env::args().any(|a| a == "--task-per-pixel");
+    let base = if pixels {
+        pixel_stream(&registry, n)
+    } else {
+        stream(&registry, n)
+    };
     let first = base.first().map_or(0, |e| e.ts_ns);
     let last = base.last().map_or(0, |e| e.ts_ns);
     let span = last - first + 1_000;

@@ -76,10 +76,42 @@ pub(crate) fn count_before<R: Run>(run: &R, cutoff: u64) -> usize {
 
 /// A run and how far it has been merged.
 pub(crate) struct Cursor<R> {
-    /// The run.
-    pub(crate) run: R,
+    run: R,
     /// Index of the next event to merge.
-    pub(crate) pos: usize,
+    pos: usize,
+    /// `run.len()`.
+    len: usize,
+    /// The timestamp at `pos` (unspecified once `pos == len`), kept here so
+    /// picking the next run reads no event memory.
+    head: u64,
+}
+
+impl<R: Run> Cursor<R> {
+    /// A cursor at the start of `run`.
+    pub(crate) fn new(run: R) -> Self {
+        let len = run.len();
+        let head = if len > 0 { run.ts(0) } else { u64::MAX };
+        Cursor {
+            run,
+            pos: 0,
+            len,
+            head,
+        }
+    }
+
+    /// Events merged so far.
+    pub(crate) fn pos(&self) -> usize {
+        self.pos
+    }
+
+    /// The run.
+    pub(crate) fn run(&self) -> &R {
+        &self.run
+    }
+
+    fn done(&self) -> bool {
+        self.pos >= self.len
+    }
 }
 
 /// Appends merged events from `runs` to `out` until `out` holds `limit`
@@ -90,11 +122,7 @@ pub(crate) struct Cursor<R> {
 /// task's termination into the end of its last poll) comes out as a
 /// `Terminate` followed by the plain `PollEnd`, both at the `PollEnd`'s
 /// timestamp, so the sinks see the documented event kinds.
-pub(crate) fn merge_chunk<R: Run>(
-    runs: &mut [Cursor<R>],
-    out: &mut Vec<Event>,
-    limit: usize,
-) -> bool {
+pub(crate) fn merge_chunk<R: Run>(runs: &mut [Cursor<R>], out: &mut Vec<Event>, limit: usize) -> bool {
     loop {
         // The run with the earliest head (the first one on ties), and the
         // earliest head among the others.
@@ -103,10 +131,10 @@ pub(crate) fn merge_chunk<R: Run>(
         let mut next = usize::MAX;
         let mut next_ts = u64::MAX;
         for (i, c) in runs.iter().enumerate() {
-            if c.pos >= c.run.len() {
+            if c.done() {
                 continue;
             }
-            let t = c.run.ts(c.pos);
+            let t = c.head;
             if best == usize::MAX || t < best_ts {
                 (next, next_ts) = (best, best_ts);
                 (best, best_ts) = (i, t);
@@ -126,16 +154,22 @@ pub(crate) fn merge_chunk<R: Run>(
         } else {
             next_ts.saturating_sub(1)
         };
-        let len = c.run.len();
         loop {
             push_expanded(out, c.run.get(c.pos));
             c.pos += 1;
-            if out.len() >= limit {
-                return runs.iter().all(|c| c.pos >= c.run.len());
-            }
-            if c.pos >= len || c.run.ts(c.pos) > bound {
+            if c.pos >= c.len {
                 break;
             }
+            c.head = c.run.ts(c.pos);
+            if out.len() >= limit {
+                return runs.iter().all(Cursor::done);
+            }
+            if c.head > bound {
+                break;
+            }
+        }
+        if out.len() >= limit {
+            return runs.iter().all(Cursor::done);
         }
     }
 }
@@ -195,13 +229,8 @@ mod tests {
     }
 
     fn merge_all(runs: &[Vec<Event>], limit: usize) -> Vec<Event> {
-        let mut cursors: Vec<Cursor<&[Event]>> = runs
-            .iter()
-            .map(|r| Cursor {
-                run: r.as_slice(),
-                pos: 0,
-            })
-            .collect();
+        let mut cursors: Vec<Cursor<&[Event]>> =
+            runs.iter().map(|r| Cursor::new(r.as_slice())).collect();
         let mut all = Vec::new();
         let mut chunk = Vec::new();
         loop {
