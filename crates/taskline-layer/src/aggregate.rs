@@ -40,14 +40,12 @@ use crate::sink::Sink;
 use crate::task_table::TaskTable;
 
 /// Upper bound of the bytes one tracked task takes in the aggregator: a
-/// 72-byte slot (64-byte state, 8-byte id) of the task table, which has at
-/// most the power of two at or above `2 * max_tracked_tasks` slots, so under
-/// 4 slots (288 bytes) per task, plus, for tasks whose bucket is full, an
-/// overflow hash-map entry (~82 bytes).
-pub const TASK_STATE_BYTES_BOUND: usize = 376;
-
-/// How many events ahead [`Aggregator::feed`] prefetches task state.
-const PREFETCH_AHEAD: usize = 8;
+/// slot of the task table (a 64-byte state, plus a 64-byte bucket line per
+/// 7 slots: under 74 bytes), which has at most 4 slots per tracked task
+/// (its buckets are the power of two at or above `2 * max_tracked_tasks`
+/// slots), plus, for tasks whose bucket is full, an overflow hash-map entry
+/// (~82 bytes).
+pub const TASK_STATE_BYTES_BOUND: usize = 384;
 
 /// Spawn sites (by id) that get their own histograms; later sites have
 /// counters only. Bounds histogram memory.
@@ -254,6 +252,9 @@ pub struct Aggregator {
     /// Indexed by the recorder's thread number; `None` for threads that
     /// never reported a worker event.
     workers: Vec<Option<WorkerAcc>>,
+    /// (thread, worker index) of threads seen as workers for the first
+    /// time since [`Aggregator::take_new_workers`] last ran.
+    new_workers: Vec<(u16, u32)>,
     /// Observations of tasks whose site has no histograms of its own
     /// (beyond [`MAX_SITE_HISTOGRAMS`], or the task is not tracked).
     rest: Hists,
@@ -324,6 +325,7 @@ impl Aggregator {
             sites: Sites::default(),
             threads: Vec::new(),
             workers: Vec::new(),
+            new_workers: Vec::new(),
             rest: Hists::new(SITE_SIGFIG),
             totals: Totals::default(),
         }
@@ -331,16 +333,16 @@ impl Aggregator {
 
     /// Feeds events (the same as [`Sink::on_events`]).
     pub fn feed(&mut self, events: &[Event]) {
-        // A task's state is usually out of cache when its spawn or its next
-        // poll arrives (thousands of other tasks ran in between): ask for it
-        // a few events ahead, so the misses overlap instead of stalling one
-        // after another.
-        for (i, e) in events.iter().enumerate() {
-            if let Some(ahead) = events.get(i + PREFETCH_AHEAD) {
-                self.tasks.prefetch(ahead.task);
-            }
+        for e in events {
             self.event(e);
         }
+    }
+
+    /// Threads first seen as runtime workers since the last call, as
+    /// (recorder thread number, worker index): the recorder names them in
+    /// its registry.
+    pub(crate) fn take_new_workers(&mut self) -> std::vec::Drain<'_, (u16, u32)> {
+        self.new_workers.drain(..)
     }
 
     fn site_mut(&mut self, site: u32) -> &mut SiteAcc {
@@ -363,7 +365,10 @@ impl Aggregator {
         if self.workers.len() <= t {
             self.workers.resize(t + 1, None);
         }
-        let w = self.workers[t].get_or_insert_with(WorkerAcc::default);
+        let w = self.workers[t].get_or_insert_with(|| {
+            self.new_workers.push((e.thread, e.aux));
+            WorkerAcc::default()
+        });
         w.worker = e.aux;
         Some(w)
     }

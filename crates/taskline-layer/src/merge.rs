@@ -122,7 +122,11 @@ impl<R: Run> Cursor<R> {
 /// task's termination into the end of its last poll) comes out as a
 /// `Terminate` followed by the plain `PollEnd`, both at the `PollEnd`'s
 /// timestamp, so the sinks see the documented event kinds.
-pub(crate) fn merge_chunk<R: Run>(runs: &mut [Cursor<R>], out: &mut Vec<Event>, limit: usize) -> bool {
+pub(crate) fn merge_chunk<R: Run>(
+    runs: &mut [Cursor<R>],
+    out: &mut Vec<Event>,
+    limit: usize,
+) -> bool {
     loop {
         // The run with the earliest head (the first one on ties), and the
         // earliest head among the others.

@@ -473,10 +473,7 @@ impl Inner {
             .iter()
             .map(|v| {
                 let n = count_before(v, cutoff).max(v.len().saturating_sub(half));
-                Cursor {
-                    run: v.prefix(n),
-                    pos: 0,
-                }
+                Cursor::new(v.prefix(n))
             })
             .collect();
         let mut chunk = std::mem::take(&mut c.chunk);
@@ -491,8 +488,8 @@ impl Inner {
             // end of the tick: slow sinks must not shrink the rings.
             let mut taken = 0;
             for cur in &cursors {
-                cur.run.consume(cur.pos);
-                taken += cur.pos as u64;
+                cur.run().consume(cur.pos());
+                taken += cur.pos() as u64;
             }
             self.delivered
                 .fetch_add(taken - consumed, Ordering::Relaxed);
@@ -504,7 +501,7 @@ impl Inner {
         c.chunk = chunk;
         let mut emptied = Vec::new();
         for (i, cur) in cursors.iter().enumerate() {
-            if finished[i] && cur.pos == views[i].len() {
+            if finished[i] && cur.pos() == views[i].len() {
                 emptied.push(rings[i].clone());
             }
         }
@@ -522,6 +519,34 @@ impl Inner {
     }
 
     fn deliver(&self, c: &mut Consumer, batch: &[Event]) {
+        let reg = &self.registry;
+        if !c.aggregator_disabled {
+            let agg = &mut c.aggregator;
+            if catch_unwind(AssertUnwindSafe(|| agg.on_events(batch, reg))).is_err() {
+                c.aggregator_disabled = true;
+                self.sink_panics.fetch_add(1, Ordering::Relaxed);
+            }
+            // The aggregator spots threads acting as workers as it goes.
+            for (thread, worker) in c.aggregator.take_new_workers() {
+                reg.set_worker(thread, worker);
+            }
+        }
+        if c.aggregator_disabled {
+            self.note_workers(c, batch);
+        }
+        for s in c.sinks.iter_mut().filter(|s| !s.disabled) {
+            let sink = &mut s.sink;
+            if catch_unwind(AssertUnwindSafe(|| sink.on_events(batch, reg))).is_err() {
+                s.disabled = true;
+                self.sink_panics.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Without the aggregator (it panicked): names the threads that act as
+    /// workers in the registry by scanning the batch.
+    #[cold]
+    fn note_workers(&self, c: &mut Consumer, batch: &[Event]) {
         for e in batch {
             if matches!(
                 e.kind(),
@@ -536,21 +561,6 @@ impl Inner {
                     c.worker_known[t] = true;
                     self.registry.set_worker(e.thread, e.aux);
                 }
-            }
-        }
-        let reg = &self.registry;
-        if !c.aggregator_disabled {
-            let agg = &mut c.aggregator;
-            if catch_unwind(AssertUnwindSafe(|| agg.on_events(batch, reg))).is_err() {
-                c.aggregator_disabled = true;
-                self.sink_panics.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        for s in c.sinks.iter_mut().filter(|s| !s.disabled) {
-            let sink = &mut s.sink;
-            if catch_unwind(AssertUnwindSafe(|| sink.on_events(batch, reg))).is_err() {
-                s.disabled = true;
-                self.sink_panics.fetch_add(1, Ordering::Relaxed);
             }
         }
     }

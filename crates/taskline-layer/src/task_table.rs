@@ -3,11 +3,12 @@
 //! Tokio hands out task ids from one counter, so the live tasks of a process
 //! are mostly a window of ids (not every id in it: with more live tasks than
 //! `max_tracked_tasks`, the tracked ones are scattered over a window wider
-//! than the table). The table is 8-way set-associative with the bucket
-//! indexed by `id & mask`, no hashing: a lookup compares the 8 ids of one
-//! bucket (one cache line) and touches one value, and a window of live ids
-//! wider than the table still fits, because up to 8 ids that share a bucket
-//! can live at once. A hash map would probe its control bytes and then a
+//! than the table). The table is 7-way set-associative with the bucket
+//! indexed by `id & mask`, no hashing: a lookup compares the 7 ids of one
+//! bucket (one cache line, which also counts the bucket's entries in the
+//! overflow map, so an absent id costs that line alone) and touches one
+//! value, and a window of live ids wider than the table still fits,
+//! because up to 7 ids that share a bucket can live at once. A hash map would probe its control bytes and then a
 //! slot at random places (two cache misses per lookup once the table
 //! outgrows the cache); a direct-mapped table (one slot per bucket) sends
 //! every collision to the overflow map, which is what a scattered window
@@ -46,48 +47,59 @@ impl Hasher for IdHasher {
 /// A hash map keyed by integer ids with [`IdHasher`].
 pub(crate) type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
 
-const MIN_SLOTS: usize = 1024;
-/// Ways per bucket: a task may sit in any slot of its bucket, and a
-/// lookup compares the bucket's ids, which share one 64-byte cache line.
-const WAYS: usize = 8;
+/// Ways per bucket: a task may sit in any slot of its bucket. A bucket's
+/// ids and its spill count share one 64-byte cache line.
+const WAYS: usize = 7;
+const MIN_BUCKETS: usize = 128;
 /// Marks an empty slot. Task id 0 (never a Tokio id) lives in the overflow map.
 const EMPTY: u64 = 0;
 
-/// Values by task id: an 8-way set-associative table plus an overflow map.
+/// Values by task id: a 7-way set-associative table plus an overflow map.
 pub(crate) struct TaskTable<V> {
-    /// Slot ids, `EMPTY` when free; 64-byte aligned buckets of [`WAYS`].
-    ids: Vec<Bucket>,
-    /// Slot values, same indices as the ids.
+    /// The buckets' ids (a power of two of buckets).
+    buckets: Vec<Bucket>,
+    /// Slot values: bucket `b`, way `w` is `values[b * WAYS + w]`.
     values: Vec<V>,
     /// Entries in the slots.
     direct: usize,
+    /// Entries whose bucket was full (and id 0).
     overflow: IdMap<V>,
-    max_slots: usize,
+    max_buckets: usize,
     /// Removals that left the table under 1/32 full since it was last busier
     /// than that (or rebuilt): it shrinks once that reaches the slot count.
     low_removals: usize,
 }
 
-/// The ids of one bucket: one cache line.
+/// One bucket: the ids of its ways (`EMPTY` when free) and how many
+/// entries of this bucket live in the overflow map, so that looking up an
+/// absent id (every event of an untracked task) reads this one cache line
+/// and not the map. One cache line.
 #[derive(Clone, Copy)]
 #[repr(align(64))]
-struct Bucket([u64; WAYS]);
+struct Bucket {
+    ids: [u64; WAYS],
+    spilled: u64,
+}
 
-const EMPTY_BUCKET: Bucket = Bucket([EMPTY; WAYS]);
+const EMPTY_BUCKET: Bucket = Bucket {
+    ids: [EMPTY; WAYS],
+    spilled: 0,
+};
 
 impl<V: Clone + Default> TaskTable<V> {
-    /// An empty table that never grows beyond the power of two at or above
-    /// `2 * max_entries` slots (so at most half full).
+    /// An empty table that never grows beyond the power of two of buckets
+    /// at or above `2 * max_entries` slots (so at most half full).
     pub(crate) fn new(max_entries: usize) -> Self {
         TaskTable {
-            ids: Vec::new(),
+            buckets: Vec::new(),
             values: Vec::new(),
             direct: 0,
             overflow: IdMap::default(),
             low_removals: 0,
-            max_slots: max_entries
+            max_buckets: max_entries
                 .saturating_mul(2)
-                .max(MIN_SLOTS)
+                .div_ceil(WAYS)
+                .max(MIN_BUCKETS)
                 .next_power_of_two(),
         }
     }
@@ -97,78 +109,56 @@ impl<V: Clone + Default> TaskTable<V> {
     }
 
     fn slots(&self) -> usize {
-        self.ids.len() * WAYS
+        self.buckets.len() * WAYS
     }
 
     /// The bucket of `id` and its preferred way: consecutive ids fill
     /// consecutive buckets, and successive rounds over the buckets prefer
     /// successive ways, so a window of live ids spreads evenly and most ids
-    /// sit in their preferred way. Checking that way first lets the CPU
-    /// load the value while it compares the id.
+    /// sit in their preferred way, found with one comparison.
     #[inline]
     fn bucket(&self, id: u64) -> Option<(usize, usize)> {
-        if self.ids.is_empty() || id == EMPTY {
+        if self.buckets.is_empty() || id == EMPTY {
             None
         } else {
-            let n = self.ids.len();
-            let way = ((id as usize) >> n.trailing_zeros()) & (WAYS - 1);
+            let n = self.buckets.len();
+            let way = ((id as usize) >> n.trailing_zeros()) % WAYS;
             Some(((id as usize) & (n - 1), way))
         }
     }
 
-    /// The slot holding `id`, if it is in the table proper.
+    /// Where `id` is: `Ok(slot)` in the table, `Err(true)` possibly in the
+    /// overflow map, `Err(false)` absent.
     #[inline]
-    fn find(&self, id: u64) -> Option<usize> {
-        let (b, pref) = self.bucket(id)?;
-        let ids = &self.ids[b].0;
-        if ids[pref] == id {
-            return Some(b * WAYS + pref);
+    fn find(&self, id: u64) -> Result<usize, bool> {
+        let Some((b, pref)) = self.bucket(id) else {
+            return Err(!self.overflow.is_empty());
+        };
+        let bucket = &self.buckets[b];
+        if bucket.ids[pref] == id {
+            return Ok(b * WAYS + pref);
         }
-        let way = ids.iter().position(|&x| x == id)?;
-        Some(b * WAYS + way)
-    }
-
-    /// Hints the CPU to start loading `id`'s bucket and the value in its
-    /// preferred way (a no-op off x86-64). Never faults, whatever `id` is.
-    #[inline]
-    pub(crate) fn prefetch(&self, id: u64) {
-        #[cfg(target_arch = "x86_64")]
-        if let Some((b, pref)) = self.bucket(id) {
-            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-            let bucket: *const Bucket = &self.ids[b];
-            let value: *const V = &self.values[b * WAYS + pref];
-            // SAFETY: prefetching has no architectural effect (it cannot
-            // fault), and both pointers come from in-bounds references.
-            unsafe {
-                _mm_prefetch::<_MM_HINT_T0>(bucket.cast());
-                _mm_prefetch::<_MM_HINT_T0>(value.cast());
-            }
+        match bucket.ids.iter().position(|&x| x == id) {
+            Some(way) => Ok(b * WAYS + way),
+            None => Err(bucket.spilled != 0),
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = id;
     }
 
     #[inline]
     pub(crate) fn get(&self, id: u64) -> Option<&V> {
-        if let Some(i) = self.find(id) {
-            return Some(&self.values[i]);
-        }
-        if self.overflow.is_empty() {
-            None
-        } else {
-            self.overflow.get(&id)
+        match self.find(id) {
+            Ok(i) => Some(&self.values[i]),
+            Err(true) => self.overflow.get(&id),
+            Err(false) => None,
         }
     }
 
     #[inline]
     pub(crate) fn get_mut(&mut self, id: u64) -> Option<&mut V> {
-        if let Some(i) = self.find(id) {
-            return Some(&mut self.values[i]);
-        }
-        if self.overflow.is_empty() {
-            None
-        } else {
-            self.overflow.get_mut(&id)
+        match self.find(id) {
+            Ok(i) => Some(&mut self.values[i]),
+            Err(true) => self.overflow.get_mut(&id),
+            Err(false) => None,
         }
     }
 
@@ -187,11 +177,11 @@ impl<V: Clone + Default> TaskTable<V> {
     }
 
     /// Inserts `value` for an `id` the caller knows is absent (one lookup
-    /// less than [`insert`](Self::insert)).
+    /// less than an insert that may replace).
     pub(crate) fn insert_new(&mut self, id: u64, value: V) {
         debug_assert!(!self.contains_key(id));
-        if (self.len() + 1) * 2 > self.slots() && self.slots() < self.max_slots {
-            let grown = (self.slots() * 2).clamp(MIN_SLOTS, self.max_slots);
+        if (self.len() + 1) * 2 > self.slots() && self.buckets.len() < self.max_buckets {
+            let grown = (self.buckets.len() * 2).clamp(MIN_BUCKETS, self.max_buckets);
             self.rebuild(grown);
         }
         self.place(id, value);
@@ -202,38 +192,51 @@ impl<V: Clone + Default> TaskTable<V> {
     }
 
     fn place(&mut self, id: u64, value: V) {
-        let free = self.bucket(id).and_then(|(b, pref)| {
-            let ids = &self.ids[b].0;
-            let way = if ids[pref] == EMPTY {
-                Some(pref)
-            } else {
-                ids.iter().position(|&x| x == EMPTY)
-            };
-            way.map(|w| (b, w))
-        });
-        if let Some((b, way)) = free {
-            self.ids[b].0[way] = id;
-            self.values[b * WAYS + way] = value;
-            self.direct += 1;
-        } else {
+        let Some((b, pref)) = self.bucket(id) else {
             self.overflow.insert(id, value);
+            return;
+        };
+        let bucket = &mut self.buckets[b];
+        let way = if bucket.ids[pref] == EMPTY {
+            Some(pref)
+        } else {
+            bucket.ids.iter().position(|&x| x == EMPTY)
+        };
+        match way {
+            Some(w) => {
+                bucket.ids[w] = id;
+                self.values[b * WAYS + w] = value;
+                self.direct += 1;
+            }
+            None => {
+                bucket.spilled += 1;
+                self.overflow.insert(id, value);
+            }
         }
     }
 
     pub(crate) fn remove(&mut self, id: u64) -> Option<V> {
         let removed = match self.find(id) {
-            Some(i) => {
-                self.ids[i / WAYS].0[i % WAYS] = EMPTY;
+            Ok(i) => {
+                self.buckets[i / WAYS].ids[i % WAYS] = EMPTY;
                 self.direct -= 1;
                 Some(std::mem::take(&mut self.values[i]))
             }
-            None if self.overflow.is_empty() => None,
-            None => self.overflow.remove(&id),
+            Err(false) => None,
+            Err(true) => {
+                let v = self.overflow.remove(&id);
+                if v.is_some()
+                    && let Some((b, _)) = self.bucket(id)
+                {
+                    self.buckets[b].spilled -= 1;
+                }
+                v
+            }
         };
-        if removed.is_some() && self.slots() > MIN_SLOTS && self.len() * 32 < self.slots() {
+        if removed.is_some() && self.buckets.len() > MIN_BUCKETS && self.len() * 32 < self.slots() {
             self.low_removals += 1;
             if self.low_removals >= self.slots() {
-                self.rebuild(self.slots() / 2);
+                self.rebuild(self.buckets.len() / 2);
             }
         }
         removed
@@ -241,24 +244,27 @@ impl<V: Clone + Default> TaskTable<V> {
 
     /// Every entry, in no particular order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (u64, &V)> {
-        self.ids
+        self.buckets
             .iter()
-            .flat_map(|b| b.0.iter())
+            .flat_map(|b| b.ids.iter())
             .zip(self.values.iter())
             .filter(|(id, _)| **id != EMPTY)
             .map(|(&id, v)| (id, v))
             .chain(self.overflow.iter().map(|(&id, v)| (id, v)))
     }
 
-    fn rebuild(&mut self, slots: usize) {
-        let old_ids = std::mem::take(&mut self.ids);
+    fn rebuild(&mut self, buckets: usize) {
+        let old_buckets = std::mem::take(&mut self.buckets);
         let old_values = std::mem::take(&mut self.values);
         let overflow = std::mem::take(&mut self.overflow);
-        self.ids = vec![EMPTY_BUCKET; slots / WAYS];
-        self.values = vec![V::default(); slots];
+        self.buckets = vec![EMPTY_BUCKET; buckets];
+        self.values = vec![V::default(); buckets * WAYS];
         self.direct = 0;
         self.low_removals = 0;
-        let old = old_ids.iter().flat_map(|b| b.0.iter()).zip(old_values);
+        let old = old_buckets
+            .iter()
+            .flat_map(|b| b.ids.iter())
+            .zip(old_values);
         for (&id, v) in old.filter(|(id, _)| **id != EMPTY) {
             self.place(id, v);
         }
@@ -304,6 +310,13 @@ mod tests {
         for &id in &ids {
             assert_eq!(t.get(id), m.get(&id), "id {id}");
         }
+        let spilled: u64 = t.buckets.iter().map(|b| b.spilled).sum();
+        let id0 = u64::from(t.overflow.contains_key(&0));
+        assert_eq!(
+            spilled + id0,
+            t.overflow.len() as u64,
+            "spill counts match the map"
+        );
         assert_eq!(t.remove(424_242), None);
         let left: Vec<u64> = m.keys().copied().collect();
         for id in left {
@@ -317,7 +330,7 @@ mod tests {
             assert_eq!(t.remove(id), Some(id));
         }
         assert!(
-            t.slots() < big && t.slots() <= MIN_SLOTS * 2,
+            t.slots() < big && t.buckets.len() <= MIN_BUCKETS * 2,
             "shrank: {} from {big}",
             t.slots()
         );
@@ -363,12 +376,18 @@ mod tests {
                 n += 1;
             }
         }
-        assert_eq!(t.slots(), 2048);
+        assert_eq!(
+            t.slots(),
+            512 * WAYS,
+            "the power of two of buckets above 2000 slots"
+        );
         assert!(
             t.overflow.len() < 20,
             "{} in the overflow map",
             t.overflow.len()
         );
+        let spilled: u64 = t.buckets.iter().map(|b| b.spilled).sum();
+        assert_eq!(spilled as usize, t.overflow.len());
     }
 
     #[test]
@@ -377,7 +396,11 @@ mod tests {
         for id in 1..=10_000u64 {
             t.insert(id, 1);
         }
-        assert_eq!(t.slots(), 8192);
+        assert_eq!(
+            t.buckets.len(),
+            1024,
+            "2 * 3000 slots of 7 ways, rounded up"
+        );
         assert_eq!(t.len(), 10_000);
         assert!((1..=10_000u64).all(|id| t.contains_key(id)));
     }
