@@ -40,10 +40,11 @@ enum Config {
     TokioMetrics,
     Console,
     Dial9,
+    Dial9Tasks,
 }
 
 impl Config {
-    const ALL: [Config; 8] = [
+    const ALL: [Config; 9] = [
         Config::None,
         Config::TasklineHooks,
         Config::TasklineLayer,
@@ -52,6 +53,7 @@ impl Config {
         Config::TokioMetrics,
         Config::Console,
         Config::Dial9,
+        Config::Dial9Tasks,
     ];
 
     fn name(self) -> &'static str {
@@ -64,6 +66,7 @@ impl Config {
             Config::TokioMetrics => "tokio-metrics",
             Config::Console => "console",
             Config::Dial9 => "dial9",
+            Config::Dial9Tasks => "dial9-tasks",
         }
     }
 
@@ -72,7 +75,10 @@ impl Config {
     }
 
     fn is_peer(self) -> bool {
-        matches!(self, Config::TokioMetrics | Config::Console | Config::Dial9)
+        matches!(
+            self,
+            Config::TokioMetrics | Config::Console | Config::Dial9 | Config::Dial9Tasks
+        )
     }
 
     fn available(self) -> bool {
@@ -233,8 +239,13 @@ fn child(args: &Args) {
                 .spawn();
             tracing_subscriber::registry().with(layer).init();
         }
+        // `dial9` is dial9's default attachment: poll start/end, park/unpark
+        // and worker metrics, but no task spawn/terminate events (its
+        // `task_tracking_enabled` defaults to false). `dial9-tasks` turns
+        // task tracking on, recording the same transitions as taskline's
+        // hooks: the like-for-like comparison.
         #[cfg(feature = "peers")]
-        Config::Dial9 => {
+        Config::Dial9 | Config::Dial9Tasks => {
             use dial9::Dial9HandleTokioExt;
             let dir =
                 std::env::temp_dir().join(format!("taskline-bench-dial9-{}", std::process::id()));
@@ -246,7 +257,12 @@ fn child(args: &Args) {
             let recorder = dial9::recorder(writer).build();
             let rt = recorder
                 .handle()
-                .attach_tokio_runtime(builder, dial9::TokioAttachOptions::default())
+                .attach_tokio_runtime(
+                    builder,
+                    dial9::TokioAttachOptions::builder()
+                        .task_tracking_enabled(config == Config::Dial9Tasks)
+                        .build(),
+                )
                 .expect("attach dial9");
             runtime = Some(rt);
             installed.dial9 = Some(recorder);
