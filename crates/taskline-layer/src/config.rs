@@ -13,7 +13,9 @@ pub struct RecorderConfig {
     /// Events per thread ring (a power of two, 64..=2^24). Default 65536
     /// (2 MiB per recording thread; pages are touched only as the ring fills,
     /// so a mostly idle thread costs far less). A ring crossing half capacity
-    /// wakes the consumer.
+    /// wakes the consumer. The rings are the recorder's only event buffer:
+    /// a thread that records faster than the consumer can keep up with fills
+    /// its ring, and further events are dropped and counted.
     pub ring_capacity: usize,
     /// Thread rings allocated at most (1..=65535). A thread beyond this has
     /// its events dropped and counted. Default 256.
@@ -21,8 +23,9 @@ pub struct RecorderConfig {
     /// How often the consumer thread drains the rings (1 ms..=10 s). Default
     /// 10 ms. A ring crossing half capacity wakes the consumer earlier.
     pub drain_interval: Duration,
-    /// Events younger than this stay pending so the merge across threads is
-    /// in timestamp order (at most 10 s). Default 2 ms.
+    /// Events younger than this wait in their thread's ring (at most half
+    /// of it) until the next drain, so the merge across threads is in
+    /// timestamp order (at most 10 s). Default 2 ms.
     pub reorder_window: Duration,
     /// A poll longer than this counts as slow (non-zero). Default 10 ms.
     pub slow_poll_threshold: Duration,
@@ -159,8 +162,9 @@ impl RecorderConfig {
 
     /// Upper bound of the recorder's own memory with this configuration:
     /// thread rings (which also hold the events the consumer keeps back for
-    /// the reorder window), the consumer's 128 KiB delivery chunk, per-task state, the registry (assuming names of up to ~100
-    /// bytes) and the histograms.
+    /// the reorder window), the consumer's 32 KiB delivery chunk, per-task
+    /// state, the registry (assuming names of up to ~100 bytes) and the
+    /// histograms.
     pub fn memory_budget_bytes(&self) -> usize {
         let rings = self.ring_bytes();
         // The consumer merges the rings in place into one reused chunk.

@@ -15,7 +15,7 @@
 //! events older than `reorder_window` into timestamp order, reading them in
 //! place (each ring is already in order, so this is a k-way merge, not a
 //! sort; events of one thread with equal timestamps keep their order). It
-//! delivers them in chunks of 4096 (`CHUNK_EVENTS`) to the internal [`Aggregator`]
+//! delivers them in chunks of 1024 (`CHUNK_EVENTS`) to the internal [`Aggregator`]
 //! and then to every [`Sink`], and releases them to their rings. Younger
 //! events wait in their ring for the next tick.
 
@@ -35,9 +35,10 @@ use crate::registry::Registry;
 use crate::ring::{Push, Ring, RingView};
 use crate::sink::Sink;
 
-/// Events merged per delivery to the sinks: 128 KiB, small enough to stay
-/// in cache between the merge and the sinks.
-pub(crate) const CHUNK_EVENTS: usize = 4096;
+/// Events merged per delivery to the sinks: 32 KiB, small enough to stay in
+/// the first-level cache between the merge and the sinks, and the ring slots
+/// behind them go back to the producers after every chunk.
+pub(crate) const CHUNK_EVENTS: usize = 1024;
 
 static NEXT_RECORDER_ID: AtomicU64 = AtomicU64::new(1);
 
