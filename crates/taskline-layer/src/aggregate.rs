@@ -43,9 +43,10 @@ use crate::task_table::TaskTable;
 /// slot of the task table (a 64-byte state, plus a 64-byte bucket line per
 /// 7 slots: under 74 bytes), which has at most 4 slots per tracked task
 /// (its buckets are the power of two at or above `2 * max_tracked_tasks`
-/// slots), plus, for tasks whose bucket is full, an overflow hash-map entry
-/// (~82 bytes).
-pub const TASK_STATE_BYTES_BOUND: usize = 384;
+/// slots), plus a presence count of under 16 bytes (a power of two at or
+/// above 8 per tracked task), plus, for tasks whose bucket is full, an
+/// overflow hash-map entry (~82 bytes).
+pub const TASK_STATE_BYTES_BOUND: usize = 400;
 
 /// Spawn sites (by id) that get their own histograms; later sites have
 /// counters only. Bounds histogram memory.

@@ -68,6 +68,14 @@ pub(crate) struct TaskTable<V> {
     /// Removals that left the table under 1/32 full since it was last busier
     /// than that (or rebuilt): it shrinks once that reaches the slot count.
     low_removals: usize,
+    /// How many entries have an id congruent to `i` modulo the length (a
+    /// power of two), saturating at 255 (which then stays): zero means no
+    /// entry has that id. Consecutive ids share a cache line here, so the
+    /// lookups of absent ids (every event of an untracked task) mostly hit
+    /// lines the previous lookups brought in, where their buckets would each
+    /// cost a miss. Allocated with the first entry.
+    present: Vec<u8>,
+    present_len: usize,
 }
 
 /// One bucket: the ids of its ways (`EMPTY` when free) and how many
@@ -96,6 +104,11 @@ impl<V: Clone + Default> TaskTable<V> {
             direct: 0,
             overflow: IdMap::default(),
             low_removals: 0,
+            present: Vec::new(),
+            present_len: max_entries
+                .saturating_mul(8)
+                .clamp(1024, 1 << 26)
+                .next_power_of_two(),
             max_buckets: max_entries
                 .saturating_mul(2)
                 .div_ceil(WAYS)
@@ -134,6 +147,9 @@ impl<V: Clone + Default> TaskTable<V> {
         let Some((b, pref)) = self.bucket(id) else {
             return Err(!self.overflow.is_empty());
         };
+        if self.present[self.present_index(id)] == 0 {
+            return Err(false);
+        }
         let bucket = &self.buckets[b];
         if bucket.ids[pref] == id {
             return Ok(b * WAYS + pref);
@@ -184,10 +200,32 @@ impl<V: Clone + Default> TaskTable<V> {
             let grown = (self.buckets.len() * 2).clamp(MIN_BUCKETS, self.max_buckets);
             self.rebuild(grown);
         }
+        self.count_in(id);
         self.place(id, value);
         if self.len() * 32 >= self.slots() {
             // Busy again: the quiet period, if any, is over.
             self.low_removals = 0;
+        }
+    }
+
+    #[inline]
+    fn present_index(&self, id: u64) -> usize {
+        (id as usize) & (self.present_len - 1)
+    }
+
+    /// Counts a new entry `id` in `present`.
+    fn count_in(&mut self, id: u64) {
+        let i = self.present_index(id);
+        self.present[i] = self.present[i].saturating_add(1);
+    }
+
+    /// Uncounts a removed entry `id` (a saturated count stays).
+    fn count_out(&mut self, id: u64) {
+        let i = self.present_index(id);
+        if let Some(c) = self.present.get_mut(i)
+            && *c != u8::MAX
+        {
+            *c = c.saturating_sub(1);
         }
     }
 
@@ -233,6 +271,9 @@ impl<V: Clone + Default> TaskTable<V> {
                 v
             }
         };
+        if removed.is_some() {
+            self.count_out(id);
+        }
         if removed.is_some() && self.buckets.len() > MIN_BUCKETS && self.len() * 32 < self.slots() {
             self.low_removals += 1;
             if self.low_removals >= self.slots() {
@@ -257,6 +298,10 @@ impl<V: Clone + Default> TaskTable<V> {
         let old_buckets = std::mem::take(&mut self.buckets);
         let old_values = std::mem::take(&mut self.values);
         let overflow = std::mem::take(&mut self.overflow);
+        if self.present.is_empty() {
+            // Allocated with the buckets, so `find` can index it unchecked.
+            self.present = vec![0; self.present_len];
+        }
         self.buckets = vec![EMPTY_BUCKET; buckets];
         self.values = vec![V::default(); buckets * WAYS];
         self.direct = 0;
@@ -388,6 +433,35 @@ mod tests {
         );
         let spilled: u64 = t.buckets.iter().map(|b| b.spilled).sum();
         assert_eq!(spilled as usize, t.overflow.len());
+    }
+
+    #[test]
+    fn saturated_presence_counts_stay_correct() {
+        // 300 live ids share one presence count (saturating at 255).
+        let mut t: TaskTable<u64> = TaskTable::new(64);
+        assert_eq!(t.present_len, 1024);
+        let ids: Vec<u64> = (0..300u64).map(|k| 1 + k * 1024).collect();
+        for &id in &ids {
+            t.insert_new(id, id);
+        }
+        assert_eq!(t.present[1], u8::MAX);
+        assert!(ids.iter().all(|&id| t.get(id) == Some(&id)));
+        assert_eq!(t.get(2), None, "a neighbouring id is absent");
+        for &id in &ids {
+            assert_eq!(t.remove(id), Some(id));
+        }
+        assert_eq!(t.present[1], u8::MAX, "saturated: stays 'maybe'");
+        assert!(ids.iter().all(|&id| t.get(id).is_none()));
+        t.insert_new(1, 5);
+        assert_eq!(t.get(1), Some(&5));
+        assert_eq!(t.remove(1), Some(5));
+        // Unsaturated counts go back to zero.
+        t.insert_new(3, 3);
+        t.insert_new(3 + 1024, 4);
+        assert_eq!(t.present[3], 2);
+        t.remove(3);
+        t.remove(3 + 1024);
+        assert_eq!(t.present[3], 0);
     }
 
     #[test]
