@@ -13,8 +13,9 @@ pub struct RecorderConfig {
     /// Events per thread ring (a power of two, 64..=2^24). Default 65536
     /// (2 MiB per recording thread; pages are touched only as the ring fills,
     /// so a mostly idle thread costs far less). A ring crossing half capacity
-    /// wakes the consumer. The rings are the recorder's only event buffer:
-    /// a thread that records faster than the consumer can keep up with fills
+    /// wakes the consumer, which copies out the ready events of a ring a
+    /// quarter full (freeing it at once) and reads the others in place. A
+    /// thread that records faster than the consumer can keep up with fills
     /// its ring, and further events are dropped and counted.
     pub ring_capacity: usize,
     /// Thread rings allocated at most (1..=65535). A thread beyond this has
@@ -162,13 +163,16 @@ impl RecorderConfig {
 
     /// Upper bound of the recorder's own memory with this configuration:
     /// thread rings (which also hold the events the consumer keeps back for
-    /// the reorder window), the consumer's 32 KiB delivery chunk, per-task
-    /// state, the registry (assuming names of up to ~100 bytes) and the
-    /// histograms.
+    /// the reorder window), the copies the consumer makes of rings under
+    /// pressure (at most as large as the rings), its 32 KiB delivery chunk,
+    /// per-task state, the registry (assuming names of up to ~100 bytes) and
+    /// the histograms.
     pub fn memory_budget_bytes(&self) -> usize {
         let rings = self.ring_bytes();
-        // The consumer merges the rings in place into one reused chunk.
-        let pending = (crate::recorder::CHUNK_EVENTS + 1) * EVENT_BYTES;
+        // The consumer merges the rings in place into one reused chunk; a
+        // ring under pressure has its ready events copied out first (at most
+        // a ring's worth each).
+        let pending = rings.saturating_add((crate::recorder::CHUNK_EVENTS + 1) * EVENT_BYTES);
         let tasks = self
             .max_tracked_tasks
             .saturating_mul(crate::aggregate::TASK_STATE_BYTES_BOUND);

@@ -59,6 +59,38 @@ impl Run for crate::ring::RingView<'_> {
     }
 }
 
+/// Where a run lies: in its ring, or copied out of it.
+pub(crate) enum Source<'a> {
+    /// Read in place.
+    Ring(crate::ring::RingView<'a>),
+    /// Copied out (the ring was under pressure).
+    Staged(&'a [Event]),
+}
+
+impl Run for Source<'_> {
+    #[inline]
+    fn len(&self) -> usize {
+        match self {
+            Source::Ring(v) => Run::len(v),
+            Source::Staged(s) => s.len(),
+        }
+    }
+    #[inline]
+    fn ts(&self, i: usize) -> u64 {
+        match self {
+            Source::Ring(v) => Run::ts(v, i),
+            Source::Staged(s) => s[i].ts_ns,
+        }
+    }
+    #[inline]
+    fn get(&self, i: usize) -> Event {
+        match self {
+            Source::Ring(v) => Run::get(v, i),
+            Source::Staged(s) => s[i],
+        }
+    }
+}
+
 /// How many leading events of sorted `run` are older than `cutoff`
 /// (binary search).
 pub(crate) fn count_before<R: Run>(run: &R, cutoff: u64) -> usize {

@@ -30,7 +30,7 @@ use crate::aggregate::{Aggregator, Snapshot};
 use crate::clock;
 use crate::config::{ConfigError, RecorderConfig};
 use crate::event::{Event, EventKind, NO_WORKER};
-use crate::merge::{Cursor, count_before, merge_chunk};
+use crate::merge::{Cursor, Source, count_before, merge_chunk};
 use crate::registry::Registry;
 use crate::ring::{Push, Ring, RingView};
 use crate::sink::Sink;
@@ -89,6 +89,9 @@ struct Consumer {
     /// Merged events on their way to the sinks (`CHUNK_EVENTS` at most,
     /// plus one), reused by every tick.
     chunk: Vec<Event>,
+    /// Per ring (in this tick's order), the ready events copied out of a
+    /// ring under pressure: at most `ring_capacity` each, reused.
+    staging: Vec<Vec<Event>>,
     aggregator: Aggregator,
     aggregator_disabled: bool,
     sinks: Vec<SinkSlot>,
@@ -192,6 +195,7 @@ impl Recorder {
             sink_panics: AtomicU64::new(0),
             consumer: Mutex::new(Consumer {
                 chunk: Vec::with_capacity(CHUNK_EVENTS + 1),
+                staging: Vec::new(),
                 aggregator: Aggregator::new(&config),
                 aggregator_disabled: false,
                 sinks: Vec::new(),
@@ -470,11 +474,33 @@ impl Inner {
         // Hold back at most half a ring per thread, so a thread recording
         // faster than the window drains still has room to push.
         let half = self.config.ring_capacity / 2;
-        let mut cursors: Vec<Cursor<RingView<'_>>> = views
+        let ready: Vec<usize> = views
             .iter()
-            .map(|v| {
-                let n = count_before(v, cutoff).max(v.len().saturating_sub(half));
-                Cursor::new(v.prefix(n))
+            .map(|v| count_before(v, cutoff).max(v.len().saturating_sub(half)))
+            .collect();
+        // A ring with a quarter of its capacity ready is under pressure: copy
+        // its ready events out and free its slots at once, so its thread
+        // keeps a whole ring to push into while the sinks work (one memcpy).
+        // Other rings are merged where they lie.
+        let mut staging = std::mem::take(&mut c.staging);
+        staging.resize_with(rings.len(), Vec::new);
+        for (i, v) in views.iter().enumerate() {
+            staging[i].clear();
+            if ready[i] >= self.config.ring_capacity / 4 {
+                v.copy_prefix_into(ready[i], &mut staging[i]);
+                v.consume(ready[i]);
+            }
+        }
+        let mut cursors: Vec<Cursor<Source<'_>>> = views
+            .iter()
+            .zip(&ready)
+            .zip(&staging)
+            .map(|((v, &n), staged)| {
+                Cursor::new(if staged.is_empty() {
+                    Source::Ring(v.prefix(n))
+                } else {
+                    Source::Staged(staged)
+                })
             })
             .collect();
         let mut chunk = std::mem::take(&mut c.chunk);
@@ -489,7 +515,9 @@ impl Inner {
             // end of the tick: slow sinks must not shrink the rings.
             let mut taken = 0;
             for cur in &cursors {
-                cur.run().consume(cur.pos());
+                if let Source::Ring(v) = cur.run() {
+                    v.consume(cur.pos());
+                }
                 taken += cur.pos() as u64;
             }
             self.delivered
@@ -500,13 +528,15 @@ impl Inner {
             }
         }
         c.chunk = chunk;
+        drop(cursors);
+        c.staging = staging;
         let mut emptied = Vec::new();
-        for (i, cur) in cursors.iter().enumerate() {
-            if finished[i] && cur.pos() == views[i].len() {
+        for (i, v) in views.iter().enumerate() {
+            // A tick delivers every ready event.
+            if finished[i] && ready[i] == v.len() {
                 emptied.push(rings[i].clone());
             }
         }
-        drop(cursors);
         drop(views);
         if !emptied.is_empty() {
             let mut s = lock(&self.slots);

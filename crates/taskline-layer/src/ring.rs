@@ -147,7 +147,7 @@ impl Ring {
     #[cfg(test)]
     pub(crate) fn drain_into(&self, out: &mut Vec<Event>) -> usize {
         let v = self.view();
-        out.extend((0..v.len).map(|i| v.get(i)));
+        v.copy_prefix_into(v.len, out);
         v.consume(v.len);
         v.len
     }
@@ -211,6 +211,22 @@ impl RingView<'_> {
         assert!(i < self.len);
         // SAFETY: as in `get`.
         unsafe { (*self.slot(i)).ts_ns }
+    }
+
+    /// Appends the first `n` events (`n <= len()`) to `out`: at most two
+    /// slice copies.
+    pub(crate) fn copy_prefix_into(&self, n: usize, out: &mut Vec<Event>) {
+        let n = n.min(self.len);
+        let start = self.tail & self.ring.mask;
+        let first = n.min(self.ring.slots.len() - start);
+        let base = self.ring.slots.as_ptr().cast::<Event>();
+        // SAFETY: `UnsafeCell<Event>` is `repr(transparent)` over `Event`, so
+        // the slots are a valid `[Event]`; the ranges are in bounds and hold
+        // published events nobody writes until `consume` (see `get`).
+        unsafe {
+            out.extend_from_slice(std::slice::from_raw_parts(base.add(start), first));
+            out.extend_from_slice(std::slice::from_raw_parts(base, n - first));
+        }
     }
 
     /// The view of the first `n` events only (`n <= len()`).

@@ -179,8 +179,8 @@ fn a_stalled_consumer_drops_and_counts_without_blocking_the_app() {
         "the consumer is stalled, rings must overflow: {s:?}"
     );
     // What was stored and not delivered is bounded by this thread's ring
-    // (the consumer reads the rings in place).
-    assert!(s.recorded <= s.delivered + 1024, "{s:?}");
+    // plus the consumer's copy of it (a ring under pressure is copied out).
+    assert!(s.recorded <= s.delivered + 2 * 1024, "{s:?}");
     assert!(
         took < Duration::from_secs(60),
         "the app was held up: {took:?}"
