@@ -13,7 +13,7 @@
 //! | `Spawn` | task id | size of the future in bytes (0 = unknown) | site id | [`TaskKind`] as u8, plus [`flags::FROM_LAYER`] |
 //! | `TaskName` | task id | 0 | string id of the name | [`flags::FROM_LAYER`] |
 //! | `PollStart` | task id | schedule latency in ns reported by Tokio (hooks with `track_schedule_latency`), or [`NO_VALUE`] | worker index or [`NO_WORKER`] | [`flags::FROM_LAYER`] |
-//! | `PollEnd` | task id | 0 | worker index or [`NO_WORKER`] | [`flags::FROM_LAYER`] |
+//! | `PollEnd` | task id | 0 | worker index or [`NO_WORKER`] | [`flags::FROM_LAYER`]; in a thread ring only, [`flags::TERMINATED`] (never delivered) |
 //! | `Wake` | woken task id | waking task id, 0 when woken from outside a task | 0 | [`WakeOp`] as u8, plus [`flags::SELF_WAKE`] |
 //! | `ResourceWait` | task id | resource instance id (0 = unknown) | string id of the resource kind (e.g. `Semaphore`) | 0 |
 //! | `BlockingStart` | task id of the `spawn_blocking` task, 0 for `block_in_place` | 0 | worker index or [`NO_WORKER`] | [`BlockingKind`] as u8 |

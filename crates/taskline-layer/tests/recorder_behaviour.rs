@@ -47,15 +47,19 @@ fn events_from_many_threads_arrive_merged_in_timestamp_order() {
     // On a loaded 2-core CI machine 2 ms is not enough to make that
     // impossible, so this test of the merge uses a window no preemption
     // reaches; everything is delivered by the final flush anyway.
+    // The rings hold 2048 events: the consumer holds back at most half a
+    // ring, so no thread here reaches the point where its oldest events go
+    // out ahead of the window.
     let rec = Recorder::new(RecorderConfig {
         reorder_window: Duration::from_secs(5),
+        ring_capacity: 2048,
         ..config()
     })
     .expect("config");
     let sink = Collect::default();
     rec.add_sink(sink.clone());
-    // 200, 400, 600 and 800 events: at the final flush the first ring is
-    // merged in place and the others (a quarter of their 1024 slots ready or
+    // 200, 400, 600 and 800 events: at the final flush the first two rings
+    // are merged in place and the others (a quarter of their slots ready or
     // more) are copied out first, so both kinds of run meet in one merge.
     let per_thread = |t: u64| 200 * (t + 1);
     let threads: Vec<_> = (0..4u64)
