@@ -72,21 +72,21 @@ impl Run for Source<'_> {
     fn len(&self) -> usize {
         match self {
             Source::Ring(v) => Run::len(v),
-            Source::Staged(s) => s.len(),
+            Source::Staged(s) => Run::len(s),
         }
     }
     #[inline]
     fn ts(&self, i: usize) -> u64 {
         match self {
             Source::Ring(v) => Run::ts(v, i),
-            Source::Staged(s) => s[i].ts_ns,
+            Source::Staged(s) => Run::ts(s, i),
         }
     }
     #[inline]
     fn get(&self, i: usize) -> Event {
         match self {
             Source::Ring(v) => Run::get(v, i),
-            Source::Staged(s) => s[i],
+            Source::Staged(s) => Run::get(s, i),
         }
     }
 }
@@ -197,10 +197,7 @@ pub(crate) fn merge_chunk<R: Run>(
                 break;
             }
             c.head = c.run.ts(c.pos);
-            if out.len() >= limit {
-                return runs.iter().all(Cursor::done);
-            }
-            if c.head > bound {
+            if out.len() >= limit || c.head > bound {
                 break;
             }
         }
