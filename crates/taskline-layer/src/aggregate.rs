@@ -23,9 +23,10 @@
 //!   and counts nothing; a `Terminate` of an unknown or already terminated
 //!   task is ignored.
 //!
-//! Memory: per-task state is 64 bytes and exists for at most
-//! `max_tracked_tasks` live tasks (further tasks are only counted in their
-//! site); terminated tasks are folded into their site and removed.
+//! Memory: per-task state exists for at most `max_tracked_tasks` live tasks
+//! (further tasks are only counted in their site): a third of a cache line
+//! until the first poll (see `unpolled`), a cache line after; terminated tasks are
+//! folded into their site and removed.
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -37,7 +38,8 @@ use crate::event::{Event, EventKind, NO_VALUE, NO_WORKER, TaskKind, flags};
 use crate::recorder::RecorderStats;
 use crate::registry::Registry;
 use crate::sink::Sink;
-use crate::task_table::TaskTable;
+use crate::task_table::{Slot, TaskTable};
+use crate::unpolled::{Unpolled, UnpolledTable};
 
 /// Upper bound of the bytes one tracked task takes in the aggregator: a
 /// slot of the task table (a 64-byte state, plus a 64-byte bucket line per
@@ -45,8 +47,10 @@ use crate::task_table::TaskTable;
 /// (its buckets are the power of two at or above `2 * max_tracked_tasks`
 /// slots), plus a presence count of under 16 bytes (a power of two at or
 /// above 8 per tracked task), plus, for tasks whose bucket is full, an
-/// overflow hash-map entry (~82 bytes).
-pub const TASK_STATE_BYTES_BOUND: usize = 400;
+/// overflow hash-map entry (~82 bytes), plus under two 64-byte buckets of
+/// the table of never-polled tasks (the power of two at or above
+/// `max_tracked_tasks`).
+pub const TASK_STATE_BYTES_BOUND: usize = 528;
 
 /// Spawn sites (by id) that get their own histograms; later sites have
 /// counters only. Bounds histogram memory.
@@ -83,6 +87,7 @@ pub fn fixed_bytes_bound() -> usize {
             + 65536
                 * (std::mem::size_of::<ThreadAcc>() + std::mem::size_of::<Option<WorkerAcc>>() + 64)
             + DENSE_SITES * std::mem::size_of::<Option<Box<SiteAcc>>>()
+            + crate::unpolled::MIN_BUCKETS * crate::unpolled::BUCKET_BYTES
     })
 }
 
@@ -229,6 +234,11 @@ struct ThreadAcc {
     /// Site of the task being polled (tokio reports a task's termination
     /// before the end of its last poll, so the task may be gone by then).
     poll_site: Option<u32>,
+    /// `Some(scheduled time)` while `poll_task` is in its first poll and
+    /// has no task-table entry: the poll's thread holds its state (site,
+    /// start) until the poll ends, which for most short tasks is also their
+    /// termination. Any other event of that task moves it to the table.
+    fresh: Option<u64>,
     blocking_start: Option<u64>,
 }
 
@@ -247,7 +257,12 @@ pub struct Aggregator {
     slow_ns: u64,
     max_tasks: usize,
     events: u64,
+    /// Tracked tasks that were polled (or did not fit in `unpolled`).
     tasks: TaskTable<TaskState>,
+    /// Tracked tasks not polled yet.
+    unpolled: UnpolledTable,
+    /// Threads whose `ThreadAcc::fresh` is set.
+    in_flight: usize,
     sites: Sites,
     threads: Vec<ThreadAcc>,
     /// Indexed by the recorder's thread number; `None` for threads that
@@ -266,7 +281,7 @@ impl std::fmt::Debug for Aggregator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Aggregator")
             .field("events", &self.events)
-            .field("tasks", &self.tasks.len())
+            .field("tasks", &self.tracked())
             .field("sites", &self.sites.len())
             .finish()
     }
@@ -323,12 +338,25 @@ impl Aggregator {
             max_tasks: config.max_tracked_tasks,
             events: 0,
             tasks: TaskTable::new(config.max_tracked_tasks),
+            unpolled: UnpolledTable::new(config.max_tracked_tasks),
+            in_flight: 0,
             sites: Sites::default(),
             threads: Vec::new(),
             workers: Vec::new(),
             new_workers: Vec::new(),
             rest: Hists::new(SITE_SIGFIG),
             totals: Totals::default(),
+        }
+    }
+
+    /// An aggregator that keeps every tracked task in the task table from
+    /// its spawn: no spawn records, no first polls held by threads. The
+    /// reference its fast paths must agree with.
+    #[cfg(test)]
+    fn without_fast_paths(config: &RecorderConfig) -> Self {
+        Aggregator {
+            unpolled: UnpolledTable::refusing(),
+            ..Aggregator::new(config)
         }
     }
 
@@ -344,6 +372,107 @@ impl Aggregator {
     /// its registry.
     pub(crate) fn take_new_workers(&mut self) -> std::vec::Drain<'_, (u16, u32)> {
         self.new_workers.drain(..)
+    }
+
+    /// Live tracked tasks.
+    fn tracked(&self) -> usize {
+        self.tasks.len() + self.unpolled.len() + self.in_flight
+    }
+
+    /// Moves a tracked task's state into the task table, for an event that
+    /// needs all of it: from its spawn record if it was never polled, or
+    /// from the thread running its first poll.
+    #[inline]
+    fn promote(&mut self, id: u64) {
+        if !self.tasks.maybe_tracked(id) {
+            return;
+        }
+        if !self.promote_unpolled(id) && self.in_flight > 0 {
+            self.adopt_first_poll(id);
+        }
+    }
+
+    /// Where the state of tracked task `id` is in the task table, after
+    /// moving it there (see [`Aggregator::promote`]) if needed.
+    #[inline]
+    fn tracked_slot(&mut self, id: u64) -> Option<Slot> {
+        self.tasks.slot(id).or_else(|| {
+            self.promote(id);
+            self.tasks.slot(id)
+        })
+    }
+
+    /// The state of tracked task `id`, moved into the task table if needed.
+    #[inline]
+    fn tracked_mut(&mut self, id: u64) -> Option<&mut TaskState> {
+        let slot = self.tracked_slot(id)?;
+        self.tasks.at_mut(slot)
+    }
+
+    /// Moves a never-polled task's spawn record into the task table; false
+    /// when there was none.
+    #[inline]
+    fn promote_unpolled(&mut self, id: u64) -> bool {
+        if !self.tasks.maybe_tracked(id) {
+            return false;
+        }
+        let Some(u) = self.unpolled.take(id) else {
+            return false;
+        };
+        self.tasks.uncount_outside(id);
+        self.tasks.insert_new(
+            id,
+            TaskState {
+                mark: u.spawned_ns,
+                site: u.site,
+                ..TaskState::default()
+            },
+        );
+        true
+    }
+
+    /// The thread running the first poll of `id` with the task's state.
+    fn first_poll_thread(&self, id: u64) -> Option<usize> {
+        if self.in_flight == 0 {
+            return None;
+        }
+        self.threads
+            .iter()
+            .position(|th| th.fresh.is_some() && th.poll_task == id)
+    }
+
+    /// Whether a thread runs the first poll of `id` with the task's state.
+    fn in_first_poll(&self, id: u64) -> bool {
+        self.first_poll_thread(id).is_some()
+    }
+
+    /// Moves the state of `id`, in its first poll on some thread, into the
+    /// task table.
+    fn adopt_first_poll(&mut self, id: u64) {
+        if let Some(i) = self.first_poll_thread(id) {
+            self.adopt_thread_first_poll(i);
+        }
+    }
+
+    /// Moves the task in its first poll on thread `i` into the task table.
+    fn adopt_thread_first_poll(&mut self, i: usize) {
+        let th = &mut self.threads[i];
+        let Some(sched_ns) = th.fresh.take() else {
+            return;
+        };
+        self.in_flight -= 1;
+        let state = TaskState {
+            mark: th.poll_start,
+            sched_ns,
+            polls: 1,
+            site: th.poll_site.unwrap_or(Registry::OVERFLOW),
+            phase: Phase::Polling,
+            flags: F_POLLED,
+            ..TaskState::default()
+        };
+        let id = th.poll_task;
+        self.tasks.uncount_outside(id);
+        self.tasks.insert_new(id, state);
     }
 
     fn site_mut(&mut self, site: u32) -> &mut SiteAcc {
@@ -380,7 +509,7 @@ impl Aggregator {
         match kind {
             EventKind::Spawn => self.spawn(e),
             EventKind::TaskName => {
-                if let Some(t) = self.tasks.get_mut(e.task) {
+                if let Some(t) = self.tracked_mut(e.task) {
                     t.name = e.aux;
                     let site = t.site;
                     let s = self.site_mut(site);
@@ -391,7 +520,7 @@ impl Aggregator {
             EventKind::PollEnd => self.poll_end(e),
             EventKind::Wake => self.wake(e),
             EventKind::ResourceWait => {
-                if let Some(t) = self.tasks.get_mut(e.task) {
+                if let Some(t) = self.tracked_mut(e.task) {
                     t.resource = e.aux;
                     let site = t.site;
                     *self.site_mut(site).resources.entry(e.aux).or_insert(0) += 1;
@@ -425,26 +554,39 @@ impl Aggregator {
     }
 
     fn spawn(&mut self, e: &Event) {
-        if self.tasks.contains_key(e.task) {
+        if self.tasks.maybe_tracked(e.task)
+            && (self.unpolled.contains(e.task)
+                || self.tasks.contains_key(e.task)
+                || self.in_first_poll(e.task))
+        {
             return; // second source for the same task: nothing new to count
         }
         let site = e.aux;
         self.totals.spawned += 1;
-        if self.tasks.len() >= self.max_tasks {
+        if self.tracked() >= self.max_tasks {
             self.totals.untracked += 1;
             let s = self.site_mut(site);
             s.spawned += 1;
             s.untracked += 1;
             return;
         }
-        self.tasks.insert_new(
-            e.task,
-            TaskState {
-                mark: e.ts_ns,
-                site,
-                ..TaskState::default()
-            },
-        );
+        let record = Unpolled {
+            id: e.task,
+            spawned_ns: e.ts_ns,
+            site,
+        };
+        if self.unpolled.insert(record) {
+            self.tasks.count_outside(e.task);
+        } else {
+            self.tasks.insert_new(
+                e.task,
+                TaskState {
+                    mark: e.ts_ns,
+                    site,
+                    ..TaskState::default()
+                },
+            );
+        }
         self.runnable_add(1);
         let s = self.site_mut(site);
         s.spawned += 1;
@@ -462,7 +604,7 @@ impl Aggregator {
         if self_wake {
             self.totals.self_wakes += 1;
         }
-        let Some(t) = self.tasks.get_mut(e.task) else {
+        let Some(t) = self.tracked_mut(e.task) else {
             return;
         };
         t.wakes = t.wakes.saturating_add(1);
@@ -502,7 +644,26 @@ impl Aggregator {
             w.polls += 1;
         }
         let latency = (e.arg != NO_VALUE).then_some(e.arg);
-        let Some(t) = self.tasks.get_mut(e.task) else {
+        let i = e.thread as usize;
+        if self.threads.get(i).is_some_and(|th| th.fresh.is_some()) {
+            // The thread's previous first poll never ended: keep that task
+            // in the table, as a poll without an end.
+            self.adopt_thread_first_poll(i);
+        }
+        // The table first: a task polled before is there, and the lookup of
+        // an absent id is cheap.
+        let mut slot = self.tasks.slot(e.task);
+        if slot.is_none() && self.tasks.maybe_tracked(e.task) {
+            if let Some(u) = self.unpolled.take(e.task) {
+                self.first_poll_start(e, u, latency);
+                return;
+            }
+            if self.in_flight > 0 {
+                self.adopt_first_poll(e.task);
+                slot = self.tasks.slot(e.task);
+            }
+        }
+        let Some(t) = slot.and_then(|s| self.tasks.at_mut(s)) else {
             let th = self.thread_mut(e.thread);
             th.poll_task = e.task;
             th.poll_start = e.ts_ns;
@@ -568,7 +729,39 @@ impl Aggregator {
         }
     }
 
+    /// The first poll of a task whose spawn record `u` was in `unpolled`:
+    /// its state stays with the thread until the poll ends.
+    fn first_poll_start(&mut self, e: &Event, u: Unpolled, latency: Option<u64>) {
+        let since = e.ts_ns.saturating_sub(u.spawned_ns);
+        let sched = latency.unwrap_or(since);
+        self.totals.runnable = self.totals.runnable.saturating_sub(1);
+        self.totals.first_poll_ns += since;
+        self.totals.first_polls += 1;
+        let th = self.thread_mut(e.thread);
+        th.poll_task = e.task;
+        th.poll_start = e.ts_ns;
+        th.poll_site = Some(u.site);
+        th.fresh = Some(sched);
+        self.in_flight += 1;
+        let s = site_in(&mut self.sites, u.site);
+        s.polls += 1;
+        s.first_poll_ns += since;
+        s.first_polls += 1;
+        s.sched_ns += sched;
+        rec(&mut hists_for(&mut s.hists, &mut self.rest).sched, sched);
+    }
+
     fn poll_end(&mut self, e: &Event) {
+        let th = self.thread_mut(e.thread);
+        if th.poll_task == e.task && th.poll_task != 0 {
+            if let Some(sched_ns) = th.fresh.take() {
+                self.first_poll_end(e, sched_ns);
+                return;
+            }
+        } else if self.in_flight > 0 {
+            // Ends on another thread than it started (not from Tokio).
+            self.adopt_first_poll(e.task);
+        }
         let th = self.thread_mut(e.thread);
         let mut dur = None;
         let mut site = None;
@@ -603,7 +796,42 @@ impl Aggregator {
         if rewoken {
             self.runnable_add(1);
         }
-        let Some(d) = dur else { return };
+        if let Some(d) = dur {
+            self.poll_done(e, d, site);
+        }
+    }
+
+    /// The end of a first poll whose state the thread held (see
+    /// [`Aggregator::first_poll_start`]): a task that did not terminate in
+    /// it moves to the table.
+    fn first_poll_end(&mut self, e: &Event, sched_ns: u64) {
+        self.in_flight -= 1;
+        let th = self.thread_mut(e.thread);
+        let d = e.ts_ns.saturating_sub(th.poll_start);
+        let site = th.poll_site.take().unwrap_or(Registry::OVERFLOW);
+        th.poll_task = 0;
+        let slow = d > self.slow_ns;
+        self.tasks.uncount_outside(e.task);
+        self.tasks.insert_new(
+            e.task,
+            TaskState {
+                mark: e.ts_ns,
+                busy_ns: d,
+                sched_ns,
+                polls: 1,
+                slow_polls: u32::from(slow),
+                site,
+                phase: Phase::Idle,
+                flags: F_POLLED,
+                ..TaskState::default()
+            },
+        );
+        self.poll_done(e, d, Some(site));
+    }
+
+    /// Counts a poll of `d` ns of a task of `site` in the totals, the
+    /// worker and the site.
+    fn poll_done(&mut self, e: &Event, d: u64, site: Option<u32>) {
         let slow = d > self.slow_ns;
         self.totals.busy_ns += d;
         if slow {
@@ -626,7 +854,36 @@ impl Aggregator {
     }
 
     fn terminate(&mut self, e: &Event) {
-        let Some(t) = self.tasks.remove(e.task) else {
+        let polled_here = self
+            .threads
+            .get(e.thread as usize)
+            .is_some_and(|th| th.poll_task == e.task && th.poll_task != 0);
+        if polled_here
+            && let Some(th) = self.threads.get_mut(e.thread as usize)
+            && th.fresh.take().is_some()
+        {
+            // In its first poll (the hooks report a termination inside the
+            // last poll): nothing of it is in the table. The poll's end
+            // still finds its site in `poll_site`.
+            self.in_flight -= 1;
+            let site = th.poll_site.unwrap_or(Registry::OVERFLOW);
+            self.tasks.uncount_outside(e.task);
+            self.totals.terminated += 1;
+            let s = self.site_mut(site);
+            s.terminated += 1;
+            s.alive = s.alive.saturating_sub(1);
+            return;
+        }
+        let removed = self.tasks.remove(e.task).or_else(|| {
+            if polled_here {
+                // Not in its first poll anywhere else.
+                self.promote_unpolled(e.task);
+            } else {
+                self.promote(e.task);
+            }
+            self.tasks.remove(e.task)
+        });
+        let Some(t) = removed else {
             return;
         };
         self.totals.terminated += 1;
@@ -701,6 +958,37 @@ impl Aggregator {
             })
             .collect();
         sites.sort_by_key(|s| s.id);
+        let unpolled = self.unpolled.iter().map(|u| TaskStats {
+            id: u.id,
+            site: u.site,
+            name: None,
+            state: TaskPhase::Runnable,
+            polls: 0,
+            busy_ns: 0,
+            scheduled_ns: 0,
+            idle_ns: 0,
+            wakes: 0,
+            self_wakes: 0,
+            slow_polls: 0,
+            last_resource: None,
+        });
+        let in_first_poll = self.threads.iter().filter_map(|th| {
+            let sched = th.fresh?;
+            Some(TaskStats {
+                id: th.poll_task,
+                site: th.poll_site.unwrap_or(Registry::OVERFLOW),
+                name: None,
+                state: TaskPhase::Polling,
+                polls: 1,
+                busy_ns: 0,
+                scheduled_ns: sched,
+                idle_ns: 0,
+                wakes: 0,
+                self_wakes: 0,
+                slow_polls: 0,
+                last_resource: None,
+            })
+        });
         let mut tasks: Vec<TaskStats> = self
             .tasks
             .iter()
@@ -722,6 +1010,8 @@ impl Aggregator {
                 slow_polls: u64::from(t.slow_polls),
                 last_resource: name_of(t.resource),
             })
+            .chain(unpolled)
+            .chain(in_first_poll)
             .collect();
         tasks.sort_by_key(|t| t.id);
         let workers = self
@@ -749,7 +1039,7 @@ impl Aggregator {
             slow_poll_threshold_ns: self.slow_ns,
             spawned: t.spawned,
             terminated: t.terminated,
-            alive: self.tasks.len() as u64,
+            alive: self.tracked() as u64,
             untracked: t.untracked,
             runnable: t.runnable,
             max_runnable: t.max_runnable,
@@ -1031,5 +1321,178 @@ mod tests {
             .collect();
         assert_eq!(workers, vec![(0, 0, 2), (3, 3, 1), (7, 7, 2)]);
         assert!(format!("{a:?}").contains("sites: 5"));
+    }
+
+    /// A random, mostly well-formed event stream of a runtime with
+    /// `threads` threads (worker `i` on thread `i`): spawns (some twice, as
+    /// from hooks and layer), names, polls that wake other tasks or
+    /// themselves, wait on resources or terminate inside, wakes from
+    /// outside polls, and, when `lossy`, about 3% of events lost (a poll
+    /// without end, a termination from another thread...).
+    fn random_stream(seed: u64, n: usize, threads: u16, lossy: bool) -> Vec<Event> {
+        let mut x = seed | 1;
+        let mut rnd = move |m: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % m
+        };
+        let mut out = Vec::with_capacity(n + 16);
+        let mut ts = 1_000u64;
+        let mut next_id = 1u64;
+        let mut live: Vec<u64> = Vec::new();
+        let mut polling: Vec<Option<u64>> = vec![None; threads as usize];
+        while out.len() < n {
+            ts += 1 + rnd(500);
+            let thread = rnd(u64::from(threads)) as u16;
+            let worker = u32::from(thread);
+            let before = out.len();
+            match (polling[thread as usize], rnd(10)) {
+                (None, 0..=2) => {
+                    // Ids from one counter, now and then a jump (other runtimes).
+                    next_id += if rnd(50) == 0 {
+                        3 * 1024 + rnd(5000)
+                    } else {
+                        1
+                    };
+                    let id = next_id;
+                    out.push(ev(EventKind::Spawn, ts, id, thread, rnd(3) as u32));
+                    if rnd(8) == 0 {
+                        out.push(ev(EventKind::Spawn, ts + 1, id, thread, 1));
+                    }
+                    if rnd(6) == 0 {
+                        out.push(ev(EventKind::TaskName, ts + 2, id, thread, 40));
+                    }
+                    live.push(id);
+                }
+                (None, 3..=7) if !live.is_empty() => {
+                    let id = live[rnd(live.len() as u64) as usize];
+                    let mut start = ev(EventKind::PollStart, ts, id, thread, worker);
+                    if rnd(3) == 0 {
+                        start.arg = rnd(2_000);
+                    }
+                    out.push(start);
+                    polling[thread as usize] = Some(id);
+                }
+                (None, 8) if !live.is_empty() => {
+                    let id = live[rnd(live.len() as u64) as usize];
+                    out.push(ev(EventKind::Wake, ts, id, thread, 0));
+                }
+                (Some(id), k) => match k {
+                    0 | 1 => {
+                        let other = if live.is_empty() {
+                            id
+                        } else {
+                            live[rnd(live.len() as u64) as usize]
+                        };
+                        let mut w = ev(EventKind::Wake, ts, other, thread, 0);
+                        w.arg = id;
+                        if other == id {
+                            w.flags |= flags::SELF_WAKE;
+                        }
+                        out.push(w);
+                    }
+                    2 => out.push(ev(EventKind::ResourceWait, ts, id, thread, 41)),
+                    3 | 4 => {
+                        out.push(ev(EventKind::Terminate, ts, id, thread, 0));
+                        out.push(ev(EventKind::PollEnd, ts + 1, id, thread, worker));
+                        live.retain(|&t| t != id);
+                        polling[thread as usize] = None;
+                    }
+                    _ => {
+                        out.push(ev(EventKind::PollEnd, ts, id, thread, worker));
+                        polling[thread as usize] = None;
+                    }
+                },
+                _ => out.push(ev(EventKind::Park, ts, 0, thread, worker)),
+            }
+            if lossy && out.len() > before && rnd(32) == 0 {
+                out.remove(before + rnd((out.len() - before) as u64) as usize);
+            }
+            if lossy && rnd(64) == 0 && !live.is_empty() {
+                // Termination reported from another thread.
+                let id = live.swap_remove(rnd(live.len() as u64) as usize);
+                out.push(ev(
+                    EventKind::Terminate,
+                    ts + 2,
+                    id,
+                    (thread + 1) % threads,
+                    0,
+                ));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn fast_paths_agree_with_the_task_table_alone() {
+        let registry = Registry::new();
+        for (seed, max_tracked, lossy) in [
+            (1, 65_536, false),
+            (2, 65_536, true),
+            (3, 24, false),
+            (4, 24, true),
+            (5, 1_000, true),
+        ] {
+            let config = RecorderConfig {
+                max_tracked_tasks: max_tracked,
+                slow_poll_threshold: std::time::Duration::from_nanos(300),
+                ..RecorderConfig::default()
+            };
+            let events = random_stream(seed, 60_000, 4, lossy);
+            let mut fast = Aggregator::new(&config);
+            let mut reference = Aggregator::without_fast_paths(&config);
+            let mut used_fast_paths = false;
+            for (i, part) in events.chunks(997).enumerate() {
+                fast.feed(part);
+                reference.feed(part);
+                used_fast_paths |= fast.unpolled.len() + fast.in_flight > 0;
+                if i % 7 == 0 {
+                    let (f, r) = (fast.snapshot(&registry), reference.snapshot(&registry));
+                    assert_eq!(f, r, "seed {seed}, after {} events", (i + 1) * 997);
+                }
+            }
+            let (f, r) = (fast.snapshot(&registry), reference.snapshot(&registry));
+            assert_eq!(f, r, "seed {seed}, end");
+            assert!(used_fast_paths, "seed {seed}: the fast paths ran");
+            assert!(f.spawned > 5_000 && f.polls > 10_000 && f.wakes > 1_000);
+            if max_tracked < 100 {
+                assert!(f.untracked > 0, "seed {seed}: some tasks untracked");
+            }
+        }
+    }
+
+    #[test]
+    fn a_task_in_its_first_poll_shows_as_polling() {
+        let registry = Registry::new();
+        let mut a = Aggregator::new(&RecorderConfig::default());
+        a.feed(&[
+            ev(EventKind::Spawn, 100, 7, 0, 2),
+            ev(EventKind::Spawn, 110, 8, 0, 2),
+            ev(EventKind::PollStart, 150, 7, 1, 1),
+        ]);
+        assert_eq!((a.unpolled.len(), a.in_flight, a.tasks.len()), (1, 1, 0));
+        let snap = a.snapshot(&registry);
+        assert_eq!(snap.alive, 2);
+        let states: Vec<(u64, TaskPhase, u64, u64)> = snap
+            .tasks
+            .iter()
+            .map(|t| (t.id, t.state, t.polls, t.scheduled_ns))
+            .collect();
+        assert_eq!(
+            states,
+            [
+                (7, TaskPhase::Polling, 1, 50),
+                (8, TaskPhase::Runnable, 0, 0)
+            ]
+        );
+        // Terminated inside that poll: nothing of it ever reaches the table.
+        a.feed(&[
+            ev(EventKind::Terminate, 180, 7, 1, 0),
+            ev(EventKind::PollEnd, 181, 7, 1, 1),
+        ]);
+        assert_eq!((a.unpolled.len(), a.in_flight, a.tasks.len()), (1, 0, 0));
+        let snap = a.snapshot(&registry);
+        assert_eq!((snap.terminated, snap.alive, snap.busy_ns), (1, 1, 31));
     }
 }

@@ -49,6 +49,7 @@ mod ring;
 pub mod sink;
 pub mod task_id;
 mod task_table;
+mod unpolled;
 
 pub use aggregate::{Aggregator, Snapshot};
 pub use config::{ConfigError, RecorderConfig};

@@ -54,6 +54,13 @@ const MIN_BUCKETS: usize = 128;
 /// Marks an empty slot. Task id 0 (never a Tokio id) lives in the overflow map.
 const EMPTY: u64 = 0;
 
+/// Where an entry is: a slot of the table, or the overflow map (by id).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Slot {
+    Direct(usize),
+    Overflow(u64),
+}
+
 /// Values by task id: a 7-way set-associative table plus an overflow map.
 pub(crate) struct TaskTable<V> {
     /// The buckets' ids (a power of two of buckets).
@@ -68,9 +75,10 @@ pub(crate) struct TaskTable<V> {
     /// Removals that left the table under 1/32 full since it was last busier
     /// than that (or rebuilt): it shrinks once that reaches the slot count.
     low_removals: usize,
-    /// How many entries have an id congruent to `i` modulo the length (a
-    /// power of two), saturating at 255 (which then stays): zero means no
-    /// entry has that id. Consecutive ids share a cache line here, so the
+    /// How many entries, and ids counted outside the table
+    /// ([`TaskTable::count_outside`]), are congruent to `i` modulo the
+    /// length (a power of two), saturating at 255 (which then stays): zero
+    /// means no entry has that id. Consecutive ids share a cache line here, so the
     /// lookups of absent ids (every event of an untracked task) mostly hit
     /// lines the previous lookups brought in, where their buckets would each
     /// cost a miss. Allocated with the first entry.
@@ -160,6 +168,30 @@ impl<V: Clone + Default> TaskTable<V> {
         }
     }
 
+    /// Where the value of `id` is, if present: a handle for
+    /// [`TaskTable::at_mut`] that stays valid until the table changes.
+    #[inline]
+    pub(crate) fn slot(&self, id: u64) -> Option<Slot> {
+        match self.find(id) {
+            Ok(i) => Some(Slot::Direct(i)),
+            Err(true) => self
+                .overflow
+                .contains_key(&id)
+                .then_some(Slot::Overflow(id)),
+            Err(false) => None,
+        }
+    }
+
+    /// The value at `slot` (from [`TaskTable::slot`], with no change to the
+    /// table since).
+    #[inline]
+    pub(crate) fn at_mut(&mut self, slot: Slot) -> Option<&mut V> {
+        match slot {
+            Slot::Direct(i) => self.values.get_mut(i),
+            Slot::Overflow(id) => self.overflow.get_mut(&id),
+        }
+    }
+
     #[inline]
     pub(crate) fn get(&self, id: u64) -> Option<&V> {
         match self.find(id) {
@@ -217,6 +249,32 @@ impl<V: Clone + Default> TaskTable<V> {
     fn count_in(&mut self, id: u64) {
         let i = self.present_index(id);
         self.present[i] = self.present[i].saturating_add(1);
+    }
+
+    /// Counts `id` as tracked outside the table (by the caller, e.g. in a
+    /// table of its own), so that [`TaskTable::maybe_tracked`] answers for
+    /// both. Undo with [`TaskTable::uncount_outside`].
+    pub(crate) fn count_outside(&mut self, id: u64) {
+        if self.present.is_empty() {
+            self.present = vec![0; self.present_len];
+        }
+        self.count_in(id);
+    }
+
+    /// Uncounts an `id` counted with [`TaskTable::count_outside`].
+    pub(crate) fn uncount_outside(&mut self, id: u64) {
+        self.count_out(id);
+    }
+
+    /// False when neither the table nor the caller's counted ids (see
+    /// [`TaskTable::count_outside`]) hold `id`; true when they may. One
+    /// byte, shared with neighbouring ids: the cheap first test for the
+    /// events of untracked tasks.
+    #[inline]
+    pub(crate) fn maybe_tracked(&self, id: u64) -> bool {
+        self.present
+            .get(self.present_index(id))
+            .is_some_and(|&c| c != 0)
     }
 
     /// Uncounts a removed entry `id` (a saturated count stays).
