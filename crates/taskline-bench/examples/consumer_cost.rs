@@ -185,7 +185,7 @@ fn stream(registry: &Registry, n: usize) -> Vec<Event> {
 /// finish them, so the live tasks pile up well past `max_tracked_tasks`
 /// (65536 by default) and most tasks are untracked; each task is polled
 /// once, terminates inside that poll, and the polls alternate between the
-/// workers in spawn order.
+/// workers in spawn order (a worker's polls do not overlap).
 fn pixel_stream(registry: &Registry, n: usize) -> Vec<Event> {
     let site = registry.intern_site("src/render.rs", 88, 17, TaskKind::Task);
     let tasks = (n / 4) as u64;
@@ -197,8 +197,9 @@ fn pixel_stream(registry: &Registry, n: usize) -> Vec<Event> {
         let w = 1 + (i % 2) as u16;
         let start = t0 + 20_000 + i * 300;
         out.push(poll_start(start, task, w));
-        out.push(ev(EventKind::Terminate, start + 800, task, w));
-        out.push(poll_end(start + 850, task, w));
+        // Each worker starts a poll every 600 ns: one ends before the next.
+        out.push(ev(EventKind::Terminate, start + 400, task, w));
+        out.push(poll_end(start + 450, task, w));
     }
     out.sort_by_key(|e| e.ts_ns);
     out
@@ -403,7 +404,17 @@ fn main() {
     let only: Option<String> = std::env::args().skip_while(|a| a != "--stage").nth(1);
     let stages: Vec<Stage> = Stage::ALL
         .into_iter()
-        .filter(|s| only.as_ref().is_none_or(|o| s.name().contains(o.as_str())))
+        .filter(|s| {
+            only.as_ref().is_none_or(|o| {
+                // An exact name picks that stage alone, else every stage containing it.
+                let exact = Stage::ALL.iter().any(|x| x.name() == o.as_str());
+                if exact {
+                    s.name() == o.as_str()
+                } else {
+                    s.name().contains(o.as_str())
+                }
+            })
+        })
         .collect();
     let mut results: Vec<Vec<f64>> = vec![Vec::new(); stages.len()];
     for _ in 0..reps {
