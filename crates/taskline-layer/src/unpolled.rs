@@ -50,9 +50,9 @@ const _: () = assert!(std::mem::size_of::<Bucket>() == 64);
 /// Spawn records of never-polled tasks, 3-way set-associative by task id.
 #[derive(Debug)]
 pub(crate) struct UnpolledTable {
-    /// A power of two of buckets, allocated with the first insert.
+    /// A power of two of buckets (none before the first insert).
     buckets: Vec<Bucket>,
-    /// Bucket count once allocated.
+    /// Most buckets (a power of two).
     capacity: usize,
     len: usize,
 }
@@ -64,11 +64,12 @@ pub(crate) const BUCKET_BYTES: usize = std::mem::size_of::<Bucket>();
 pub(crate) const MIN_BUCKETS: usize = 512;
 
 impl UnpolledTable {
-    /// An empty table of the power of two of buckets at or above
-    /// `max_entries` (at least [`MIN_BUCKETS`]), allocated on first use:
-    /// three slots per entry, so that a window of unpolled ids scattered
-    /// over a range wider than the table (more live tasks than are
-    /// tracked) still fits.
+    /// An empty table that grows to at most the power of two of buckets at
+    /// or above `max_entries` (at least [`MIN_BUCKETS`]): three slots per
+    /// entry, so that a window of unpolled ids scattered over a range wider
+    /// than the table (more live tasks than are tracked) still fits. It
+    /// starts at [`MIN_BUCKETS`] and doubles when a third full or when a
+    /// bucket is full.
     pub(crate) fn new(max_entries: usize) -> Self {
         UnpolledTable {
             buckets: Vec::new(),
@@ -97,7 +98,7 @@ impl UnpolledTable {
     /// successive rounds over the buckets prefer successive ways).
     #[inline]
     fn bucket(&self, id: u64) -> (usize, usize) {
-        let n = self.capacity;
+        let n = self.buckets.len();
         let way = ((id as usize) >> n.trailing_zeros()) % WAYS;
         ((id as usize) & (n - 1), way)
     }
@@ -122,8 +123,43 @@ impl UnpolledTable {
             return false;
         }
         if self.buckets.is_empty() {
-            self.buckets = vec![Bucket::default(); self.capacity];
+            self.buckets = vec![Bucket::default(); MIN_BUCKETS.min(self.capacity)];
         }
+        if self.len >= self.buckets.len() && self.buckets.len() < self.capacity {
+            self.grow();
+        }
+        let placed = self.place(record)
+            || (self.buckets.len() < self.capacity && {
+                self.grow();
+                self.place(record)
+            });
+        if placed {
+            self.len += 1;
+        }
+        placed
+    }
+
+    /// Doubles the buckets. Old bucket `b`'s records go to new bucket `b`
+    /// or `b + old length` (by the next bit of their id), so they always fit.
+    fn grow(&mut self) {
+        let old = std::mem::take(&mut self.buckets);
+        self.buckets = vec![Bucket::default(); old.len() * 2];
+        for b in &old {
+            for w in 0..WAYS {
+                if b.ids[w] != EMPTY {
+                    let placed = self.place(Unpolled {
+                        id: b.ids[w],
+                        spawned_ns: b.spawned_ns[w],
+                        site: b.sites[w],
+                    });
+                    debug_assert!(placed, "a split bucket has room");
+                }
+            }
+        }
+    }
+
+    /// Puts `record` in a free way of its bucket; false when it is full.
+    fn place(&mut self, record: Unpolled) -> bool {
         let (b, pref) = self.bucket(record.id);
         let bucket = &mut self.buckets[b];
         let way = if bucket.ids[pref] == EMPTY {
@@ -137,7 +173,6 @@ impl UnpolledTable {
         bucket.ids[way] = record.id;
         bucket.spawned_ns[way] = record.spawned_ns;
         bucket.sites[way] = record.site;
-        self.len += 1;
         true
     }
 
@@ -228,5 +263,17 @@ mod tests {
         assert_eq!(kept + refused, max);
         assert!((1..=max as u64).all(|id| t.take(id) == Some(rec(id))));
         assert_eq!(t.len(), kept);
+    }
+
+    #[test]
+    fn grows_from_small_and_keeps_every_record() {
+        let mut t = UnpolledTable::new(1 << 16);
+        assert!(t.insert(rec(1)));
+        assert_eq!(t.buckets.len(), MIN_BUCKETS, "starts small");
+        assert!((2..=20_000u64).all(|id| t.insert(rec(id))));
+        assert!(t.buckets.len() >= 20_000 && t.buckets.len() <= 1 << 16);
+        assert_eq!(t.len(), 20_000);
+        assert!((1..=20_000u64).all(|id| t.take(id) == Some(rec(id))));
+        assert_eq!(t.len(), 0);
     }
 }
