@@ -1330,13 +1330,8 @@ mod tests {
     /// outside polls, and, when `lossy`, about 3% of events lost (a poll
     /// without end, a termination from another thread...).
     fn random_stream(seed: u64, n: usize, threads: u16, lossy: bool) -> Vec<Event> {
-        let mut x = seed | 1;
-        let mut rnd = move |m: u64| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x % m
-        };
+        let mut rng = crate::test_rng::XorShift::new(seed | 1);
+        let mut rnd = move |m: u64| rng.below(m);
         let mut out = Vec::with_capacity(n + 16);
         let mut ts = 1_000u64;
         let mut next_id = 1u64;

@@ -49,6 +49,8 @@ mod ring;
 pub mod sink;
 pub mod task_id;
 mod task_table;
+#[cfg(test)]
+mod test_rng;
 mod unpolled;
 
 pub use aggregate::{Aggregator, Snapshot};

@@ -467,13 +467,10 @@ mod tests {
         // 1000 live ids picked at random from a window 20 times wider than
         // the table (as when more tasks are live than are tracked).
         let mut t: TaskTable<u8> = TaskTable::new(1000);
-        let mut x = 0x9E37_79B9_u64;
+        let mut rng = crate::test_rng::XorShift::new(0x9E37_79B9);
         let mut n = 0;
         while n < 1000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let id = 1 + x % 40_000;
+            let id = 1 + rng.below(40_000);
             if !t.contains_key(id) {
                 t.insert_new(id, 1);
                 n += 1;

@@ -249,13 +249,10 @@ mod tests {
         let max = 4096;
         let mut t = UnpolledTable::new(max);
         assert!((1..=max as u64).all(|id| t.insert(rec(id))));
-        let mut x = 0x9E37_79B9_u64;
+        let mut rng = crate::test_rng::XorShift::new(0x9E37_79B9);
         let mut scattered = std::collections::BTreeSet::new();
         while scattered.len() < max {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            scattered.insert(max as u64 + 1 + x % (16 * max as u64));
+            scattered.insert(max as u64 + 1 + rng.below(16 * max as u64));
         }
         let refused = scattered.iter().filter(|&&id| !t.insert(rec(id))).count();
         assert!(refused < max / 10, "{refused} refused");
