@@ -48,6 +48,28 @@ pub struct RecorderConfig {
     /// the hooks alone, only spawn -> first poll counts as scheduled. Default false (the
     /// cheapest, like dial9).
     pub track_schedule_latency: bool,
+    /// Whether the consumer keeps the in-process aggregates behind
+    /// [`Recorder::snapshot`](crate::recorder::Recorder::snapshot): per task,
+    /// per spawn site and per worker statistics, the histograms and the text
+    /// report. Default true.
+    ///
+    /// `false` is the record-only deal of tracers such as dial9: the events
+    /// still reach every sink (a trace file, the flight recorder, the
+    /// OpenTelemetry task metrics, which keep their own state), and the
+    /// consumer skips its own per-event bookkeeping (on a spawn-heavy
+    /// workload, most of its CPU). A snapshot then holds only the
+    /// recorder's counters, and its report says so.
+    ///
+    /// ```
+    /// use taskline_layer::config::RecorderConfig;
+    /// use taskline_layer::recorder::Recorder;
+    /// let recorder = Recorder::new(RecorderConfig { aggregate: false, ..Default::default() })?;
+    /// let snapshot = recorder.snapshot();
+    /// assert_eq!(snapshot.recorder.map(|r| r.aggregating), Some(false));
+    /// assert!(snapshot.to_string().contains("aggregation is off"));
+    /// # Ok::<(), taskline_layer::config::ConfigError>(())
+    /// ```
+    pub aggregate: bool,
 }
 
 impl Default for RecorderConfig {
@@ -62,6 +84,7 @@ impl Default for RecorderConfig {
             record_spans: false,
             max_interned: 65536,
             track_schedule_latency: false,
+            aggregate: true,
         }
     }
 }
@@ -173,9 +196,13 @@ impl RecorderConfig {
         // ring under pressure has its ready events copied out first (at most
         // a ring's worth each).
         let pending = rings.saturating_add((crate::recorder::CHUNK_EVENTS + 1) * EVENT_BYTES);
-        let tasks = self
-            .max_tracked_tasks
-            .saturating_mul(crate::aggregate::TASK_STATE_BYTES_BOUND);
+        // Without aggregation no task state is kept.
+        let tasks = if self.aggregate {
+            self.max_tracked_tasks
+                .saturating_mul(crate::aggregate::TASK_STATE_BYTES_BOUND)
+        } else {
+            0
+        };
         let registry = self
             .max_interned
             .saturating_mul(2 * 256 + crate::aggregate::SITE_BYTES_BOUND);

@@ -62,6 +62,11 @@ pub struct RecorderStats {
     pub sink_panics: u64,
     /// Upper bound of the recorder's memory, from the configuration.
     pub memory_budget_bytes: usize,
+    /// Whether the recorder keeps aggregates
+    /// ([`RecorderConfig::aggregate`](crate::config::RecorderConfig::aggregate)).
+    /// False also when the aggregator panicked and was switched off (see
+    /// `sink_panics`).
+    pub aggregating: bool,
 }
 
 /// Records runtime events from any thread and hands them to sinks on a
@@ -111,6 +116,8 @@ struct Inner {
     lost: AtomicU64,
     delivered: AtomicU64,
     sink_panics: AtomicU64,
+    /// False when aggregation is configured off or the aggregator panicked.
+    aggregating: AtomicBool,
     consumer: Mutex<Consumer>,
     /// Set to stop the consumer thread (which is then unparked).
     stop: Arc<AtomicBool>,
@@ -193,11 +200,12 @@ impl Recorder {
             lost: AtomicU64::new(0),
             delivered: AtomicU64::new(0),
             sink_panics: AtomicU64::new(0),
+            aggregating: AtomicBool::new(config.aggregate),
             consumer: Mutex::new(Consumer {
                 chunk: Vec::with_capacity(CHUNK_EVENTS + 1),
                 staging: Vec::new(),
                 aggregator: Aggregator::new(&config),
-                aggregator_disabled: false,
+                aggregator_disabled: !config.aggregate,
                 sinks: Vec::new(),
                 worker_known: Vec::new(),
             }),
@@ -402,6 +410,7 @@ impl Recorder {
             threads_registered: inner.registry.threads().len(),
             sink_panics: inner.sink_panics.load(Ordering::Relaxed),
             memory_budget_bytes: inner.config.memory_budget_bytes(),
+            aggregating: inner.aggregating.load(Ordering::Relaxed),
         }
     }
 
@@ -555,6 +564,7 @@ impl Inner {
             let agg = &mut c.aggregator;
             if catch_unwind(AssertUnwindSafe(|| agg.on_events(batch, reg))).is_err() {
                 c.aggregator_disabled = true;
+                self.aggregating.store(false, Ordering::Relaxed);
                 self.sink_panics.fetch_add(1, Ordering::Relaxed);
             }
             // The aggregator spots threads acting as workers as it goes.

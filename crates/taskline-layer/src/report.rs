@@ -74,6 +74,18 @@ impl Display for Snapshot {
                 "; recorder: {} recorded, {} dropped, {} delivered, {} threads, {} sink panics",
                 r.recorded, r.dropped, r.delivered, r.threads_registered, r.sink_panics
             )?;
+            if !r.aggregating {
+                writeln!(f)?;
+                let why = if r.sink_panics > 0 {
+                    "RecorderConfig::aggregate is false, or the aggregator panicked"
+                } else {
+                    "RecorderConfig::aggregate is false"
+                };
+                return writeln!(
+                    f,
+                    "aggregation is off ({why}): the events went to the sinks only"
+                );
+            }
         }
         writeln!(f)?;
         write!(

@@ -122,11 +122,77 @@ fn a_panicking_sink_is_disabled_and_counted_others_continue() {
     let stats = rec.stats();
     assert_eq!(stats.sink_panics, 1);
     assert_eq!(stats.delivered, 20);
+    assert!(
+        stats.aggregating,
+        "a sink's panic leaves the aggregator alone"
+    );
     assert_eq!(
         rec.snapshot().events,
         20,
         "the internal aggregator keeps working"
     );
+}
+
+#[test]
+fn without_aggregation_the_sinks_get_every_event_and_the_snapshot_only_counters() {
+    let rec = Recorder::new(RecorderConfig {
+        aggregate: false,
+        ..config()
+    })
+    .expect("config");
+    let sink = Collect::default();
+    rec.add_sink(sink.clone());
+    let mut expected = Vec::new();
+    for t in 1..=50u64 {
+        let mut spawn = ev(EventKind::Spawn, 10 * t, t);
+        spawn.flags = TaskKind::Task as u8;
+        let mut start = ev(EventKind::PollStart, 10 * t + 1, t);
+        start.aux = 3;
+        start.arg = NO_VALUE;
+        let mut end = ev(EventKind::PollEnd, 10 * t + 2, t);
+        end.aux = 3;
+        let stop = ev(EventKind::Terminate, 10 * t + 3, t);
+        for e in [spawn, start, end, stop] {
+            rec.record(e);
+            expected.push(e);
+        }
+    }
+    let snapshot = rec.snapshot();
+    let got: Vec<_> = sink
+        .events()
+        .into_iter()
+        .map(|mut e| {
+            e.thread = 0;
+            e
+        })
+        .collect();
+    assert_eq!(got, expected, "the sink sees the stream as recorded");
+    let stats = snapshot.recorder.expect("recorder stats");
+    assert!(!stats.aggregating);
+    assert_eq!(
+        (stats.recorded, stats.delivered, stats.dropped),
+        (200, 200, 0)
+    );
+    assert_eq!(
+        (snapshot.events, snapshot.spawned, snapshot.polls),
+        (0, 0, 0),
+        "nothing aggregated"
+    );
+    assert!(
+        snapshot.report().contains("aggregation is off"),
+        "{}",
+        snapshot.report()
+    );
+    // The registry still learns which thread is which worker.
+    let workers: Vec<_> = rec.registry().threads().iter().map(|t| t.worker).collect();
+    assert_eq!(workers, [Some(3)]);
+    // The memory bound no longer counts per-task state.
+    let aggregating = RecorderConfig::default();
+    let off = RecorderConfig {
+        aggregate: false,
+        ..RecorderConfig::default()
+    };
+    assert!(off.memory_budget_bytes() < aggregating.memory_budget_bytes());
 }
 
 #[test]
