@@ -24,6 +24,11 @@ cargo run --example mandelbrot -- --size 96 --out target/demo-smoke
 step "the demo's traces parse with the official Perfetto protos and re-serialize byte for byte"
 scripts/validate-trace.sh target/demo-smoke/*.perfetto-trace >/dev/null
 
+step "the overhead benchmark's taskline configurations run and keep the checksums (tiny size, one round, no timing claims)"
+cargo run -q -p taskline-bench --example overhead -- --size 64 --reps 1 --yields 2000 \
+    --configs none,taskline-hooks,taskline-both,taskline-record-only,taskline-trace \
+    --workloads task-per-pixel,yield --strict >/dev/null
+
 step "the service example: a blocking handler is caught by the flight recorder and named in the reports"
 scripts/service-smoke.sh
 scripts/service-smoke.sh --layer

@@ -1,12 +1,13 @@
 //! The overhead table of issue #3: the same workloads under no
-//! instrumentation, taskline (hooks, layer, both), the tracing floor,
-//! tokio-metrics, console-subscriber and dial9.
+//! instrumentation, taskline (hooks, layer, both; the hooks without
+//! aggregation, delivering to no sink or to a Perfetto file), the tracing
+//! floor, tokio-metrics, console-subscriber and dial9.
 //!
 //! ```text
 //! cargo run --release -p taskline-bench --example overhead --features peers -- \
 //!     [--size 1024] [--reps 5] [--workers N] [--yields 200000] \
 //!     [--configs none,taskline-hooks,...] [--workloads task-per-pixel,...] \
-//!     [--markdown] [--max-rss-mib 8192] [--timeout-s 600]
+//!     [--markdown] [--max-rss-mib 8192] [--timeout-s 600] [--ring-capacity 65536] [--strict]
 //! ```
 //!
 //! Every (workload, configuration) run is a fresh child process (this binary
@@ -36,6 +37,8 @@ enum Config {
     TasklineHooks,
     TasklineLayer,
     TasklineBoth,
+    TasklineRecordOnly,
+    TasklineTrace,
     RegistryEmpty,
     TokioMetrics,
     Console,
@@ -44,11 +47,13 @@ enum Config {
 }
 
 impl Config {
-    const ALL: [Config; 9] = [
+    const ALL: [Config; 11] = [
         Config::None,
         Config::TasklineHooks,
         Config::TasklineLayer,
         Config::TasklineBoth,
+        Config::TasklineRecordOnly,
+        Config::TasklineTrace,
         Config::RegistryEmpty,
         Config::TokioMetrics,
         Config::Console,
@@ -62,6 +67,8 @@ impl Config {
             Config::TasklineHooks => "taskline-hooks",
             Config::TasklineLayer => "taskline-layer",
             Config::TasklineBoth => "taskline-both",
+            Config::TasklineRecordOnly => "taskline-record-only",
+            Config::TasklineTrace => "taskline-trace",
             Config::RegistryEmpty => "registry-empty",
             Config::TokioMetrics => "tokio-metrics",
             Config::Console => "console",
@@ -95,13 +102,20 @@ struct Args {
     markdown: bool,
     max_rss_mib: u64,
     timeout: Duration,
+    /// `RecorderConfig::ring_capacity` of the taskline configurations
+    /// (`None` = the default).
+    ring_capacity: Option<usize>,
+    /// Exit 1 if any run failed or changed the checksum (for CI smoke runs;
+    /// without it a peer blowing the memory cap is a table entry, not an error).
+    strict: bool,
     child: bool,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: overhead [--size N] [--reps R] [--workers W] [--yields Y] [--configs a,b] \
-         [--workloads a,b] [--markdown] [--max-rss-mib M] [--timeout-s S]\n\
+         [--workloads a,b] [--markdown] [--max-rss-mib M] [--timeout-s S] \
+         [--ring-capacity N] [--strict]\n\
          configs: {}\nworkloads: {}",
         Config::ALL.map(Config::name).join(","),
         Workload::ALL.map(Workload::name).join(",")
@@ -123,6 +137,8 @@ fn parse_args() -> Args {
         markdown: false,
         max_rss_mib: 8192,
         timeout: Duration::from_secs(600),
+        ring_capacity: None,
+        strict: false,
         child: false,
     };
     let mut it = std::env::args().skip(1);
@@ -136,7 +152,9 @@ fn parse_args() -> Args {
             "--yields" => a.params.yields = num(value()),
             "--max-rss-mib" => a.max_rss_mib = num(value()) as u64,
             "--timeout-s" => a.timeout = Duration::from_secs(num(value()) as u64),
+            "--ring-capacity" => a.ring_capacity = Some(num(value())),
             "--markdown" => a.markdown = true,
+            "--strict" => a.strict = true,
             "--child" => a.child = true,
             "--configs" => {
                 a.configs = value()
@@ -191,10 +209,31 @@ struct RunResult {
 struct Installed {
     spawner: Spawner,
     taskline: Option<taskline_layer::recorder::Recorder>,
+    /// `taskline-trace`: the trace file and the writer's handle.
+    trace: Option<(
+        std::path::PathBuf,
+        taskline_trace::TraceHandle<std::fs::File>,
+    )>,
     #[cfg(feature = "peers")]
     dial9: Option<dial9::Recorder>,
     #[cfg(feature = "peers")]
     tmp: Option<std::path::PathBuf>,
+}
+
+/// The recorder of a taskline configuration: the defaults, with or without
+/// aggregation, and `--ring-capacity` if given (a bad value exits with the
+/// recorder's own message).
+fn taskline_recorder(args: &Args, aggregate: bool) -> taskline_layer::recorder::Recorder {
+    let defaults = taskline_layer::config::RecorderConfig::default();
+    let config = taskline_layer::config::RecorderConfig {
+        aggregate,
+        ring_capacity: args.ring_capacity.unwrap_or(defaults.ring_capacity),
+        ..defaults
+    };
+    taskline_layer::recorder::Recorder::new(config).unwrap_or_else(|e| {
+        eprintln!("{e}");
+        std::process::exit(2)
+    })
 }
 
 /// A layer with no behaviour: what the tracing registry alone costs.
@@ -217,7 +256,7 @@ fn child(args: &Args) {
         Config::None => {}
         Config::RegistryEmpty => tracing_subscriber::registry().with(NoopLayer).init(),
         Config::TasklineHooks | Config::TasklineLayer | Config::TasklineBoth => {
-            let recorder = taskline_layer::recorder::Recorder::with_defaults();
+            let recorder = taskline_recorder(args, true);
             if config != Config::TasklineLayer {
                 taskline_layer::hooks::instrument(&mut builder, &recorder);
             }
@@ -225,6 +264,23 @@ fn child(args: &Args) {
                 tracing_subscriber::registry()
                     .with(taskline_layer::layer::TasklineLayer::new(&recorder))
                     .init();
+            }
+            installed.taskline = Some(recorder);
+        }
+        // The hooks without the in-process aggregates: `taskline-record-only`
+        // delivers the events to no sink (what recording and the consumer's
+        // merge cost alone), `taskline-trace` writes them to a Perfetto file
+        // (dial9's deal: record now, analyse later).
+        Config::TasklineRecordOnly | Config::TasklineTrace => {
+            let recorder = taskline_recorder(args, false);
+            taskline_layer::hooks::instrument(&mut builder, &recorder);
+            if config == Config::TasklineTrace {
+                let path = std::env::temp_dir()
+                    .join(format!("taskline-bench-{}.pftrace", std::process::id()));
+                let (sink, handle) =
+                    taskline_trace::PerfettoWriter::create(&path).expect("trace file");
+                recorder.add_sink(sink);
+                installed.trace = Some((path, handle));
             }
             installed.taskline = Some(recorder);
         }
@@ -293,10 +349,30 @@ fn child(args: &Args) {
         drop(runtime);
         let snapshot = recorder.snapshot();
         let stats = snapshot.recorder.unwrap_or_else(|| recorder.stats());
-        result.polls = Some(snapshot.polls);
         result.dropped = Some(stats.dropped);
-        if snapshot.polls == 0 {
-            eprintln!("taskline recorded no polls: the configuration is broken ({stats:?})");
+        // Without aggregation there is no poll count: check that events
+        // flowed (and, with a trace, that they were written).
+        let recorded = if stats.aggregating {
+            result.polls = Some(snapshot.polls);
+            snapshot.polls
+        } else {
+            stats.delivered
+        };
+        if let Some((path, handle)) = installed.trace.take() {
+            let finished = handle.finish_recorder(&recorder);
+            let written = handle.events_written();
+            let _ = std::fs::remove_file(&path);
+            if let Err(e) = finished {
+                eprintln!("taskline trace failed: {e}");
+                std::process::exit(4);
+            }
+            if written == 0 {
+                eprintln!("taskline wrote an empty trace: the configuration is broken");
+                std::process::exit(4);
+            }
+        }
+        if recorded == 0 {
+            eprintln!("taskline recorded nothing: the configuration is broken ({stats:?})");
             std::process::exit(4);
         }
         recorder.shutdown();
@@ -376,6 +452,12 @@ fn run_child(args: &Args, workload: Workload, config: Config) -> Outcome {
             &p.workers.to_string(),
         ])
         .args(["--yields", &p.yields.to_string()])
+        .args(
+            args.ring_capacity
+                .map(|n| ["--ring-capacity".to_string(), n.to_string()])
+                .into_iter()
+                .flatten(),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -485,14 +567,21 @@ fn parent(args: &Args) {
             }
         }
     }
-    print_table(args, &results, &failures);
+    let mismatches = print_table(args, &results, &failures);
+    if args.strict && (!failures.is_empty() || mismatches > 0) {
+        eprintln!(
+            "overhead --strict: {} failed (workload, config) pairs, {mismatches} checksum mismatches",
+            failures.len()
+        );
+        std::process::exit(1);
+    }
 }
 
 fn print_table(
     args: &Args,
     results: &BTreeMap<(usize, Config), Vec<Option<RunResult>>>,
     failures: &BTreeMap<(usize, Config), String>,
-) {
+) -> usize {
     let p = args.params;
     let header = [
         "workload",
@@ -664,4 +753,5 @@ fn print_table(
             checksum_mismatch.join(", ")
         );
     }
+    checksum_mismatch.len()
 }
