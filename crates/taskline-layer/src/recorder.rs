@@ -584,24 +584,25 @@ impl Inner {
         }
     }
 
-    /// Without the aggregator (it panicked): names the threads that act as
-    /// workers in the registry by scanning the batch.
-    #[cold]
+    /// Without the aggregator (configured off, or it panicked): names the
+    /// threads that act as workers in the registry by scanning the batch. A
+    /// thread already named costs one byte read per event.
     fn note_workers(&self, c: &mut Consumer, batch: &[Event]) {
         for e in batch {
+            let t = e.thread as usize;
+            if c.worker_known.get(t).copied().unwrap_or(false) {
+                continue;
+            }
             if matches!(
                 e.kind(),
                 Some(EventKind::PollStart | EventKind::Park | EventKind::Unpark)
             ) && e.aux != NO_WORKER
             {
-                let t = e.thread as usize;
                 if c.worker_known.len() <= t {
                     c.worker_known.resize(t + 1, false);
                 }
-                if !c.worker_known[t] {
-                    c.worker_known[t] = true;
-                    self.registry.set_worker(e.thread, e.aux);
-                }
+                c.worker_known[t] = true;
+                self.registry.set_worker(e.thread, e.aux);
             }
         }
     }
