@@ -34,6 +34,7 @@ use opentelemetry_sdk::metrics::data::ResourceMetrics;
 use opentelemetry_sdk::metrics::{
     PeriodicReader, SdkMeterProvider, Temporality, exporter::PushMetricExporter,
 };
+use taskline_bench::Rng;
 use taskline_layer::RecorderConfig;
 use taskline_layer::aggregate::Aggregator;
 use taskline_layer::event::{Event, EventKind, NO_VALUE, TaskKind, WakeOp, flags};
@@ -45,22 +46,6 @@ use taskline_trace::flight::{FlightConfig, FlightRecorder};
 const BATCH: usize = 4096;
 const CONNECTIONS: u64 = 64;
 const WORKERS: u16 = 2;
-
-/// xorshift64*: deterministic, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    /// Uniform in `lo..hi`.
-    fn range(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo)
-    }
-}
 
 fn ev(kind: EventKind, ts: u64, task: u64, thread: u16) -> Event {
     let mut e = Event::new(kind, ts, task);

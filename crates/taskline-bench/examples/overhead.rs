@@ -24,8 +24,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use taskline_bench::median;
 use taskline_bench::{Params, Spawner, Workload, peak_rss_kib, proc_status_kib, run};
+use taskline_bench::{median, median_ci95};
 
 /// The result line a child prints and the parent parses.
 const RESULT_TAG: &str = "TASKLINE-BENCH-RESULT";
@@ -589,6 +589,7 @@ fn print_table(
         "median ms",
         "min..max ms",
         "ratio",
+        "ratio 95% CI",
         "ratio min..max",
         "peak RSS MiB",
         "ΔRSS MiB",
@@ -648,6 +649,7 @@ fn print_table(
             let (rmin, rmax) = ratios
                 .iter()
                 .fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+            let ratio_ci = median_ci95(&ratios);
             let ratio = median(&mut ratios);
             let drss = rss_med - median(&mut base_rss);
             let mut polls: Vec<f64> = ok
@@ -688,6 +690,7 @@ fn print_table(
                 } else {
                     format!("{ratio:.3}x")
                 },
+                ratio_ci.map_or("-".into(), |(lo, hi)| format!("{lo:.3}..{hi:.3}")),
                 if ratio.is_nan() {
                     "-".into()
                 } else {
@@ -707,7 +710,7 @@ fn print_table(
     }
     println!();
     println!(
-        "size {0}x{0}, {1} workers, yield workload {2} tasks x {3} yields = {4} polls, {5} rounds (medians; ratio = median of per-round ratios to `none`)",
+        "size {0}x{0}, {1} workers, yield workload {2} tasks x {3} yields = {4} polls, {5} rounds (medians; ratio = median of per-round ratios to `none`, 95% CI of that median by bootstrap from 5 rounds)",
         p.size,
         p.workers,
         p.yield_tasks(),
