@@ -98,7 +98,6 @@ struct Consumer {
     /// ring under pressure: at most `ring_capacity` each, reused.
     staging: Vec<Vec<Event>>,
     aggregator: Aggregator,
-    aggregator_disabled: bool,
     sinks: Vec<SinkSlot>,
     /// Threads whose worker index is already in the registry.
     worker_known: Vec<bool>,
@@ -116,7 +115,8 @@ struct Inner {
     lost: AtomicU64,
     delivered: AtomicU64,
     sink_panics: AtomicU64,
-    /// False when aggregation is configured off or the aggregator panicked.
+    /// False when aggregation is configured off or the aggregator panicked
+    /// (written by the consumer only; read by `stats`).
     aggregating: AtomicBool,
     consumer: Mutex<Consumer>,
     /// Set to stop the consumer thread (which is then unparked).
@@ -205,7 +205,6 @@ impl Recorder {
                 chunk: Vec::with_capacity(CHUNK_EVENTS + 1),
                 staging: Vec::new(),
                 aggregator: Aggregator::new(&config),
-                aggregator_disabled: !config.aggregate,
                 sinks: Vec::new(),
                 worker_known: Vec::new(),
             }),
@@ -560,10 +559,9 @@ impl Inner {
 
     fn deliver(&self, c: &mut Consumer, batch: &[Event]) {
         let reg = &self.registry;
-        if !c.aggregator_disabled {
+        if self.aggregating.load(Ordering::Relaxed) {
             let agg = &mut c.aggregator;
             if catch_unwind(AssertUnwindSafe(|| agg.on_events(batch, reg))).is_err() {
-                c.aggregator_disabled = true;
                 self.aggregating.store(false, Ordering::Relaxed);
                 self.sink_panics.fetch_add(1, Ordering::Relaxed);
             }
@@ -572,7 +570,7 @@ impl Inner {
                 reg.set_worker(thread, worker);
             }
         }
-        if c.aggregator_disabled {
+        if !self.aggregating.load(Ordering::Relaxed) {
             self.note_workers(c, batch);
         }
         for s in c.sinks.iter_mut().filter(|s| !s.disabled) {
