@@ -76,15 +76,18 @@ impl Display for Snapshot {
             )?;
             if !r.aggregating {
                 writeln!(f)?;
-                let why = if r.sink_panics > 0 {
-                    "RecorderConfig::aggregate is false, or the aggregator panicked"
-                } else {
-                    "RecorderConfig::aggregate is false"
-                };
-                return writeln!(
+                // Configured off: the aggregator never saw an event. Off
+                // after a panic: what it counted before still stands.
+                if self.events == 0 {
+                    return writeln!(
+                        f,
+                        "aggregation is off (RecorderConfig::aggregate is false): the events went to the sinks only"
+                    );
+                }
+                write!(
                     f,
-                    "aggregation is off ({why}): the events went to the sinks only"
-                );
+                    "aggregation stopped (the aggregator panicked): the figures below cover the events before that"
+                )?;
             }
         }
         writeln!(f)?;
