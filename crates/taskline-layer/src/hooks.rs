@@ -83,6 +83,7 @@ pub fn instrument<'a>(builder: &'a mut Builder, recorder: &Recorder) -> &'a mut 
     #[cfg(tokio_unstable)]
     {
         unstable::install(builder, recorder);
+        recorder.set_hooks_attached();
     }
     #[cfg(not(tokio_unstable))]
     {

@@ -118,6 +118,9 @@ struct Inner {
     /// False when aggregation is configured off or the aggregator panicked
     /// (written by the consumer only; read by `stats`).
     aggregating: AtomicBool,
+    /// Set once the runtime hooks instrument a runtime builder for this
+    /// recorder (see [`Recorder::hooks_attached`]).
+    hooks_attached: AtomicBool,
     consumer: Mutex<Consumer>,
     /// Set to stop the consumer thread (which is then unparked).
     stop: Arc<AtomicBool>,
@@ -201,6 +204,7 @@ impl Recorder {
             delivered: AtomicU64::new(0),
             sink_panics: AtomicU64::new(0),
             aggregating: AtomicBool::new(config.aggregate),
+            hooks_attached: AtomicBool::new(false),
             consumer: Mutex::new(Consumer {
                 chunk: Vec::with_capacity(CHUNK_EVENTS + 1),
                 staging: Vec::new(),
@@ -353,6 +357,28 @@ impl Recorder {
                 inner.lost.fetch_add(1, Ordering::Relaxed);
             }
         }
+    }
+
+    /// Whether the runtime hooks ([`crate::hooks::instrument`]) have
+    /// instrumented a runtime builder for this recorder. The `tracing`
+    /// sources then leave the spawns and terminations of plain tasks to the
+    /// hooks instead of reporting each of them a second time.
+    ///
+    /// ```
+    /// use taskline_layer::{Recorder, RuntimeBuilderExt};
+    /// let rec = Recorder::with_defaults();
+    /// assert!(!rec.hooks_attached());
+    /// let _rt = tokio::runtime::Builder::new_current_thread().taskline(&rec).build().unwrap();
+    /// assert!(rec.hooks_attached());
+    /// # rec.shutdown();
+    /// ```
+    pub fn hooks_attached(&self) -> bool {
+        self.inner.hooks_attached.load(Ordering::Relaxed)
+    }
+
+    /// Marks that the hooks instrument a runtime for this recorder.
+    pub(crate) fn set_hooks_attached(&self) {
+        self.inner.hooks_attached.store(true, Ordering::Relaxed);
     }
 
     /// The recorder's interned strings, sites and threads.
