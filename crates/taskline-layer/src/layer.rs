@@ -118,15 +118,15 @@ use crate::recorder::Recorder;
 use crate::registry::Registry;
 
 /// Span name of Tokio's task spans.
-const SPAWN_SPAN: &str = "runtime.spawn";
+pub(crate) const SPAWN_SPAN: &str = "runtime.spawn";
 /// Span name of Tokio's resource spans (`Mutex`, `Semaphore`, `Sleep`, ...).
-const RESOURCE_SPAN: &str = "runtime.resource";
+pub(crate) const RESOURCE_SPAN: &str = "runtime.resource";
 /// Target of Tokio's waker events.
-const WAKER_TARGET: &str = "tokio::task::waker";
+pub(crate) const WAKER_TARGET: &str = "tokio::task::waker";
 /// Target of Tokio's resource poll events.
-const POLL_OP_TARGET: &str = "runtime::resource::poll_op";
+pub(crate) const POLL_OP_TARGET: &str = "runtime::resource::poll_op";
 /// Target of the task spans of `spawn_blocking`.
-const BLOCKING_TARGET: &str = "tokio::task::blocking";
+pub(crate) const BLOCKING_TARGET: &str = "tokio::task::blocking";
 
 /// Bit of [`TaskSpan::saved`] saying "this poll was recorded by the layer".
 const OWNED: u64 = 1 << 63;
@@ -146,13 +146,37 @@ pub struct TaskSpan {
     /// While the layer owns a poll of this task: [`OWNED`] | the thread's
     /// previous current task, restored on exit. 0 otherwise. A task is polled
     /// by one thread at a time, so this needs no more than an atomic.
-    saved: AtomicU64,
+    pub(crate) saved: AtomicU64,
     /// Set by every wake of the task, cleared when a poll starts: a poll
     /// that follows a wake is certainly a poll (see [`Pending`]). When the
     /// span has a [`SpanTable`] slot, wakes set the slot's flag instead.
-    woken: AtomicBool,
+    pub(crate) woken: AtomicBool,
     /// The span has a [`SpanTable`] slot (until it closes).
-    in_table: bool,
+    pub(crate) in_table: bool,
+}
+
+impl TaskSpan {
+    /// The state of a task span that has not been polled yet.
+    pub(crate) fn new(task: u64, kind: TaskKind) -> Self {
+        TaskSpan {
+            task,
+            kind,
+            saved: AtomicU64::new(0),
+            woken: AtomicBool::new(false),
+            in_table: false,
+        }
+    }
+}
+
+/// Whether a `tracing` source reports the `Spawn` and `Terminate` of a task
+/// of `kind` named `named`, given that `recorder` may also have runtime
+/// hooks: the hooks report every plain task's spawn and termination (more
+/// cheaply), so the sources leave those to them. They still report blocking
+/// tasks (the hooks see no spawn of those), `block_on` futures and local
+/// tasks, and the spawn of a named task, whose `TaskName` follows its
+/// `Spawn` while the hooks' `Spawn` comes only later.
+pub(crate) fn reports_lifecycle(recorder: &Recorder, kind: TaskKind, named: bool) -> bool {
+    named || kind != TaskKind::Task || !recorder.hooks_attached()
 }
 
 /// What the layer keeps in the extensions of a Tokio resource span.
@@ -221,7 +245,7 @@ impl TasklineLayer {
 
     /// Records `event` stamped with the current time.
     #[inline]
-    fn emit(&self, kind: EventKind, task: u64, arg: u64, aux: u32, flags: u8) {
+    pub(crate) fn emit(&self, kind: EventKind, task: u64, arg: u64, aux: u32, flags: u8) {
         let mut e = Event::new(kind, clock::now_ns(), task);
         e.arg = arg;
         e.aux = aux;
@@ -229,11 +253,53 @@ impl TasklineLayer {
         self.recorder.record(e);
     }
 
-    fn registry(&self) -> &Registry {
+    pub(crate) fn registry(&self) -> &Registry {
         self.recorder.registry()
     }
 
-    fn task_span_created(&self, attrs: &span::Attributes<'_>) -> Option<TaskSpan> {
+    /// The recorder this layer feeds.
+    pub(crate) fn recorder(&self) -> &Recorder {
+        &self.recorder
+    }
+
+    /// Whether application spans are recorded (`RecorderConfig::record_spans`).
+    pub(crate) fn records_spans(&self) -> bool {
+        self.record_spans
+    }
+
+    /// This layer's key in the per-thread caches.
+    pub(crate) fn cache_key(&self) -> u64 {
+        self.id
+    }
+
+    /// Records a `Wake` of `woken` by `op`, naming the task this thread is
+    /// polling (if any) as the waker.
+    pub(crate) fn record_wake(&self, woken: u64, op: WakeOp) {
+        let waker = context::current_task();
+        let mut f = op as u8;
+        if waker == woken {
+            f |= flags::SELF_WAKE;
+        }
+        self.emit(EventKind::Wake, woken, waker, 0, f);
+    }
+
+    /// Records that `task` waits on the resource `kind` (interned) whose
+    /// span is `resource`.
+    pub(crate) fn record_resource_wait(&self, task: u64, resource: u64, kind: u32) {
+        self.emit(EventKind::ResourceWait, task, resource, kind, 0);
+    }
+
+    /// Records the termination of the task of `t`'s span (the span closed),
+    /// unless the hooks report it (see [`reports_lifecycle`]).
+    pub(crate) fn record_close(&self, t: &TaskSpan) {
+        if reports_lifecycle(&self.recorder, t.kind, false) {
+            self.emit(EventKind::Terminate, t.task, 0, 0, flags::FROM_LAYER);
+        }
+    }
+
+    /// Decodes a `runtime.spawn` span's fields, records its `Spawn` (see
+    /// [`reports_lifecycle`]) and `TaskName`, and returns its state.
+    pub(crate) fn task_span_created(&self, attrs: &span::Attributes<'_>) -> Option<TaskSpan> {
         let meta = attrs.metadata();
         let mut v = SpawnVisitor::default();
         attrs.record(&mut v);
@@ -250,27 +316,26 @@ impl TasklineLayer {
         };
         let site = intern_site(self.id, self.registry(), file, v.line, v.col, kind);
         let size = v.original_size.or(v.size).unwrap_or(0);
-        self.emit(
-            EventKind::Spawn,
-            task,
-            size,
-            site,
-            flags::FROM_LAYER | (kind as u8 & flags::ENUM_MASK),
-        );
+        if reports_lifecycle(&self.recorder, kind, !v.name.is_empty()) {
+            self.emit(
+                EventKind::Spawn,
+                task,
+                size,
+                site,
+                flags::FROM_LAYER | (kind as u8 & flags::ENUM_MASK),
+            );
+        }
         if !v.name.is_empty() {
             let id = self.registry().intern(v.name.as_str());
             self.emit(EventKind::TaskName, task, 0, id, flags::FROM_LAYER);
         }
-        Some(TaskSpan {
-            task,
-            kind,
-            saved: AtomicU64::new(0),
-            woken: AtomicBool::new(false),
-            in_table: false,
-        })
+        Some(TaskSpan::new(task, kind))
     }
 
-    fn on_task_enter(&self, t: &TaskSpan, span: u64, last_exit: u64) {
+    /// The enter of `t`'s span (`span`): starts a poll the layer records,
+    /// unless the hooks record it; `last_exit` is what [`before`](Self::before)
+    /// returned for this callback.
+    pub(crate) fn on_task_enter(&self, t: &TaskSpan, span: u64, last_exit: u64) {
         if context::in_hooked_poll() && context::current_task() == t.task {
             // The runtime hooks recorded this poll and set the current task.
             return;
@@ -309,7 +374,9 @@ impl TasklineLayer {
             .record(start_event(t.task, blocking, ts, worker));
     }
 
-    fn on_task_exit(&self, t: &TaskSpan) {
+    /// The exit of `t`'s span: ends the poll [`on_task_enter`](Self::on_task_enter)
+    /// started, if it did.
+    pub(crate) fn on_task_exit(&self, t: &TaskSpan) {
         let saved = t.saved.swap(0, Ordering::Relaxed);
         if saved & OWNED == 0 {
             return;
@@ -375,12 +442,7 @@ impl TasklineLayer {
                 }
             }
         };
-        let waker = context::current_task();
-        let mut f = op as u8;
-        if waker == woken {
-            f |= flags::SELF_WAKE;
-        }
-        self.emit(EventKind::Wake, woken, waker, 0, f);
+        self.record_wake(woken, op);
     }
 
     fn on_poll_op_event<S>(&self, event: &tracing::Event<'_>, ctx: &Context<'_, S>)
@@ -409,13 +471,7 @@ impl TasklineLayer {
             if let Some(r) = res
                 && !r.internal
             {
-                self.emit(
-                    EventKind::ResourceWait,
-                    task,
-                    span.id().into_u64(),
-                    r.kind,
-                    0,
-                );
+                self.record_resource_wait(task, span.id().into_u64(), r.kind);
             }
             return;
         }
@@ -560,7 +616,7 @@ where
                 if t.in_table {
                     self.spans.remove(id.into_u64());
                 }
-                self.emit(EventKind::Terminate, t.task, 0, 0, flags::FROM_LAYER);
+                self.record_close(t);
             }
             None => {
                 self.before(Cb::Other);
@@ -571,7 +627,7 @@ where
 
 /// What a layer callback is, for resolving a [`Pending`] poll.
 #[derive(Clone, Copy)]
-enum Cb {
+pub(crate) enum Cb {
     /// Anything but the two below.
     Other,
     /// Exit of the span of this task.
@@ -716,7 +772,7 @@ impl TasklineLayer {
     /// against this callback and returns the task whose exit was the
     /// previous callback on this thread (0 if none).
     #[inline]
-    fn before(&self, cb: Cb) -> u64 {
+    pub(crate) fn before(&self, cb: Cb) -> u64 {
         with_local(|l| self.before_in(l, cb)).unwrap_or(0)
     }
 
@@ -875,7 +931,7 @@ enum Ext {
 /// `tokio` or `tokio::...` (Tokio's spans and events), or Tokio's
 /// `runtime::...` event targets.
 #[inline]
-fn is_tokio_target(target: &str) -> bool {
+pub(crate) fn is_tokio_target(target: &str) -> bool {
     target.starts_with("tokio") && (target.len() == 5 || target.as_bytes()[5] == b':')
         || target.starts_with("runtime::")
 }
@@ -1028,9 +1084,13 @@ fn task_kind(s: &str) -> Option<TaskKind> {
 
 /// Fields of a `tokio::task::waker` event.
 #[derive(Default)]
-struct WakerVisitor {
-    op: Option<WakeOp>,
-    span_id: Option<u64>,
+pub(crate) struct WakerVisitor {
+    /// `waker.wake` / `waker.wake_by_ref`; `None` for clones and drops.
+    pub(crate) op: Option<WakeOp>,
+    /// Whether `op` was seen at all (it is `None` for clones and drops).
+    pub(crate) has_op: bool,
+    /// The woken task's span id.
+    pub(crate) span_id: Option<u64>,
 }
 
 impl Visit for WakerVisitor {
@@ -1042,6 +1102,7 @@ impl Visit for WakerVisitor {
 
     fn record_str(&mut self, field: &Field, value: &str) {
         if field.name() == "op" {
+            self.has_op = true;
             self.op = match value {
                 "waker.wake" => Some(WakeOp::Wake),
                 "waker.wake_by_ref" => Some(WakeOp::WakeByRef),
@@ -1055,8 +1116,9 @@ impl Visit for WakerVisitor {
 
 /// Fields of a `runtime::resource::poll_op` event.
 #[derive(Default)]
-struct PollOpVisitor {
-    is_ready: Option<bool>,
+pub(crate) struct PollOpVisitor {
+    /// Tokio's `is_ready`: false while the operation waits.
+    pub(crate) is_ready: Option<bool>,
 }
 
 impl Visit for PollOpVisitor {
@@ -1071,9 +1133,11 @@ impl Visit for PollOpVisitor {
 
 /// Fields of a `runtime.resource` span.
 #[derive(Default)]
-struct ResourceVisitor {
-    concrete_type: SmallStr<48>,
-    internal: bool,
+pub(crate) struct ResourceVisitor {
+    /// `concrete_type` (`Mutex`, `Sleep`, ...).
+    pub(crate) concrete_type: SmallStr<48>,
+    /// `is_internal`.
+    pub(crate) internal: bool,
 }
 
 impl Visit for ResourceVisitor {
@@ -1098,7 +1162,7 @@ impl Visit for ResourceVisitor {
 }
 
 /// A string kept on the stack up to `N` bytes, on the heap beyond.
-struct SmallStr<const N: usize> {
+pub(crate) struct SmallStr<const N: usize> {
     buf: [u8; N],
     len: usize,
     heap: Option<String>,
@@ -1142,7 +1206,7 @@ impl<const N: usize> SmallStr<N> {
         }
     }
 
-    fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         match &self.heap {
             Some(h) => h,
             // Only whole `&str`s are ever copied in, so this is valid UTF-8.
@@ -1150,7 +1214,7 @@ impl<const N: usize> SmallStr<N> {
         }
     }
 
-    fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.as_str().is_empty()
     }
 }
@@ -1391,7 +1455,7 @@ fn cached(layer: u64, s: &str, line: u32, col: u32, tag: u8, miss: impl FnOnce()
 }
 
 /// [`Registry::intern`] through the per-thread cache.
-fn intern_str(layer: u64, registry: &Registry, s: &str) -> u32 {
+pub(crate) fn intern_str(layer: u64, registry: &Registry, s: &str) -> u32 {
     cached(layer, s, 0, 0, STRING_TAG, || registry.intern(s))
 }
 

@@ -47,6 +47,7 @@ pub mod registry;
 pub mod report;
 mod ring;
 pub mod sink;
+pub mod subscriber;
 pub mod task_id;
 mod task_table;
 #[cfg(test)]
@@ -61,3 +62,4 @@ pub use layer::TasklineLayer;
 pub use recorder::{Recorder, RecorderStats};
 pub use registry::{Registry, Site, ThreadInfo};
 pub use sink::Sink;
+pub use subscriber::{SubscriberError, TasklineSubscriber};
