@@ -23,6 +23,9 @@ use taskline_layer::registry::Registry;
 use taskline_layer::sink::Sink;
 use tracing::Dispatch;
 use tracing::dispatcher::DefaultGuard;
+use tracing_subscriber::Layer;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::registry::LookupSpan;
 
 /// A sink keeping every event it is given.
 #[derive(Clone, Default)]
@@ -176,4 +179,38 @@ pub fn site_at(rec: &Recorder, line: u32) -> taskline_layer::aggregate::SiteStat
             .is_some_and(|site| site.line == line && site.file.ends_with("mod.rs"))
     });
     found.expect("site in snapshot")
+}
+
+/// A `fmt` layer's output, shared with the test.
+#[derive(Clone, Default)]
+pub struct Captured(pub Arc<Mutex<Vec<u8>>>);
+
+impl Captured {
+    /// Everything written so far, as text.
+    pub fn text(&self) -> String {
+        String::from_utf8(self.0.lock().expect("captured").clone()).expect("utf8")
+    }
+}
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("captured").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A `fmt` layer without timestamps or colours writing to `out`, filtered
+/// by `targets` (so two runs of one program give the same bytes).
+pub fn fmt_layer<S>(out: Captured, targets: Targets) -> impl Layer<S> + Send + Sync
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+{
+    tracing_subscriber::fmt::layer()
+        .with_writer(move || out.clone())
+        .with_ansi(false)
+        .without_time()
+        .with_filter(targets)
 }
