@@ -1,7 +1,8 @@
-//! The overhead table of issue #3: the same workloads under no
-//! instrumentation, taskline (hooks, layer, both; the hooks without
-//! aggregation, delivering to no sink or to a Perfetto file), the tracing
-//! floor, tokio-metrics, console-subscriber and dial9.
+//! The overhead table: the same workloads under no instrumentation,
+//! taskline (hooks, layer, both; hooks + taskline's subscriber, with and
+//! without resource waits; the hooks without aggregation, delivering to no
+//! sink or to a Perfetto file), the tracing floor, tokio-metrics,
+//! console-subscriber and dial9.
 //!
 //! ```text
 //! cargo run --release -p taskline-bench --example overhead --features peers -- \
@@ -39,6 +40,8 @@ enum Config {
     TasklineBoth,
     TasklineRecordOnly,
     TasklineTrace,
+    TasklineFull,
+    TasklineFullResources,
     RegistryEmpty,
     TokioMetrics,
     Console,
@@ -47,13 +50,15 @@ enum Config {
 }
 
 impl Config {
-    const ALL: [Config; 11] = [
+    const ALL: [Config; 13] = [
         Config::None,
         Config::TasklineHooks,
         Config::TasklineLayer,
         Config::TasklineBoth,
         Config::TasklineRecordOnly,
         Config::TasklineTrace,
+        Config::TasklineFull,
+        Config::TasklineFullResources,
         Config::RegistryEmpty,
         Config::TokioMetrics,
         Config::Console,
@@ -69,6 +74,8 @@ impl Config {
             Config::TasklineBoth => "taskline-both",
             Config::TasklineRecordOnly => "taskline-record-only",
             Config::TasklineTrace => "taskline-trace",
+            Config::TasklineFull => "taskline-full",
+            Config::TasklineFullResources => "taskline-full-resources",
             Config::RegistryEmpty => "registry-empty",
             Config::TokioMetrics => "tokio-metrics",
             Config::Console => "console",
@@ -265,6 +272,19 @@ fn child(args: &Args) {
                     .with(taskline_layer::layer::TasklineLayer::new(&recorder))
                     .init();
             }
+            installed.taskline = Some(recorder);
+        }
+        // What the README recommends for full recording: the hooks plus
+        // taskline's subscriber (wakes, names, blocking sections) in front
+        // of a registry; `-resources` also records resource waits.
+        Config::TasklineFull | Config::TasklineFullResources => {
+            let recorder = taskline_recorder(args, true);
+            taskline_layer::hooks::instrument(&mut builder, &recorder);
+            taskline_layer::TasklineSubscriber::new(&recorder, tracing_subscriber::registry())
+                .expect("registry-backed")
+                .with_resource_waits(config == Config::TasklineFullResources)
+                .try_init()
+                .expect("first subscriber");
             installed.taskline = Some(recorder);
         }
         // The hooks without the in-process aggregates: `taskline-record-only`
