@@ -22,15 +22,24 @@
 //! assert!(snapshot.spawned >= 1 || !taskline::capabilities().task_events);
 //! ```
 //!
-//! and/or add the layer to your `tracing` subscriber (it also sees wakes,
-//! resources and task names; needs Tokio's `tracing` feature):
+//! and, to also see wakes (who woke whom), task names and blocking sections
+//! (Tokio's `tracing` feature), put taskline's subscriber in front of your
+//! `tracing` stack, in place of its `.init()`:
 //!
 //! ```no_run
 //! use tracing_subscriber::prelude::*;
-//! tracing_subscriber::registry().with(taskline::layer()).init();
+//! taskline::init_subscriber(
+//!     tracing_subscriber::registry().with(tracing_subscriber::fmt::layer()),
+//! )
+//! .expect("no other global subscriber");
 //! ```
 //!
 //! Both feed the same [`global()`] recorder and never count a poll twice.
+//! The subscriber records Tokio's instrumentation without the
+//! `tracing_subscriber` registry and forwards everything else to your
+//! layers unchanged ([`TasklineSubscriber`]); [`layer()`] is the plain
+//! [`TasklineLayer`] for stacks that must see Tokio's spans too, at the
+//! registry's price.
 //!
 //! ## Crates
 //! - [`layer`]: the task recorder (runtime hooks + `tracing` layer, aggregates, report).
@@ -44,7 +53,8 @@ pub use setup::{SetupError, Taskline, TasklineBuilder};
 
 pub use taskline_layer as layer;
 pub use taskline_layer::{
-    Recorder, RecorderConfig, RuntimeBuilderExt, Snapshot, capabilities, layer::TasklineLayer,
+    Recorder, RecorderConfig, RuntimeBuilderExt, Snapshot, SubscriberError, TasklineSubscriber,
+    capabilities, layer::TasklineLayer,
 };
 #[cfg(feature = "otel")]
 pub use taskline_otel as otel;
@@ -107,7 +117,39 @@ impl std::fmt::Display for InitError {
 impl std::error::Error for InitError {}
 
 /// A [`TasklineLayer`] feeding the [`global()`] recorder, for
-/// `tracing_subscriber::registry().with(taskline::layer())`.
+/// `tracing_subscriber::registry().with(taskline::layer())`. It pays the
+/// registry's cost for every Tokio task span and resource operation (see
+/// the README's Overhead section); [`subscriber`] records the same at a
+/// fraction of that.
 pub fn layer() -> TasklineLayer {
     TasklineLayer::new(global())
+}
+
+/// taskline's subscriber feeding the [`global()`] recorder, in front of
+/// `inner` (a `tracing_subscriber::registry()` stack with your layers).
+/// Install it with `.try_init()`, or turn on resource waits first with
+/// [`TasklineSubscriber::with_resource_waits`].
+///
+/// ```
+/// use tracing_subscriber::prelude::*;
+/// let subscriber = taskline::subscriber(tracing_subscriber::registry())
+///     .expect("registry-backed")
+///     .with_resource_waits(true);
+/// let _guard = tracing::subscriber::set_default(subscriber);
+/// ```
+pub fn subscriber<S>(inner: S) -> Result<TasklineSubscriber<S>, SubscriberError>
+where
+    S: tracing::Subscriber + Send + Sync + 'static,
+{
+    TasklineSubscriber::new(global(), inner)
+}
+
+/// [`subscriber`]`(inner)` installed as the process's global default: the
+/// one line that adds wakes, task names and blocking sections. Fails if
+/// `inner` has no registry underneath or another global subscriber exists.
+pub fn init_subscriber<S>(inner: S) -> Result<(), SubscriberError>
+where
+    S: tracing::Subscriber + Send + Sync + 'static,
+{
+    subscriber(inner)?.try_init()
 }

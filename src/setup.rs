@@ -4,7 +4,10 @@
 #[cfg(feature = "trace")]
 use std::path::PathBuf;
 
-use taskline_layer::{ConfigError, Recorder, RecorderConfig, layer::TasklineLayer};
+use taskline_layer::{
+    ConfigError, Recorder, RecorderConfig, SubscriberError, TasklineSubscriber,
+    layer::TasklineLayer,
+};
 
 #[cfg(feature = "otel")]
 use taskline_otel::{
@@ -160,7 +163,20 @@ impl Taskline {
         &self.recorder
     }
 
-    /// A `tracing` layer feeding this recorder.
+    /// taskline's `tracing` subscriber feeding this recorder, in front of
+    /// `inner` (your `tracing_subscriber::registry()` stack): wakes, task
+    /// names and blocking sections at a fraction of the registry's cost; see
+    /// [`TasklineSubscriber`]. Install it with `.try_init()`.
+    pub fn subscriber<S>(&self, inner: S) -> Result<TasklineSubscriber<S>, SubscriberError>
+    where
+        S: tracing::Subscriber + Send + Sync + 'static,
+    {
+        TasklineSubscriber::new(&self.recorder, inner)
+    }
+
+    /// A `tracing` layer feeding this recorder, for a subscriber stack you
+    /// assemble yourself. It pays the registry's cost for every Tokio span;
+    /// prefer [`subscriber`](Self::subscriber).
     pub fn layer(&self) -> TasklineLayer {
         TasklineLayer::new(&self.recorder)
     }

@@ -92,12 +92,23 @@
 //! allocates nothing.
 //!
 //! The dominant cost is not this layer but `tracing_subscriber::registry()`
-//! itself, which allocates and tracks a span per task: on a task-per-pixel
-//! Mandelbrot (a million tiny tasks) the registry with an *empty* layer
-//! already costs 1.23x. That is why the runtime hooks are the cheap source of
-//! polls, spawns and terminations; use the layer for what only it sees
-//! (wakes, resources, task names, application spans) or when you already run
-//! a tracing registry.
+//! itself, which allocates and tracks a span per task and per resource
+//! operation: on a task-per-pixel Mandelbrot (a million tiny tasks) the
+//! registry with an *empty* layer already costs 1.1-1.2x, on a channel-fed
+//! pool about 3x. [`TasklineSubscriber`](crate::subscriber::TasklineSubscriber)
+//! records the same events without the registry (it sits in front of your
+//! stack instead of inside it) and is the recommended source; use this layer
+//! where a tool beside it needs Tokio's spans too (`console-subscriber`), or
+//! where the stack cannot be wrapped. The README's Overhead section has the
+//! measured table.
+//!
+//! # Filters
+//!
+//! A *global* filter below `TRACE` (`registry().with(EnvFilter::new("info"))`)
+//! disables Tokio's instrumentation for every layer, this one included. The
+//! layer says so once on stderr when it joins such a subscriber
+//! ([`TasklineLayer::hidden_from_it`]); per-layer filters
+//! (`fmt::layer().with_filter(..)`) leave it alone.
 
 use std::cell::RefCell;
 use std::fmt;
@@ -478,10 +489,90 @@ impl TasklineLayer {
     }
 }
 
+/// A stand-in for Tokio's task-span callsite (same name, target and level),
+/// asked of a subscriber to learn whether its filters let Tokio's
+/// instrumentation through.
+struct TokioProbe;
+
+static TOKIO_PROBE: TokioProbe = TokioProbe;
+
+static TOKIO_PROBE_META: Metadata<'static> = Metadata::new(
+    SPAWN_SPAN,
+    "tokio::task",
+    tracing::Level::TRACE,
+    None,
+    None,
+    None,
+    tracing::field::FieldSet::new(&[], tracing_core::identify_callsite!(&TOKIO_PROBE)),
+    tracing_core::metadata::Kind::SPAN,
+);
+
+impl tracing_core::Callsite for TokioProbe {
+    fn set_interest(&self, _interest: Interest) {}
+    fn metadata(&self) -> &Metadata<'_> {
+        &TOKIO_PROBE_META
+    }
+}
+
+/// Printed (once per process) when a layer joins a subscriber whose filters
+/// keep Tokio's `TRACE` instrumentation away from every layer.
+static FILTER_WARNED: AtomicBool = AtomicBool::new(false);
+
+impl TasklineLayer {
+    /// What the layer cannot see in the subscriber `dispatch`, and the fix;
+    /// `None` when nothing is hidden from it. The layer prints this once at
+    /// start-up (when it joins the subscriber).
+    ///
+    /// Tokio's task spans and waker events are at `TRACE`. A *global*
+    /// filter (an `EnvFilter` or level added with `.with(..)` rather than
+    /// `.with_filter(..)` on one layer) below `TRACE` disables them for every
+    /// layer, so the layer would record no wakes, names or blocking sections.
+    ///
+    /// ```
+    /// use taskline_layer::{Recorder, TasklineLayer};
+    /// use tracing_subscriber::filter::LevelFilter;
+    /// use tracing_subscriber::prelude::*;
+    ///
+    /// let rec = Recorder::with_defaults();
+    /// let global_info = tracing::Dispatch::new(
+    ///     tracing_subscriber::registry().with(LevelFilter::INFO).with(TasklineLayer::new(&rec)),
+    /// );
+    /// assert!(TasklineLayer::hidden_from_it(&global_info).is_some());
+    /// let per_layer = tracing::Dispatch::new(
+    ///     tracing_subscriber::registry()
+    ///         .with(TasklineLayer::new(&rec))
+    ///         .with(tracing_subscriber::fmt::layer().with_filter(LevelFilter::INFO)),
+    /// );
+    /// assert!(TasklineLayer::hidden_from_it(&per_layer).is_none());
+    /// # rec.shutdown();
+    /// ```
+    pub fn hidden_from_it(dispatch: &tracing::Dispatch) -> Option<String> {
+        if !dispatch.register_callsite(&TOKIO_PROBE_META).is_never() {
+            return None;
+        }
+        Some(format!(
+            "taskline: this tracing subscriber's filters disable TRACE, so Tokio's \
+             instrumentation never reaches taskline's layer: no wakes, task names or blocking \
+             sections are recorded. Put taskline's subscriber in front of the stack instead \
+             (taskline::init_subscriber(registry().with(...))), which records them whatever \
+             the filters say, or move the filter onto your output layer \
+             (fmt::layer().with_filter(..))."
+        ))
+    }
+}
+
 impl<S> tracing_subscriber::Layer<S> for TasklineLayer
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
+    fn on_register_dispatch(&self, subscriber: &tracing::Dispatch) {
+        if let Some(warning) = Self::hidden_from_it(subscriber)
+            && !FILTER_WARNED.swap(true, Ordering::Relaxed)
+        {
+            eprintln!("{warning}");
+        }
+    }
+
     /// Always interested: returning `never` here would disable the callsite
     /// for every layer of the subscriber. Uninteresting callsites are skipped
     /// cheaply in the callbacks instead.

@@ -32,3 +32,33 @@ fn source_with_fmt(rec: &Recorder, out: Captured, targets: Targets) -> Dispatch 
 
 #[path = "wake_source/cases.rs"]
 mod cases;
+
+#[test]
+fn a_global_env_filter_hides_tokio_from_the_layer_and_it_says_so() {
+    use tracing_subscriber::filter::EnvFilter;
+    let rec = Recorder::with_defaults();
+    // The most common set-up: a global EnvFilter at info beside the layer.
+    let hidden = Dispatch::new(
+        tracing_subscriber::registry()
+            .with(EnvFilter::new("info"))
+            .with(TasklineLayer::new(&rec)),
+    );
+    let warning = TasklineLayer::hidden_from_it(&hidden).expect("Tokio's TRACE is filtered out");
+    assert!(warning.contains("init_subscriber"), "{warning}");
+    // Letting Tokio's targets through, or filtering only the output, is fine.
+    for ok in [
+        Dispatch::new(
+            tracing_subscriber::registry()
+                .with(EnvFilter::new("info,tokio=trace"))
+                .with(TasklineLayer::new(&rec)),
+        ),
+        Dispatch::new(
+            tracing_subscriber::registry()
+                .with(TasklineLayer::new(&rec))
+                .with(tracing_subscriber::fmt::layer().with_filter(EnvFilter::new("info"))),
+        ),
+    ] {
+        assert_eq!(TasklineLayer::hidden_from_it(&ok), None);
+    }
+    rec.shutdown();
+}
