@@ -9,10 +9,11 @@
 //!
 //! Every variant runs in a fresh child process (so each gets its own recorder,
 //! `tracing` subscriber and an honest peak-memory figure) under taskline's
-//! runtime hooks and layer. The parent prints one table and, under it, one
-//! line per variant that says in words what the numbers show. It writes the
-//! PNG once and one Perfetto trace per variant (open them in ui.perfetto.dev,
-//! or run `taskline report FILE`).
+//! runtime hooks and subscriber (wakes, names, blocking sections), and once
+//! more without taskline, so the table says what observing cost. The parent
+//! prints one table and, under it, one line per variant that says in words
+//! what the numbers show. It writes the PNG once and one Perfetto trace per
+//! variant (open them in ui.perfetto.dev, or run `taskline report FILE`).
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -22,7 +23,6 @@ use std::time::{Duration, Instant};
 use taskline::otel::OtlpConfig;
 use taskline::{Recorder, RecorderConfig, RuntimeBuilderExt, Snapshot, Taskline};
 use taskline_mandelbrot::{Variant, default_workers, render};
-use tracing_subscriber::prelude::*;
 
 const USAGE: &str = "usage: mandelbrot [--size N] [--workers N] [--out DIR] [--variants a,b,..] [--no-trace] [--otlp]
 
@@ -44,6 +44,8 @@ struct Options {
     variants: Vec<Variant>,
     trace: bool,
     otlp: bool,
+    /// Child only: run the variant without taskline (the baseline).
+    bare: bool,
 }
 
 fn parse(args: &[String]) -> Result<(Options, Option<Variant>), String> {
@@ -54,6 +56,7 @@ fn parse(args: &[String]) -> Result<(Options, Option<Variant>), String> {
         variants: Variant::ALL.to_vec(),
         trace: true,
         otlp: false,
+        bare: false,
     };
     let mut child = None;
     let mut it = args.iter();
@@ -89,6 +92,7 @@ fn parse(args: &[String]) -> Result<(Options, Option<Variant>), String> {
             }
             "--no-trace" => o.trace = false,
             "--otlp" => o.otlp = true,
+            "--bare" => o.bare = true,
             "--child" => {
                 child = Some(
                     value("--child")?
@@ -147,6 +151,8 @@ struct Row {
     dropped: u64,
     trace_bytes: u64,
     trace_events: u64,
+    /// The same variant's wall time without taskline (filled by the parent).
+    bare_wall_ns: u64,
 }
 
 const FIELDS: [&str; 17] = [
@@ -237,7 +243,33 @@ fn trace_path(out: &Path, variant: Variant) -> PathBuf {
     out.join(format!("mandelbrot-{}.perfetto-trace", variant.name()))
 }
 
+/// The variant on a plain runtime, no taskline at all: the baseline the
+/// table compares against.
+fn run_bare(o: &Options, variant: Variant) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(o.workers)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let image = runtime
+        .block_on(render(variant, o.size, o.size, o.workers))
+        .map_err(|e| e.to_string())?;
+    let wall = started.elapsed();
+    let row = Row {
+        variant: variant.name().to_string(),
+        wall_ns: wall.as_nanos() as u64,
+        checksum: image.checksum(),
+        ..Row::default()
+    };
+    println!("{}", row.encode());
+    Ok(())
+}
+
 fn run_child(o: &Options, variant: Variant) -> Result<(), String> {
+    if o.bare {
+        return run_bare(o, variant);
+    }
     let config = RecorderConfig {
         // Task per pixel spawns ~1M tasks in a burst: rings big enough that the
         // consumer keeps up even on a busy machine (32 MiB per thread; drops
@@ -261,9 +293,11 @@ fn run_child(o: &Options, variant: Variant) -> Result<(), String> {
     }
     let taskline = setup.start().map_err(|e| e.to_string())?;
     let recorder = taskline.recorder().clone();
-    tracing_subscriber::registry()
-        .with(taskline.layer())
-        .try_init()
+    // Wakes, task names and blocking sections from Tokio's instrumentation,
+    // without the tracing registry's per-span cost.
+    taskline
+        .subscriber(tracing_subscriber::registry())
+        .and_then(|s| s.try_init())
         .map_err(|e| e.to_string())?;
 
     let mut builder = tokio::runtime::Builder::new_multi_thread();
@@ -339,6 +373,7 @@ fn row_from(
         dropped: recorder.stats().dropped,
         trace_bytes: 0,
         trace_events: 0,
+        bare_wall_ns: 0,
     }
 }
 
@@ -375,7 +410,7 @@ fn run_parent(o: &Options, args: &[String]) -> Result<(), String> {
         .map_err(|e| format!("cannot create {}: {e}", o.out.display()))?;
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     eprintln!(
-        "Mandelbrot {0}x{0}, {1} workers, {2} variants, each in its own process under taskline (hooks + layer)",
+        "Mandelbrot {0}x{0}, {1} workers, {2} variants, each in its own process without taskline and under it (hooks + subscriber)",
         o.size,
         o.workers,
         o.variants.len()
@@ -390,26 +425,47 @@ fn run_parent(o: &Options, args: &[String]) -> Result<(), String> {
             variant.description()
         );
         let _ = std::io::stderr().flush();
-        let output = Command::new(&exe)
-            .args(args)
-            .args(["--child", variant.name()])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .output()
-            .map_err(|e| format!("cannot start child: {e}"))?;
-        if !output.status.success() {
-            return Err(format!("{} failed: {}", variant.name(), output.status));
+        let bare = run_variant(&exe, args, *variant, true)?;
+        let mut row = run_variant(&exe, args, *variant, false)?;
+        row.bare_wall_ns = bare.wall_ns;
+        if bare.checksum != row.checksum {
+            return Err(format!(
+                "{}: the image under taskline differs from the one without it",
+                variant.name()
+            ));
         }
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let row = stdout
-            .lines()
-            .find_map(Row::decode)
-            .ok_or_else(|| format!("{}: child printed no result", variant.name()))?;
-        eprintln!("{:.2}s", row.wall_ns as f64 / 1e9);
+        eprintln!(
+            "{:.2}s without taskline, {:.2}s under it",
+            bare.wall_ns as f64 / 1e9,
+            row.wall_ns as f64 / 1e9
+        );
         rows.push(row);
     }
     print_table(o, &rows);
     Ok(())
+}
+
+/// Runs `variant` in a child process (`bare`: without taskline) and reads
+/// its result line.
+fn run_variant(exe: &Path, args: &[String], variant: Variant, bare: bool) -> Result<Row, String> {
+    let mut cmd = Command::new(exe);
+    cmd.args(args).args(["--child", variant.name()]);
+    if bare {
+        cmd.arg("--bare");
+    }
+    let output = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot start child: {e}"))?;
+    if !output.status.success() {
+        return Err(format!("{} failed: {}", variant.name(), output.status));
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    stdout
+        .lines()
+        .find_map(Row::decode)
+        .ok_or_else(|| format!("{}: child printed no result", variant.name()))
 }
 
 fn ms(ns: u64) -> String {
@@ -439,17 +495,19 @@ fn print_table(o: &Options, rows: &[Row]) {
     let serial = rows.iter().find(|r| r.variant == Variant::Serial.name());
     println!();
     println!(
-        "| variant | wall ms | speedup vs serial | tasks spawned | polls | sched delay p50 | sched delay p99 | max runnable | worker utilization | workers parked | work tasks waiting | peak RSS MiB | dropped |"
+        "| variant | wall ms | without taskline ms | taskline cost | speedup vs serial | tasks spawned | polls | sched delay p50 | sched delay p99 | max runnable | worker utilization | workers parked | work tasks waiting | peak RSS MiB | dropped |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in rows {
         let speedup = serial
             .map(|s| format!("{:.2}x", s.wall_ns as f64 / r.wall_ns.max(1) as f64))
             .unwrap_or_else(|| "-".into());
         println!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {:.0}% | {} ms | {} ms | {:.0} | {} |",
+            "| {} | {} | {} | {:.2}x | {} | {} | {} | {} | {} | {} | {:.0}% | {} ms | {} ms | {:.0} | {} |",
             r.variant,
             ms(r.wall_ns),
+            ms(r.bare_wall_ns),
+            r.wall_ns as f64 / r.bare_wall_ns.max(1) as f64,
             speedup,
             r.spawned,
             r.polls,
@@ -463,6 +521,11 @@ fn print_table(o: &Options, rows: &[Row]) {
             r.dropped,
         );
     }
+    println!();
+    println!(
+        "taskline cost = wall time under taskline (hooks + subscriber{}) / the same variant without taskline, one run each in this invocation.",
+        if o.trace { " + trace file" } else { "" }
+    );
     println!();
     println!("What the numbers say:");
     for r in rows {

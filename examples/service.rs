@@ -14,12 +14,14 @@
 //! ```
 //!
 //! Flags: `--addr ADDR` (default 127.0.0.1:3000), `--no-taskline`,
-//! `--layer` (also the tracing layer: wakes, resources and task names, at the
-//! cost of Tokio's span instrumentation; the runtime hooks alone are the
-//! default and cover polls, slow polls, spawns and the flight recorder),
-//! `--registry-only` (measurement aid: Tokio's span instrumentation under a
-//! bare `tracing_subscriber::registry()` without taskline's layer, the floor
-//! any tracing layer over Tokio's spans pays), `--otlp`
+//! `--layer` (also taskline's `tracing` subscriber: wakes, task names and
+//! blocking sections from Tokio's instrumentation; the runtime hooks alone
+//! are the default and cover polls, slow polls, spawns and the flight
+//! recorder), `--resources` (with `--layer`: resource waits too),
+//! `--plain-layer` (the same through the plain `TasklineLayer` on a
+//! registry, for comparison), `--registry-only` (measurement aid: Tokio's
+//! span instrumentation under a bare `tracing_subscriber::registry()`
+//! without taskline, the floor any layer over Tokio's spans pays), `--otlp`
 //! (export to `OTEL_EXPORTER_OTLP_ENDPOINT`, default http://localhost:4318),
 //! `--flight-dir DIR` (default target/flight), `--slow-poll-ms N` (default 50),
 //! `--exit-after-secs N` (stop by itself, for scripted runs).
@@ -43,6 +45,8 @@ struct Options {
     addr: SocketAddr,
     taskline: bool,
     layer: bool,
+    resources: bool,
+    plain_layer: bool,
     registry_only: bool,
     otlp: bool,
     flight_dir: PathBuf,
@@ -55,6 +59,8 @@ fn parse() -> Result<Options, String> {
         addr: "127.0.0.1:3000".parse().map_err(|e| format!("{e}"))?,
         taskline: true,
         layer: false,
+        resources: false,
+        plain_layer: false,
         registry_only: false,
         otlp: false,
         flight_dir: PathBuf::from("target/flight"),
@@ -73,6 +79,8 @@ fn parse() -> Result<Options, String> {
             }
             "--no-taskline" => o.taskline = false,
             "--layer" => o.layer = true,
+            "--resources" => o.resources = true,
+            "--plain-layer" => o.plain_layer = true,
             "--registry-only" => o.registry_only = true,
             "--otlp" => o.otlp = true,
             "--flight-dir" => o.flight_dir = PathBuf::from(value()?),
@@ -119,6 +127,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         let taskline = setup.start()?;
         if o.layer {
+            // Your own layers go inside `registry()`, as before.
+            taskline
+                .subscriber(tracing_subscriber::registry())?
+                .with_resource_waits(o.resources)
+                .try_init()?;
+        } else if o.plain_layer {
             tracing_subscriber::registry().with(taskline.layer()).init();
         } else if o.registry_only {
             tracing_subscriber::registry().init();
