@@ -42,6 +42,7 @@ enum Config {
     TasklineTrace,
     TasklineFull,
     TasklineFullResources,
+    TokioFloor,
     RegistryEmpty,
     TokioMetrics,
     Console,
@@ -50,7 +51,7 @@ enum Config {
 }
 
 impl Config {
-    const ALL: [Config; 13] = [
+    const ALL: [Config; 14] = [
         Config::None,
         Config::TasklineHooks,
         Config::TasklineLayer,
@@ -59,6 +60,7 @@ impl Config {
         Config::TasklineTrace,
         Config::TasklineFull,
         Config::TasklineFullResources,
+        Config::TokioFloor,
         Config::RegistryEmpty,
         Config::TokioMetrics,
         Config::Console,
@@ -76,6 +78,7 @@ impl Config {
             Config::TasklineTrace => "taskline-trace",
             Config::TasklineFull => "taskline-full",
             Config::TasklineFullResources => "taskline-full-resources",
+            Config::TokioFloor => "tokio-floor",
             Config::RegistryEmpty => "registry-empty",
             Config::TokioMetrics => "tokio-metrics",
             Config::Console => "console",
@@ -243,6 +246,42 @@ fn taskline_recorder(args: &Args, aggregate: bool) -> taskline_layer::recorder::
     })
 }
 
+/// A subscriber that takes exactly the Tokio callsites taskline's subscriber
+/// records (task spans, waker events) and does nothing with them: the floor
+/// of Tokio's own `tracing` instrumentation (span construction, `Instrumented`
+/// enter/exit, waker event dispatch), which any `tracing`-based wake source
+/// pays before recording anything.
+struct TokioFloor;
+
+impl tracing::Subscriber for TokioFloor {
+    fn register_callsite(
+        &self,
+        meta: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        let wanted = (meta.is_span() && meta.name() == "runtime.spawn")
+            || meta.target() == "tokio::task::waker";
+        if wanted {
+            tracing::subscriber::Interest::always()
+        } else {
+            tracing::subscriber::Interest::never()
+        }
+    }
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        Some(tracing::level_filters::LevelFilter::TRACE)
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, _: &tracing::Event<'_>) {}
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
 /// A layer with no behaviour: what the tracing registry alone costs.
 struct NoopLayer;
 impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for NoopLayer {}
@@ -262,6 +301,14 @@ fn child(args: &Args) {
     match config {
         Config::None => {}
         Config::RegistryEmpty => tracing_subscriber::registry().with(NoopLayer).init(),
+        Config::TokioFloor => {
+            // The hooks too, so the difference to taskline-full is what the
+            // subscriber itself does.
+            let recorder = taskline_recorder(args, true);
+            taskline_layer::hooks::instrument(&mut builder, &recorder);
+            tracing::subscriber::set_global_default(TokioFloor).expect("first subscriber");
+            installed.taskline = Some(recorder);
+        }
         Config::TasklineHooks | Config::TasklineLayer | Config::TasklineBoth => {
             let recorder = taskline_recorder(args, true);
             if config != Config::TasklineLayer {

@@ -8,7 +8,8 @@ use std::cell::Cell;
 
 thread_local! {
     static CURRENT: Cell<u64> = const { Cell::new(0) };
-    static HOOKED: Cell<bool> = const { Cell::new(false) };
+    /// The task whose hooked poll runs on this thread; 0 = none.
+    static HOOKED: Cell<u64> = const { Cell::new(0) };
     static TERMINATED: Cell<bool> = const { Cell::new(false) };
 }
 
@@ -16,14 +17,14 @@ thread_local! {
 #[inline]
 pub fn enter_poll(task: u64) {
     let _ = CURRENT.try_with(|c| c.set(task));
-    let _ = HOOKED.try_with(|c| c.set(true));
+    let _ = HOOKED.try_with(|c| c.set(task));
 }
 
 /// Marks the end of the hooked poll on this thread.
 #[inline]
 pub fn exit_poll() {
     let _ = CURRENT.try_with(|c| c.set(0));
-    let _ = HOOKED.try_with(|c| c.set(false));
+    let _ = HOOKED.try_with(|c| c.set(0));
 }
 
 /// Called by the terminate hook: if `task` is in a hooked poll on this
@@ -34,7 +35,7 @@ pub fn exit_poll() {
 /// `Terminate` of its own).
 #[inline]
 pub fn terminate_in_poll(task: u64) -> bool {
-    if task == 0 || !in_hooked_poll() || current_task() != task {
+    if task == 0 || hooked_task() != task {
         return false;
     }
     TERMINATED.try_with(|c| c.set(true)).is_ok()
@@ -63,7 +64,16 @@ pub fn current_task() -> u64 {
 /// True between the runtime hooks' before-poll and after-poll callbacks.
 #[inline]
 pub fn in_hooked_poll() -> bool {
-    HOOKED.try_with(Cell::get).unwrap_or(false)
+    hooked_task() != 0
+}
+
+/// The task the runtime hooks are polling on this thread (between their
+/// before-poll and after-poll callbacks), 0 if none. Unlike
+/// [`current_task`], a poll a `tracing` source records itself (a `LocalSet`
+/// task polled inside a hooked task) does not change it.
+#[inline]
+pub fn hooked_task() -> u64 {
+    HOOKED.try_with(Cell::get).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -77,6 +87,10 @@ mod tests {
         enter_poll(7);
         assert_eq!(current_task(), 7);
         assert!(in_hooked_poll());
+        assert_eq!(hooked_task(), 7);
+        assert_eq!(set_current_task(8), 7, "a nested poll the layer records");
+        assert_eq!(hooked_task(), 7, "is not the hooked one");
+        set_current_task(7);
         std::thread::spawn(|| assert_eq!(current_task(), 0))
             .join()
             .expect("thread");

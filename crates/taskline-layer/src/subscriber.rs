@@ -31,9 +31,10 @@
 //!   unless [`resource waits`](TasklineSubscriber::with_resource_waits) are
 //!   on; the `waker.clone` and `waker.drop` callsites and the ready half of
 //!   the resource poll events share their shape with the ones taskline
-//!   needs, so they are told apart by their first event and declined from
-//!   then on in [`enabled`](tracing::Subscriber::enabled), before Tokio
-//!   builds the event.
+//!   needs, so they are told apart by their first event, refused in
+//!   [`enabled`](tracing::Subscriber::enabled) until then, and declined for
+//!   good once `tracing`'s interest cache is rebuilt (at the next task
+//!   poll; a handful of rebuilds per process).
 //!
 //! Your layers see exactly what they saw before for your own spans and
 //! events (their contextual parents come from your registry's own span
@@ -91,7 +92,7 @@
 use std::any::TypeId;
 use std::cell::RefCell;
 use std::fmt;
-use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 
 use tracing::level_filters::LevelFilter;
 use tracing::span;
@@ -246,19 +247,22 @@ fn classify(meta: &Metadata<'_>) -> Callsite {
     }
 }
 
-/// Callsites found to carry only what taskline does not need (`waker.clone`,
-/// `waker.drop`, ready resource polls): at most [`DECLINED_SLOTS`], by
-/// metadata address.
-const DECLINED_SLOTS: usize = 16;
+/// Most callsites a [`CallsiteSet`] holds.
+const CALLSITE_SET_SLOTS: usize = 16;
 
-struct Declined {
-    slots: [AtomicPtr<Metadata<'static>>; DECLINED_SLOTS],
+/// A small append-only set of callsites, by metadata address: the waker and
+/// resource-poll callsites learned to carry what taskline needs, or only
+/// what it does not (`waker.clone`, `waker.drop`, ready polls). Full, it
+/// takes no more (those callsites stay undecided: still correct, a little
+/// dearer).
+struct CallsiteSet {
+    slots: [AtomicPtr<Metadata<'static>>; CALLSITE_SET_SLOTS],
     len: AtomicUsize,
 }
 
-impl Declined {
+impl CallsiteSet {
     fn new() -> Self {
-        Declined {
+        CallsiteSet {
             slots: std::array::from_fn(|_| AtomicPtr::new(std::ptr::null_mut())),
             len: AtomicUsize::new(0),
         }
@@ -266,21 +270,21 @@ impl Declined {
 
     fn contains(&self, meta: &Metadata<'_>) -> bool {
         let p = std::ptr::from_ref(meta).cast::<Metadata<'static>>();
-        let n = self.len.load(Ordering::Acquire).min(DECLINED_SLOTS);
+        let n = self.len.load(Ordering::Acquire).min(CALLSITE_SET_SLOTS);
         self.slots[..n]
             .iter()
             .any(|s| std::ptr::eq(s.load(Ordering::Relaxed), p))
     }
 
-    /// Declines `meta`'s callsite from now on. Returns false if it was
-    /// declined already or the set is full.
+    /// Adds `meta`'s callsite. Returns false if it was there already or the
+    /// set is full.
     fn insert(&self, meta: &'static Metadata<'static>) -> bool {
         if self.contains(meta) {
             return false;
         }
         let i = self.len.fetch_add(1, Ordering::AcqRel);
-        if i >= DECLINED_SLOTS {
-            self.len.store(DECLINED_SLOTS, Ordering::Release);
+        if i >= CALLSITE_SET_SLOTS {
+            self.len.store(CALLSITE_SET_SLOTS, Ordering::Release);
             return false;
         }
         self.slots[i].store(std::ptr::from_ref(meta).cast_mut(), Ordering::Release);
@@ -307,7 +311,13 @@ impl WokenMarks {
 
     #[inline]
     fn mark(&self, task: u64) {
-        self.slots[task as usize & (WOKEN_SLOTS - 1)].store(task, Ordering::Relaxed);
+        let slot = &self.slots[task as usize & (WOKEN_SLOTS - 1)];
+        // Read first: a task woken again and again (a join handle's owner,
+        // with the hooks recording its polls, which take no mark) then
+        // leaves the line shared instead of moving it between cores.
+        if slot.load(Ordering::Relaxed) != task {
+            slot.store(task, Ordering::Relaxed);
+        }
     }
 
     #[inline]
@@ -422,7 +432,13 @@ pub struct TasklineSubscriber<S> {
     engine: TasklineLayer,
     resource_waits: bool,
     woken: WokenMarks,
-    declined: Declined,
+    /// Waker / resource-poll callsites that carry what taskline records.
+    confirmed: CallsiteSet,
+    /// Those that carry only what it does not.
+    declined: CallsiteSet,
+    /// A callsite was learned and `tracing`'s interest cache should be
+    /// rebuilt at the next safe point (see [`TasklineSubscriber::learn`]).
+    rebuild_pending: AtomicBool,
     resources: AtomicU64,
 }
 
@@ -456,7 +472,9 @@ where
             engine: TasklineLayer::new(recorder),
             resource_waits: false,
             woken: WokenMarks::new(),
-            declined: Declined::new(),
+            confirmed: CallsiteSet::new(),
+            declined: CallsiteSet::new(),
+            rebuild_pending: AtomicBool::new(false),
             resources: AtomicU64::new(0),
         })
     }
@@ -492,15 +510,66 @@ where
 }
 
 impl<S> TasklineSubscriber<S> {
-    /// Declines `meta`'s callsite from now on: it carries nothing taskline
-    /// needs. The callsite's interest is `sometimes`, so `tracing` asks
-    /// [`enabled`](Subscriber::enabled) at every hit, which now says no
-    /// before the event is built. (Rebuilding the interest cache instead is
-    /// not possible from inside a callback: `tracing` hides the current
-    /// dispatcher there, and a rebuild would disable every callsite.)
+    /// Learns from an event what its callsite carries: `needed` (a wake, a
+    /// pending resource poll) or not (a waker clone or drop, a ready poll).
+    /// The four waker callsites (two resource-poll ones) share one shape, so
+    /// only their first event tells them apart. They start as
+    /// `Interest::sometimes` (asked in [`enabled`](Subscriber::enabled) at
+    /// every hit); once learned, `tracing`'s interest cache is rebuilt so
+    /// they become `always` or `never` (never built again). The rebuild
+    /// cannot run here: inside an event callback `tracing` hides the current
+    /// dispatcher, and a rebuild then would disable every callsite. It runs
+    /// at the next task-span enter instead ([`rebuild_if_pending`](Self::rebuild_if_pending)).
     #[cold]
-    fn decline(&self, meta: &'static Metadata<'static>) {
-        self.declined.insert(meta);
+    fn learn(&self, meta: &'static Metadata<'static>, needed: bool) {
+        let set = if needed {
+            &self.confirmed
+        } else {
+            &self.declined
+        };
+        if set.insert(meta) {
+            self.rebuild_pending.store(true, Ordering::Release);
+        }
+    }
+
+    /// Rebuilds `tracing`'s interest cache if a callsite was learned, from a
+    /// point where that is safe: a task span's enter, which `tracing` calls
+    /// directly on the span's dispatcher, outside any other callback. With a
+    /// single dispatcher registered, `tracing` rebuilds from this thread's
+    /// default dispatcher, so it waits until that is a taskline subscriber
+    /// (a span may be entered on a thread where another one is the
+    /// default).
+    #[inline]
+    fn rebuild_if_pending(&self)
+    where
+        S: 'static,
+    {
+        if !self.rebuild_pending.load(Ordering::Relaxed) {
+            return;
+        }
+        self.rebuild_now();
+    }
+
+    #[cold]
+    fn rebuild_now(&self)
+    where
+        S: 'static,
+    {
+        let ours = tracing::dispatcher::get_default(|d| d.is::<TasklineSubscriber<S>>());
+        if ours && self.rebuild_pending.swap(false, Ordering::AcqRel) {
+            tracing::callsite::rebuild_interest_cache();
+        }
+    }
+
+    /// The interest in a learned-or-not waker / resource-poll callsite.
+    fn learned_interest(&self, meta: &Metadata<'_>) -> Interest {
+        if self.confirmed.contains(meta) {
+            Interest::always()
+        } else if self.declined.contains(meta) {
+            Interest::never()
+        } else {
+            Interest::sometimes()
+        }
     }
 
     fn interest(&self, kind: Callsite, meta: &'static Metadata<'static>) -> Interest
@@ -510,9 +579,9 @@ impl<S> TasklineSubscriber<S> {
         match kind {
             Callsite::Task | Callsite::Blocking => Interest::always(),
             // Four (two) callsites of one shape, told apart by their first
-            // event: see `decline`.
-            Callsite::Waker => Interest::sometimes(),
-            Callsite::PollOp if self.resource_waits => Interest::sometimes(),
+            // event: see `learn`.
+            Callsite::Waker => self.learned_interest(meta),
+            Callsite::PollOp if self.resource_waits => self.learned_interest(meta),
             Callsite::Resource if self.resource_waits => Interest::always(),
             Callsite::Resource | Callsite::PollOp | Callsite::Unused => Interest::never(),
             Callsite::Forwarded => self.inner.register_callsite(meta),
@@ -551,8 +620,12 @@ impl<S> TasklineSubscriber<S> {
         encode(Class::Resource, r.pack(seq)).unwrap_or_else(ignored_id)
     }
 
-    fn enter_task(&self, span: u64, task: u64, kind: TaskKind) {
-        if context::in_hooked_poll() && context::current_task() == task {
+    fn enter_task(&self, span: u64, task: u64, kind: TaskKind)
+    where
+        S: 'static,
+    {
+        self.rebuild_if_pending();
+        if context::hooked_task() == task {
             // The runtime hooks record this poll.
             self.engine.before(Cb::Other);
             return;
@@ -588,6 +661,11 @@ impl<S> TasklineSubscriber<S> {
     }
 
     fn exit_task(&self, span: u64, task: u64) {
+        if context::hooked_task() == task {
+            // The hooks' poll (an open poll of this task cannot be ours).
+            self.engine.before(Cb::Exit(task));
+            return;
+        }
         let open = with_local(|l| match l.npolls.checked_sub(1) {
             Some(top) if l.polls[top].is_some_and(|p| p.span == span) => {
                 l.npolls = top;
@@ -615,10 +693,11 @@ impl<S> TasklineSubscriber<S> {
         let Some(op) = v.op else {
             if v.has_op {
                 // `waker.clone` / `waker.drop`: this callsite never carries a wake.
-                self.decline(event.metadata());
+                self.learn(event.metadata(), false);
             }
             return;
         };
+        self.learn_once(event.metadata());
         let Some((Class::Task | Class::Blocking, task)) = v
             .span_id
             .and_then(std::num::NonZeroU64::new)
@@ -634,10 +713,10 @@ impl<S> TasklineSubscriber<S> {
         let mut v = PollOpVisitor::default();
         event.record(&mut v);
         match v.is_ready {
-            Some(false) => {}
+            Some(false) => self.learn_once(event.metadata()),
             Some(true) => {
                 // Tokio emits ready and pending polls from separate callsites.
-                self.decline(event.metadata());
+                self.learn(event.metadata(), false);
                 return;
             }
             None => return,
@@ -651,6 +730,15 @@ impl<S> TasklineSubscriber<S> {
             && !r.internal
         {
             self.engine.record_resource_wait(task, span, r.kind);
+        }
+    }
+
+    /// [`learn`](Self::learn) that `meta` carries what taskline needs, unless
+    /// it is known already (the common case: one relaxed scan).
+    #[inline]
+    fn learn_once(&self, meta: &'static Metadata<'static>) {
+        if !self.confirmed.contains(meta) {
+            self.learn(meta, true);
         }
     }
 
