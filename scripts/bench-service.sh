@@ -14,7 +14,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds="${1:-5}"; secs="${2:-5}"; port=3917
-command -v wrk >/dev/null || { echo "install wrk: apt-get install wrk" >&2; exit 2; }
+if ! command -v wrk >/dev/null; then
+    # The load generator is Debian's `wrk` package; install it where we can.
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        apt-get update -qq >/dev/null && apt-get install -y -qq wrk >/dev/null
+    fi
+    command -v wrk >/dev/null || { echo "install wrk: apt-get install wrk" >&2; exit 2; }
+fi
 cargo build -q --release --example service
 bin="${CARGO_TARGET_DIR:-target}/release/examples/service"
 if [ -z "${OTEL_EXPORTER_OTLP_ENDPOINT:-}" ]; then
