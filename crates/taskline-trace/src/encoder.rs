@@ -36,6 +36,8 @@ use crate::wire::{begin_nested, end_nested, put_bytes, put_fixed64, put_int32, p
 const INTERN_CHUNK: usize = 256;
 /// Raw packet bytes deflated into one `compressed_packets` block.
 pub(crate) const COMPRESS_BLOCK: usize = 256 * 1024;
+/// Terminated tasks remembered after their entry is dropped, to catch a late second report.
+const RECENT_TERMINATIONS: usize = 4096;
 /// Derived counters (alive, runnable tasks) are sampled at most this often, in event time.
 pub(crate) const SAMPLE_INTERVAL_NS: u64 = 1_000_000;
 
@@ -161,6 +163,11 @@ pub(crate) struct Encoder {
     names: HashMap<Label, u64>,
     next_name_iid: u64,
     tasks: IdMap<u64, TaskState>,
+    /// Tasks whose termination was written and whose entry is gone, with the
+    /// sources that reported it: a late report from another source is still
+    /// a duplicate (bounded FIFO of [`RECENT_TERMINATIONS`]).
+    recent_terms: IdMap<u64, u8>,
+    recent_order: std::collections::VecDeque<u64>,
     next_flow: u64,
     alive: i64,
     runnable: i64,
@@ -240,6 +247,8 @@ impl Encoder {
             names: HashMap::new(),
             next_name_iid: schema::FIRST_DYNAMIC_NAME_IID,
             tasks: IdMap::default(),
+            recent_terms: IdMap::default(),
+            recent_order: std::collections::VecDeque::new(),
             next_flow: 1,
             alive: 0,
             runnable: 0,
@@ -623,6 +632,13 @@ impl Encoder {
             EventKind::Terminate => {
                 let bit = source_bit(e);
                 let Some(st) = self.tasks.get_mut(&e.task) else {
+                    if dedup
+                        && let Some(srcs) = self.recent_terms.get(&e.task)
+                        && srcs & bit == 0
+                    {
+                        self.recent_terms.remove(&e.task);
+                        return false;
+                    }
                     self.alive -= 1;
                     return true;
                 };
@@ -635,7 +651,17 @@ impl Encoder {
                     self.runnable -= 1;
                 }
                 if done {
+                    let srcs = st.terminated;
                     self.tasks.remove(&e.task);
+                    if dedup && srcs.count_ones() == 1 {
+                        if self.recent_order.len() >= RECENT_TERMINATIONS
+                            && let Some(old) = self.recent_order.pop_front()
+                        {
+                            self.recent_terms.remove(&old);
+                        }
+                        self.recent_order.push_back(e.task);
+                        self.recent_terms.insert(e.task, srcs);
+                    }
                 }
                 if dup {
                     return false;
