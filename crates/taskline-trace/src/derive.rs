@@ -62,7 +62,12 @@ impl SeqModel {
         self.stack
             .iter()
             .rev()
-            .find(|e| matches!(e.kind(), Some(EventKind::PollStart | EventKind::BlockingStart)))
+            .find(|e| {
+                matches!(
+                    e.kind(),
+                    Some(EventKind::PollStart | EventKind::BlockingStart)
+                )
+            })
             .map_or(0, |e| e.task)
     }
 

@@ -27,10 +27,10 @@ use taskline_layer::event::{Event, EventKind, flags};
 use taskline_layer::registry::{Registry, Site};
 
 use crate::derive::{SeqModel, derived_kind};
-use crate::schema::{
-    self, AuxRef, annotation, defaults, interned, packet, track, track_event,
+use crate::schema::{self, AuxRef, annotation, defaults, interned, packet, track, track_event};
+use crate::wire::{
+    begin_nested, end_nested, put_bytes, put_fixed64, put_int32, put_uint, put_varint,
 };
-use crate::wire::{begin_nested, end_nested, put_bytes, put_fixed64, put_int32, put_uint, put_varint};
 
 /// Registry entries per interned-data packet.
 const INTERN_CHUNK: usize = 256;
@@ -206,7 +206,12 @@ fn put_fixed_names(o: &mut Vec<u8>) {
         put_entry(o, interned::EVENT_NAMES, i as u64 + 1, n.as_bytes());
     }
     for (i, n) in schema::ANNOTATION_NAMES.iter().enumerate() {
-        put_entry(o, interned::DEBUG_ANNOTATION_NAMES, i as u64 + 1, n.as_bytes());
+        put_entry(
+            o,
+            interned::DEBUG_ANNOTATION_NAMES,
+            i as u64 + 1,
+            n.as_bytes(),
+        );
     }
     end_nested(o, m);
 }
@@ -276,7 +281,9 @@ impl Encoder {
         {
             return;
         }
-        let Some(z) = self.deflate.as_mut() else { return };
+        let Some(z) = self.deflate.as_mut() else {
+            return;
+        };
         z.reset();
         let mut packed: Vec<u8> = Vec::with_capacity(self.raw.len() / 2 + 64);
         loop {
@@ -303,7 +310,10 @@ impl Encoder {
         let inner = 2 + body_len.len() + packed.len();
         put_varint(&mut self.out, (u64::from(schema::TRACE_PACKET) << 3) | 2);
         put_varint(&mut self.out, inner as u64);
-        put_varint(&mut self.out, (u64::from(packet::COMPRESSED_PACKETS) << 3) | 2);
+        put_varint(
+            &mut self.out,
+            (u64::from(packet::COMPRESSED_PACKETS) << 3) | 2,
+        );
         self.out.extend_from_slice(&body_len);
         self.out.extend_from_slice(&packed);
         self.raw.clear();
@@ -327,7 +337,11 @@ impl Encoder {
         let p = self.begin_process_packet(None);
         let o = self.buf();
         put_fixed_names(o);
-        put_uint(o, packet::SEQUENCE_FLAGS, packet::SEQ_INCREMENTAL_STATE_CLEARED);
+        put_uint(
+            o,
+            packet::SEQUENCE_FLAGS,
+            packet::SEQ_INCREMENTAL_STATE_CLEARED,
+        );
         let td = begin_nested(o, packet::TRACK_DESCRIPTOR);
         put_uint(o, track::UUID, schema::PROCESS_UUID);
         let pd = begin_nested(o, track::PROCESS);
@@ -478,7 +492,11 @@ impl Encoder {
         put_bytes(o, track::NAME, track_name.as_bytes());
         let th = begin_nested(o, track::THREAD);
         put_int32(o, track::THREAD_PID, pid);
-        put_uint(o, track::THREAD_TID, (schema::TID_BASE + i64::from(t)) as u64);
+        put_uint(
+            o,
+            track::THREAD_TID,
+            (schema::TID_BASE + i64::from(t)) as u64,
+        );
         put_bytes(o, track::THREAD_NAME, name.as_bytes());
         end_nested(o, th);
         if let Some(w) = worker {
@@ -515,7 +533,11 @@ impl Encoder {
             let td = begin_nested(o, packet::TRACK_DESCRIPTOR);
             put_uint(o, track::UUID, uuid);
             put_bytes(o, track::NAME, b"spans");
-            put_uint(o, track::PARENT_UUID, schema::THREAD_UUID_BASE + u64::from(t));
+            put_uint(
+                o,
+                track::PARENT_UUID,
+                schema::THREAD_UUID_BASE + u64::from(t),
+            );
             end_nested(o, td);
             end_nested(o, p);
         }
@@ -561,10 +583,18 @@ impl Encoder {
         end_nested(o, cs);
         put_uint(o, packet::TRUSTED_PACKET_SEQUENCE_ID, seq);
         put_fixed_names(o);
-        put_uint(o, packet::SEQUENCE_FLAGS, packet::SEQ_INCREMENTAL_STATE_CLEARED);
+        put_uint(
+            o,
+            packet::SEQUENCE_FLAGS,
+            packet::SEQ_INCREMENTAL_STATE_CLEARED,
+        );
         let d = begin_nested(o, packet::TRACE_PACKET_DEFAULTS);
         let ted = begin_nested(o, defaults::TRACK_EVENT_DEFAULTS);
-        put_uint(o, defaults::TRACK_UUID, schema::THREAD_UUID_BASE + u64::from(t));
+        put_uint(
+            o,
+            defaults::TRACK_UUID,
+            schema::THREAD_UUID_BASE + u64::from(t),
+        );
         end_nested(o, ted);
         put_uint(o, defaults::TIMESTAMP_CLOCK_ID, defaults::CLOCK_INCREMENTAL);
         end_nested(o, d);
@@ -892,7 +922,12 @@ impl Encoder {
                 put_entry(o, interned::EVENT_NAMES, iid, text.as_bytes());
             }
             if let (Some(text), Some(iid)) = (&value_text, aux_iid) {
-                put_entry(o, interned::DEBUG_ANNOTATION_STRING_VALUES, iid, text.as_bytes());
+                put_entry(
+                    o,
+                    interned::DEBUG_ANNOTATION_STRING_VALUES,
+                    iid,
+                    text.as_bytes(),
+                );
             }
             end_nested(o, m);
         }

@@ -264,7 +264,10 @@ fn inflate(block: &[u8], off: usize, out: &mut Vec<u8>) -> Result<(), TraceError
     loop {
         if out.len() == out.capacity() {
             if out.len() >= MAX_INFLATED_BLOCK {
-                return err(off, K::Malformed("compressed block inflates past the limit"));
+                return err(
+                    off,
+                    K::Malformed("compressed block inflates past the limit"),
+                );
             }
             let grow = (block.len() * 4).clamp(64 * 1024, MAX_INFLATED_BLOCK - out.len());
             out.reserve_exact(grow);
@@ -317,13 +320,17 @@ impl V2 {
                     has_defaults = true;
                 }
                 packet::COMPRESSED_PACKETS => {
-                    return err(off, K::Malformed("compressed block inside a compressed block"));
+                    return err(
+                        off,
+                        K::Malformed("compressed block inside a compressed block"),
+                    );
                 }
                 _ => {}
             }
         }
         self.packets += 1;
-        let seq = seq.ok_or_else(|| TraceError::new(off, K::Malformed("packet without sequence")))?;
+        let seq =
+            seq.ok_or_else(|| TraceError::new(off, K::Malformed("packet without sequence")))?;
         if seq == schema::SEQUENCE_ID {
             if let Some((b, o)) = idata {
                 self.interned(b, o)?;
@@ -361,8 +368,9 @@ impl V2 {
             return err(off, K::Malformed("thread sequence used before it starts"));
         }
         if let Some((b, o)) = te {
-            let delta = ts
-                .ok_or_else(|| TraceError::new(off, K::Malformed("track event without timestamp")))?;
+            let delta = ts.ok_or_else(|| {
+                TraceError::new(off, K::Malformed("track event without timestamp"))
+            })?;
             let s = &mut self.seqs[t];
             let ts = match clock {
                 Some(defaults::CLOCK_BOOTTIME) => delta,
@@ -501,10 +509,19 @@ impl V2 {
             });
             return Ok(());
         }
-        err(off, K::Malformed("unexpected track event on the process sequence"))
+        err(
+            off,
+            K::Malformed("unexpected track event on the process sequence"),
+        )
     }
 
-    fn thread_event(&mut self, body: &[u8], off: usize, ts: u64, t: usize) -> Result<(), TraceError> {
+    fn thread_event(
+        &mut self,
+        body: &[u8],
+        off: usize,
+        ts: u64,
+        t: usize,
+    ) -> Result<(), TraceError> {
         let ev = RawEvent::parse(body, off, &mut self.flows)?;
         let ty = ev
             .ty
@@ -581,8 +598,8 @@ impl V2 {
             None => {}
         }
         if let Some(AnnValue::Uint(f)) = ev.anns[schema::A_FLAGS as usize] {
-            e.flags =
-                u8::try_from(f).map_err(|_| TraceError::new(off, K::Malformed("flags too large")))?;
+            e.flags = u8::try_from(f)
+                .map_err(|_| TraceError::new(off, K::Malformed("flags too large")))?;
         }
         seq.model.apply(&e);
         self.events.push(e);
@@ -676,7 +693,11 @@ fn annotation_of(body: &[u8], off: usize) -> Result<(u64, AnnValue), TraceError>
                 name = Some(iid);
             }
             annotation::UINT_VALUE => {
-                value = Some(AnnValue::Uint(as_varint(v, at, "DebugAnnotation.uint_value")?))
+                value = Some(AnnValue::Uint(as_varint(
+                    v,
+                    at,
+                    "DebugAnnotation.uint_value",
+                )?))
             }
             annotation::STRING_VALUE_IID => {
                 value = Some(AnnValue::Iid(as_varint(

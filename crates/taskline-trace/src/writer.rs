@@ -433,7 +433,13 @@ pub fn encode_trace_with_dropped<W: Write>(
     dropped_events: u64,
     out: W,
 ) -> io::Result<u64> {
-    encode_trace_with(events, registry, dropped_events, TraceOptions::lossless(), out)
+    encode_trace_with(
+        events,
+        registry,
+        dropped_events,
+        TraceOptions::lossless(),
+        out,
+    )
 }
 
 /// Like [`encode_trace_with_dropped`], with the given [`TraceOptions`]

@@ -41,7 +41,11 @@ fn check_every_truncation(bytes: &[u8]) {
         match read_trace(&bytes[..len]) {
             Ok(r) => {
                 partial += 1;
-                assert!(r.unfinished, "truncated at {len} of {} read as complete", bytes.len());
+                assert!(
+                    r.unfinished,
+                    "truncated at {len} of {} read as complete",
+                    bytes.len()
+                );
                 for (t, evs) in per_thread(&r.events).iter().enumerate() {
                     assert_eq!(evs[..], full[t][..evs.len()], "thread {t} cut at {len}");
                 }

@@ -6,9 +6,9 @@ use std::io;
 
 use common::{Rng, events, registry};
 use taskline_layer::event::{Event, EventKind};
+use taskline_layer::event::{NO_VALUE, flags};
 use taskline_layer::registry::Registry;
 use taskline_layer::sink::Sink;
-use taskline_layer::event::{NO_VALUE, flags};
 use taskline_trace::{
     PerfettoWriter, TraceOptions, encode_trace, encode_trace_with, encode_trace_with_dropped,
     read_trace,

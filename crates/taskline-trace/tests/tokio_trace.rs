@@ -2,8 +2,8 @@
 //! written as a Perfetto trace, read back, and checked by the independent
 //! Python validator (official Perfetto protos, byte-exact re-serialization).
 
-use std::collections::HashSet;
 use std::cell::RefCell;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
@@ -161,7 +161,10 @@ fn recorded_workload_round_trips_and_validates() {
     let back = read_trace(&bytes).expect("read_trace");
     assert!(!back.unfinished);
     assert_eq!(back.duplicates_skipped, (all.len() - events.len()) as u64);
-    assert!(back.duplicates_skipped > 0, "both sources reported lifecycles");
+    assert!(
+        back.duplicates_skipped > 0,
+        "both sources reported lifecycles"
+    );
     assert_eq!(back.events.len(), events.len());
     assert!(
         back.events == events,
