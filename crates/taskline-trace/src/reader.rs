@@ -274,7 +274,7 @@ fn inflate(block: &[u8], off: usize, out: &mut Vec<u8>) -> Result<(), TraceError
         }
         let consumed = z.total_in() as usize;
         let before = (z.total_in(), z.total_out());
-        match z.decompress_vec(&block[consumed..], out, flate2::FlushDecompress::Finish) {
+        match z.decompress_vec(&block[consumed..], out, flate2::FlushDecompress::None) {
             Ok(flate2::Status::StreamEnd) => return Ok(()),
             Ok(_) => {
                 if (z.total_in(), z.total_out()) == before && out.len() < out.capacity() {

@@ -315,3 +315,46 @@ fn spawn_and_terminate_reported_by_both_sources_are_written_once() {
     encode_trace(&evs, &reg, &mut buf).unwrap();
     assert_eq!(read_trace(&buf).unwrap().events.len(), evs.len());
 }
+
+#[test]
+fn big_compressed_traces_read_back() {
+    let reg = registry();
+    let mut rng = Rng::new(5);
+    let evs = realistic(&mut rng, 40_000, 3);
+    let mut buf = Vec::new();
+    let opts = TraceOptions {
+        compress: true,
+        ..TraceOptions::lossless()
+    };
+    encode_trace_with(&evs, &reg, 0, opts, &mut buf).unwrap();
+    let rec = read_trace(&buf).unwrap_or_else(|e| panic!("{} bytes: {e}", buf.len()));
+    assert_eq!(rec.events.len(), evs.len());
+}
+
+#[test]
+fn highly_compressible_traces_read_back() {
+    let reg = Registry::new();
+    let site = reg.intern_site("concurrent.rs", 1, 1, taskline_layer::event::TaskKind::Task);
+    let mut evs = Vec::new();
+    for i in 1..=2_500u64 {
+        let ts = i * 10_000;
+        let mut spawn = Event::new(EventKind::Spawn, ts, i);
+        spawn.aux = site;
+        let mut start = Event::new(EventKind::PollStart, ts + 100, i);
+        start.arg = NO_VALUE;
+        evs.extend([
+            spawn,
+            start,
+            Event::new(EventKind::PollEnd, ts + 1_100, i),
+            Event::new(EventKind::Terminate, ts + 1_200, i),
+        ]);
+    }
+    let mut buf = Vec::new();
+    let opts = TraceOptions {
+        compress: true,
+        ..TraceOptions::lossless()
+    };
+    encode_trace_with(&evs, &reg, 0, opts, &mut buf).unwrap();
+    let rec = read_trace(&buf).unwrap_or_else(|e| panic!("{} bytes: {e}", buf.len()));
+    assert_eq!(rec.events, evs);
+}
