@@ -28,6 +28,8 @@ pub struct TasklineBuilder {
     trace_file: Option<PathBuf>,
     #[cfg(feature = "trace")]
     flight: Option<FlightConfig>,
+    #[cfg(feature = "trace")]
+    dump_on_panic: bool,
     #[cfg(feature = "otel")]
     otlp: Option<(OtlpConfig, TaskMetricsConfig)>,
 }
@@ -53,6 +55,16 @@ impl TasklineBuilder {
     #[cfg(feature = "trace")]
     pub fn flight_recorder(mut self, config: FlightConfig) -> Self {
         self.flight = Some(config);
+        self
+    }
+
+    /// With a [`flight_recorder`](Self::flight_recorder): on a panic, dump
+    /// its window into its `dump_dir` before the panic goes on (the
+    /// previous panic hook still runs after). Opt-in; see
+    /// [`taskline_trace::flight::dump_on_panic`] for the details.
+    #[cfg(feature = "trace")]
+    pub fn dump_on_panic(mut self) -> Self {
+        self.dump_on_panic = true;
         self
     }
 
@@ -98,6 +110,8 @@ impl TasklineBuilder {
             }
             None => None,
         };
+        #[cfg(feature = "trace")]
+        install_panic_dump(self.dump_on_panic, &recorder, flight.as_ref())?;
         #[cfg(feature = "otel")]
         let otlp = match self.otlp {
             Some((config, tasks)) => {
@@ -237,6 +251,25 @@ impl Taskline {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+}
+
+/// Installs the panic dump asked for with [`TasklineBuilder::dump_on_panic`].
+#[cfg(feature = "trace")]
+fn install_panic_dump(
+    wanted: bool,
+    recorder: &Recorder,
+    flight: Option<&FlightRecorderHandle>,
+) -> Result<(), SetupError> {
+    match (wanted, flight) {
+        (false, _) => Ok(()),
+        (true, Some(handle)) => {
+            taskline_trace::flight::dump_on_panic(recorder, handle);
+            Ok(())
+        }
+        (true, None) => Err(SetupError::Output(
+            "dump_on_panic needs a flight_recorder to dump".to_owned(),
+        )),
     }
 }
 

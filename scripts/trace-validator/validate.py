@@ -11,6 +11,7 @@ Usage: validate.py FILE...   (exit status 1 if any file fails)
 """
 import json
 import sys
+import zlib
 from collections import Counter
 
 from google.protobuf.unknown_fields import UnknownFieldSet
@@ -30,15 +31,39 @@ def count_unknown(msg) -> int:
     return n
 
 
-def summarize(data: bytes) -> dict:
+def parse_exact(data: bytes, what: str):
+    """Parses a Trace and checks it re-serializes to exactly `data`."""
     trace = pb.Trace()
     trace.ParseFromString(data)
     out = trace.SerializeToString()
     if out != data:
         first = next((i for i, (a, b) in enumerate(zip(out, data)) if a != b), min(len(out), len(data)))
         raise ValueError(
-            f"re-serialization differs (len {len(out)} vs {len(data)}, first difference at byte {first})"
+            f"{what}: re-serialization differs (len {len(out)} vs {len(data)}, first difference at byte {first})"
         )
+    return trace
+
+
+def packets(data: bytes):
+    """Every packet, with those inside `compressed_packets` blocks inflated
+    (zlib, as Perfetto's trace processor does) and checked byte-exactly too.
+    Returns (packets, number of compressed blocks)."""
+    out, blocks = [], 0
+    for i, p in enumerate(parse_exact(data, "file").packet):
+        if p.HasField("compressed_packets"):
+            blocks += 1
+            inner = parse_exact(zlib.decompress(p.compressed_packets), f"compressed block {i}")
+            for q in inner.packet:
+                if q.HasField("compressed_packets"):
+                    raise ValueError("compressed block inside a compressed block")
+                out.append(q)
+        else:
+            out.append(p)
+    return out, blocks
+
+
+def summarize(data: bytes) -> dict:
+    all_packets, blocks = packets(data)
     categories, event_names, annotation_names, string_values = {}, {}, {}, {}
     tracks = {}  # uuid -> display name
     thread_tracks, counter_tracks = set(), set()
@@ -49,10 +74,22 @@ def summarize(data: bytes) -> dict:
     sequences = set()
     stats = {}
     unknown_fields = 0
-    for i, p in enumerate(trace.packet):
-        sequences.add(p.trusted_packet_sequence_id)
-        if i == 0 and not (p.sequence_flags & pb.TracePacket.SEQ_INCREMENTAL_STATE_CLEARED):
-            raise ValueError("first packet does not clear the incremental state")
+    # Interned data and defaults are per sequence, as Perfetto scopes them.
+    seq_interned = {}
+    seq_default_track = {}
+    version = 1
+    for i, p in enumerate(all_packets):
+        seq = p.trusted_packet_sequence_id
+        if seq not in sequences and not (p.sequence_flags & pb.TracePacket.SEQ_INCREMENTAL_STATE_CLEARED):
+            raise ValueError(f"packet {i}: first packet of sequence {seq} does not clear the incremental state")
+        sequences.add(seq)
+        if p.sequence_flags & pb.TracePacket.SEQ_INCREMENTAL_STATE_CLEARED:
+            seq_interned[seq] = ({}, {}, {}, {})
+            if p.HasField("trace_packet_defaults"):
+                d = p.trace_packet_defaults
+                if d.HasField("track_event_defaults"):
+                    seq_default_track[seq] = d.track_event_defaults.track_uuid
+        categories, event_names, annotation_names, string_values = seq_interned[seq]
         if p.HasField("interned_data"):
             d = p.interned_data
             for e in d.event_categories:
@@ -65,6 +102,8 @@ def summarize(data: bytes) -> dict:
                 string_values[e.iid] = e.str.decode("utf-8")
         if p.HasField("track_descriptor"):
             t = p.track_descriptor
+            if t.description == "taskline trace format 2":
+                version = 2
             name = t.name or t.thread.thread_name or t.process.process_name
             tracks[t.uuid] = name
             if t.HasField("thread"):
@@ -82,14 +121,23 @@ def summarize(data: bytes) -> dict:
                     raise ValueError(f"packet {i}: annotation name_iid {a.name_iid} not interned")
                 if a.HasField("string_value_iid") and a.string_value_iid not in string_values:
                     raise ValueError(f"packet {i}: string_value_iid {a.string_value_iid} not interned")
-            if e.track_uuid not in tracks:
-                raise ValueError(f"packet {i}: track {e.track_uuid} not described before use")
-            if i > 0 and not (p.sequence_flags & pb.TracePacket.SEQ_NEEDS_INCREMENTAL_STATE):
+            track_uuid = e.track_uuid if e.HasField("track_uuid") else seq_default_track.get(seq, 0)
+            if track_uuid not in tracks:
+                raise ValueError(f"packet {i}: track {track_uuid} not described before use")
+            if version == 1 and i > 0 and not (p.sequence_flags & pb.TracePacket.SEQ_NEEDS_INCREMENTAL_STATE):
                 raise ValueError(f"packet {i}: uses interned data without SEQ_NEEDS_INCREMENTAL_STATE")
             cats = [categories.get(c, f"?{c}") for c in e.category_iids]
             cat = cats[0] if cats else ""
+            if not cat and version == 2:
+                # Version 2 writes no category where the kind follows from the name and type.
+                name = event_names.get(e.name_iid, "")
+                if e.type == TE.TYPE_INSTANT:
+                    cat = {"spawn": "spawn", "task name": "task_name", "wake": "wake",
+                           "resource wait": "resource", "terminate": "terminate"}.get(name, "")
+                elif e.type == TE.TYPE_SLICE_BEGIN:
+                    cat = "idle" if name == "idle" else ("span" if track_uuid >= 0x20000 else "poll")
             if e.type == TE.TYPE_SLICE_BEGIN:
-                slices_per_track[tracks[e.track_uuid]] += 1
+                slices_per_track[tracks[track_uuid]] += 1
                 slices_per_category[cat] += 1
             elif e.type == TE.TYPE_SLICE_END:
                 ends_per_category[cat] += 1
@@ -99,9 +147,9 @@ def summarize(data: bytes) -> dict:
                     for a in e.debug_annotations:
                         stats[annotation_names[a.name_iid]] = a.uint_value
             elif e.type == TE.TYPE_COUNTER:
-                if e.track_uuid not in counter_tracks:
+                if track_uuid not in counter_tracks:
                     raise ValueError(f"packet {i}: counter on a non-counter track")
-                counters_per_track[tracks[e.track_uuid]] += 1
+                counters_per_track[tracks[track_uuid]] += 1
             flow_ids.extend(e.flow_ids)
             terminating.extend(e.terminating_flow_ids)
         unknown_fields += count_unknown(p)
@@ -111,7 +159,9 @@ def summarize(data: bytes) -> dict:
         raise ValueError("a flow id starts twice")
     return {
         "bytes": len(data),
-        "packets": len(trace.packet),
+        "format_version": version,
+        "compressed_blocks": blocks,
+        "packets": len(all_packets),
         "sequences": sorted(sequences),
         "thread_tracks": sorted(tracks[u] for u in thread_tracks),
         "counter_tracks": sorted(tracks[u] for u in counter_tracks),
@@ -131,10 +181,10 @@ def summarize(data: bytes) -> dict:
         "flows": len(flow_ids),
         "flows_terminated": len(set(terminating) & set(flow_ids)),
         "interned": {
-            "categories": len(categories),
-            "event_names": len(event_names),
-            "annotation_names": len(annotation_names),
-            "string_values": len(string_values),
+            "categories": max((len(v[0]) for v in seq_interned.values()), default=0),
+            "event_names": max((len(v[1]) for v in seq_interned.values()), default=0),
+            "annotation_names": max((len(v[2]) for v in seq_interned.values()), default=0),
+            "string_values": max((len(v[3]) for v in seq_interned.values()), default=0),
         },
         "stats": stats,
     }

@@ -15,6 +15,14 @@ use crate::output;
 /// A summary of one trace file.
 #[derive(Debug, Serialize)]
 pub struct Summary {
+    /// Trace format version (1 or 2).
+    pub format_version: u32,
+    /// The file has no end marker: it holds what was written up to its last whole packet.
+    pub unfinished: bool,
+    /// Second lifecycle reports (spawn, terminate) the writer did not write.
+    pub duplicates_skipped: u64,
+    /// Samples of the counter tracks (alive and runnable tasks, process RSS).
+    pub counter_samples: u64,
     /// File size.
     pub file_bytes: u64,
     /// Events in the file.
@@ -118,6 +126,10 @@ pub fn summarize(rec: &Recording, file_bytes: u64) -> Summary {
             (Some(a), Some(b)) => b.saturating_sub(a) as f64 / 1e6,
             _ => 0.0,
         },
+        format_version: rec.format_version,
+        unfinished: rec.unfinished,
+        duplicates_skipped: rec.duplicates_skipped,
+        counter_samples: rec.counters.len() as u64,
         dropped_events: rec.dropped_events,
         skipped_events: rec.events_skipped,
         packets: rec.packets,
@@ -131,11 +143,24 @@ pub fn summarize(rec: &Recording, file_bytes: u64) -> Summary {
 
 impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.unfinished {
+            writeln!(
+                f,
+                "UNFINISHED: no end marker (crash, kill or cut file); what follows is what was read"
+            )?;
+        }
         writeln!(
             f,
-            "{} events in {} bytes ({:.1} bytes/event), {} packets",
-            self.events, self.file_bytes, self.bytes_per_event, self.packets
+            "{} events in {} bytes ({:.1} bytes/event), {} packets, trace format {}",
+            self.events, self.file_bytes, self.bytes_per_event, self.packets, self.format_version
         )?;
+        if self.duplicates_skipped > 0 || self.counter_samples > 0 {
+            writeln!(
+                f,
+                "{} duplicate spawn/terminate reports written once, {} counter samples",
+                self.duplicates_skipped, self.counter_samples
+            )?;
+        }
         match (self.first_ns, self.last_ns) {
             (Some(a), Some(b)) => writeln!(
                 f,

@@ -47,6 +47,14 @@ pub fn load(path: &Path) -> Result<Loaded, CliError> {
         .map_err(|e| CliError::new(format!("cannot read {shown}: {e}")))?;
     let recording = read_trace(&bytes)
         .map_err(|e| CliError::new(format!("{shown} is not a valid taskline trace: {e}")))?;
+    if recording.unfinished {
+        eprintln!(
+            "warning: {shown} has no end marker (the process crashed or was killed, or the file \
+             was cut): showing the {} events read up to its last whole packet; the recorder's \
+             drop count is unknown",
+            recording.events.len()
+        );
+    }
     Ok(Loaded {
         recording,
         bytes: bytes.len() as u64,

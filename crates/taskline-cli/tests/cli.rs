@@ -207,12 +207,34 @@ fn convert_writes_chrome_json() {
 }
 
 #[test]
+fn an_unfinished_trace_is_shown_with_a_warning() {
+    let dir = tmp();
+    // An uncompressed trace of the same recording, cut at two thirds: whole
+    // packets up to the cut, no end marker (what a killed process leaves).
+    let rec = taskline_trace::read_trace(&std::fs::read(trace()).expect("read")).expect("trace");
+    let mut bytes = Vec::new();
+    taskline_trace::encode_trace(&rec.events, &rec.registry, &mut bytes).expect("encode");
+    let cut = dir.join("unfinished.pftrace");
+    std::fs::write(&cut, &bytes[..bytes.len() * 2 / 3]).expect("write");
+    for cmd in ["report", "inspect"] {
+        let o = taskline(&[cmd, cut.to_str().expect("utf-8")]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(0), "{cmd}: {err}");
+        assert!(err.contains("no end marker"), "{cmd} warns: {err}");
+        assert!(!o.stdout.is_empty(), "{cmd} prints what it read");
+    }
+    let o = taskline(&["inspect", cut.to_str().expect("utf-8")]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("UNFINISHED"));
+}
+
+#[test]
 fn broken_files_give_one_line_and_exit_code_2() {
     let dir = tmp();
     let bytes = std::fs::read(trace()).expect("trace");
 
+    // A cut compressed trace with no whole packet left.
     let truncated = dir.join("truncated.pftrace");
-    std::fs::write(&truncated, &bytes[..bytes.len() * 2 / 3]).expect("write");
+    std::fs::write(&truncated, &bytes[..bytes.len().min(40)]).expect("write");
     let empty = dir.join("empty.pftrace");
     std::fs::write(&empty, b"").expect("write");
     let random = dir.join("random.pftrace");

@@ -3,6 +3,9 @@
 //! computation), the runtime instrumented with taskline's hooks and
 //! optionally the tracing layer (which adds wakes and task names).
 //!
+//! Then it re-encodes the events it read back on one core, raw and
+//! deflated, and prints the encoder's throughput (events/s) and sizes.
+//!
 //! ```sh
 //! cargo run --release -p taskline-trace --example trace_size -- [TASKS] [--layer] [--out FILE]
 //! ```
@@ -13,7 +16,7 @@ use std::time::Instant;
 use taskline_layer::config::RecorderConfig;
 use taskline_layer::layer::TasklineLayer;
 use taskline_layer::{Recorder, RuntimeBuilderExt};
-use taskline_trace::{PerfettoWriter, read_trace};
+use taskline_trace::{PerfettoWriter, TraceOptions, encode_trace_with, read_trace};
 use tracing::Dispatch;
 use tracing::dispatcher::DefaultGuard;
 use tracing_subscriber::prelude::*;
@@ -100,4 +103,25 @@ fn main() {
         bytes as f64 / events.max(1) as f64,
         read_start.elapsed(),
     );
+    // Encoder throughput on this thread (one core), best of 3.
+    for compress in [false, true] {
+        let options = TraceOptions {
+            compress,
+            ..TraceOptions::default()
+        };
+        let mut best = f64::INFINITY;
+        let mut size = 0;
+        for _ in 0..3 {
+            let mut buf = Vec::with_capacity(back.events.len() * 16);
+            let t = Instant::now();
+            encode_trace_with(&back.events, &back.registry, 0, options, &mut buf).expect("encode");
+            best = best.min(t.elapsed().as_secs_f64());
+            size = buf.len();
+        }
+        println!(
+            "encode compress={compress}: {:.1}M events/s on one core, {:.2} bytes/event",
+            back.events.len() as f64 / best / 1e6,
+            size as f64 / back.events.len().max(1) as f64
+        );
+    }
 }

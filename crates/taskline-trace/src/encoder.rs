@@ -1,30 +1,91 @@
-//! Turns [`Event`]s into framed Perfetto `TracePacket`s (no I/O).
+//! Turns [`Event`]s into framed Perfetto `TracePacket`s of trace format
+//! version 2 (no I/O). See `docs/trace-format.md` for the layout.
 //!
-//! The encoder keeps the sequence's incremental state: which registry
-//! strings, sites and threads it already described, the interned task labels,
-//! the label of each live task and the flows waiting for their woken task's
-//! next poll. Per-task state is bounded by `max_tracked_tasks`; past it, polls
-//! are named `poll` and wakes get no flow arrow (the events are still written
-//! losslessly).
+//! Each recording thread's events go on a packet sequence of their own, in
+//! the order they arrive (the ring order of that thread): no cross-thread
+//! merge is needed, since Perfetto's trace processor sorts sequences itself.
+//! A thread sequence starts with one packet that sets its defaults (the
+//! thread's track, an incremental clock) and its interning state; after it,
+//! an event packet holds a timestamp delta, the sequence id and a
+//! `TrackEvent` with only what [`SeqModel`] cannot predict.
+//!
+//! The process sequence (1) holds the header, the registry, the track
+//! descriptors, the sampled counters (alive and runnable tasks, derived
+//! from the event stream; the process RSS when sampling is on) and the end
+//! marker.
+//!
+//! Packets can be deflated into `compressed_packets` blocks of
+//! [`COMPRESS_BLOCK`] bytes. Per-task state is bounded by
+//! `max_tracked_tasks`; past it, polls are named `poll`, wakes get no flow
+//! arrow and lifecycle events are no longer deduplicated (events are still
+//! written losslessly).
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use taskline_layer::event::{Event, EventKind, flags};
 use taskline_layer::registry::{Registry, Site};
 
-use crate::schema::{self, AuxRef, annotation, interned, packet, track, track_event};
-use crate::wire::{begin_nested, end_nested, put_bytes, put_fixed64, put_int32, put_uint};
+use crate::derive::{SeqModel, derived_kind};
+use crate::schema::{self, AuxRef, annotation, defaults, interned, packet, track, track_event};
+use crate::wire::{
+    begin_nested, end_nested, put_bytes, put_fixed64, put_int32, put_uint, put_varint,
+};
 
-/// At most this many flows wait for one task's next poll; later wakes get no arrow.
-const MAX_PENDING_FLOWS_PER_TASK: usize = 8;
 /// Registry entries per interned-data packet.
 const INTERN_CHUNK: usize = 256;
+/// Raw packet bytes deflated into one `compressed_packets` block.
+pub(crate) const COMPRESS_BLOCK: usize = 256 * 1024;
+/// Terminated tasks remembered after their entry is dropped, to catch a late second report.
+const RECENT_TERMINATIONS: usize = 4096;
+/// Derived counters (alive, runnable tasks) are sampled at most this often, in event time.
+pub(crate) const SAMPLE_INTERVAL_NS: u64 = 1_000_000;
+
+/// A multiplicative hasher for task ids (ids are already well spread; SipHash is wasted work here).
+#[derive(Default, Clone, Copy)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x517c_c1b7_2722_0a95);
+        }
+    }
+    fn write_u64(&mut self, x: u64) {
+        self.0 = (x ^ (x >> 29)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    }
+}
+
+type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
 
 /// What a task's polls are named after.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Label {
     Name(u32),
     Site(u32),
+}
+
+/// The writer's per-task state (one map entry per live task it tracks).
+#[derive(Clone, Copy, Debug, Default)]
+struct TaskState {
+    label: Option<Label>,
+    /// A flow waiting for the task's next poll.
+    pending_flow: Option<u64>,
+    /// Sources (bit 0: hooks, bit 1: layer) that reported the spawn.
+    spawned: u8,
+    /// Sources that reported the termination.
+    terminated: u8,
+    /// Whether a `Terminate` was written.
+    term_written: bool,
+    /// Spawned or woken, not polled since.
+    runnable: bool,
+}
+
+fn source_bit(e: &Event) -> u8 {
+    if e.has_flag(flags::FROM_LAYER) { 2 } else { 1 }
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -37,31 +98,81 @@ struct ThreadTrack {
     blocking: bool,
 }
 
+/// One thread's packet sequence.
+#[derive(Default)]
+struct Seq {
+    started: bool,
+    last_ts: u64,
+    model: SeqModel,
+    /// Bit `i`: dynamic event name `FIRST_DYNAMIC_NAME_IID + i` interned on this sequence.
+    names: Vec<u64>,
+    /// Bit `i`: debug-annotation string value iid `i` interned on this sequence.
+    values: Vec<u64>,
+}
+
+fn test_and_set(bits: &mut Vec<u64>, i: u64) -> bool {
+    let (w, b) = ((i / 64) as usize, i % 64);
+    if bits.len() <= w {
+        bits.resize(w + 1, 0);
+    }
+    let was = bits[w] & (1 << b) != 0;
+    bits[w] |= 1 << b;
+    was
+}
+
 /// Counts of what the encoder wrote.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct EncoderStats {
     pub(crate) events_written: u64,
     pub(crate) events_skipped: u64,
     pub(crate) flows_written: u64,
+    /// Second reports of a task's spawn or termination (from the other source), not written.
+    pub(crate) duplicates: u64,
+    /// Counter samples written.
+    pub(crate) samples: u64,
 }
 
-/// Streaming encoder state for one packet sequence.
+/// What the encoder does beyond writing events losslessly.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct EncodeOptions {
+    /// Write a task's `Spawn` and `Terminate` once when both sources report them.
+    pub(crate) dedup_lifecycle: bool,
+    /// Deflate packets into `compressed_packets` blocks.
+    pub(crate) compress: bool,
+    /// Per-task state for at most this many live tasks.
+    pub(crate) max_tracked_tasks: usize,
+}
+
+/// Streaming encoder state for one trace.
 pub(crate) struct Encoder {
-    /// Framed packets not yet handed to the output.
+    /// Finished bytes (framed packets, possibly compressed) for the output.
     pub(crate) out: Vec<u8>,
+    /// Packets not yet deflated (only used when compressing).
+    raw: Vec<u8>,
+    deflate: Option<flate2::Compress>,
+    opts: EncodeOptions,
     started: bool,
     pid: i32,
     process_name: String,
     strings_emitted: u32,
     sites_emitted: u32,
     threads: Vec<ThreadTrack>,
+    seqs: Vec<Seq>,
     counters_emitted: u16,
+    samples_described: u8,
     names: HashMap<Label, u64>,
     next_name_iid: u64,
-    task_labels: HashMap<u64, Label>,
-    pending_flows: HashMap<u64, Vec<u64>>,
+    tasks: IdMap<u64, TaskState>,
+    /// Tasks whose termination was written and whose entry is gone, with the
+    /// sources that reported it: a late report from another source is still
+    /// a duplicate (bounded FIFO of [`RECENT_TERMINATIONS`]).
+    recent_terms: IdMap<u64, u8>,
+    recent_order: std::collections::VecDeque<u64>,
     next_flow: u64,
-    max_tracked_tasks: usize,
+    alive: i64,
+    runnable: i64,
+    next_sample_ts: u64,
+    last_samples: [Option<i64>; 2],
     last_ts: u64,
     pub(crate) stats: EncoderStats,
 }
@@ -78,70 +189,154 @@ pub(crate) fn site_string(site: &Site) -> String {
     format!("{site} ({})", site.kind.as_str())
 }
 
+fn put_entry(out: &mut Vec<u8>, field: u32, iid: u64, value: &[u8]) {
+    let m = begin_nested(out, field);
+    put_uint(out, interned::IID, iid);
+    put_bytes(out, interned::VALUE, value);
+    end_nested(out, m);
+}
+
+/// The fixed interned names every sequence starts with.
+fn put_fixed_names(o: &mut Vec<u8>) {
+    let m = begin_nested(o, packet::INTERNED_DATA);
+    for (i, c) in schema::CATEGORIES.iter().enumerate() {
+        put_entry(o, interned::EVENT_CATEGORIES, i as u64 + 1, c.as_bytes());
+    }
+    for (i, n) in schema::EVENT_NAMES.iter().enumerate() {
+        put_entry(o, interned::EVENT_NAMES, i as u64 + 1, n.as_bytes());
+    }
+    for (i, n) in schema::ANNOTATION_NAMES.iter().enumerate() {
+        put_entry(
+            o,
+            interned::DEBUG_ANNOTATION_NAMES,
+            i as u64 + 1,
+            n.as_bytes(),
+        );
+    }
+    end_nested(o, m);
+}
+
+/// The fixed event name of an event of `kind` (instants, idle), or `None`
+/// when it is named after its task or span (or not named).
+pub(crate) fn fixed_name(kind: EventKind) -> Option<u64> {
+    match kind {
+        EventKind::Spawn => Some(1),
+        EventKind::TaskName => Some(2),
+        EventKind::Wake => Some(3),
+        EventKind::ResourceWait => Some(4),
+        EventKind::Terminate => Some(5),
+        EventKind::Park => Some(schema::NAME_IDLE),
+        _ => None,
+    }
+}
+
 impl Encoder {
-    /// A fresh sequence; per-task state for at most `max_tracked_tasks` live tasks.
-    pub(crate) fn new(max_tracked_tasks: usize) -> Self {
+    /// A fresh trace.
+    pub(crate) fn new(opts: EncodeOptions) -> Self {
         Encoder {
             out: Vec::with_capacity(64 * 1024),
+            raw: Vec::new(),
+            deflate: opts
+                .compress
+                .then(|| flate2::Compress::new(flate2::Compression::fast(), true)),
+            opts,
             started: false,
             pid: std::process::id() as i32,
             process_name: process_name(),
             strings_emitted: 0,
             sites_emitted: 0,
             threads: Vec::new(),
+            seqs: Vec::new(),
             counters_emitted: 0,
+            samples_described: 0,
             names: HashMap::new(),
             next_name_iid: schema::FIRST_DYNAMIC_NAME_IID,
-            task_labels: HashMap::new(),
-            pending_flows: HashMap::new(),
+            tasks: IdMap::default(),
+            recent_terms: IdMap::default(),
+            recent_order: std::collections::VecDeque::new(),
             next_flow: 1,
-            max_tracked_tasks,
+            alive: 0,
+            runnable: 0,
+            next_sample_ts: 0,
+            last_samples: [None; 2],
             last_ts: 0,
             stats: EncoderStats::default(),
         }
     }
 
-    fn begin_packet(&mut self, ts: Option<u64>) -> usize {
-        let p = begin_nested(&mut self.out, schema::TRACE_PACKET);
-        if let Some(ts) = ts {
-            put_uint(&mut self.out, packet::TIMESTAMP, ts);
+    /// Where packets go: the deflate staging buffer or the output.
+    #[inline]
+    fn buf(&mut self) -> &mut Vec<u8> {
+        if self.opts.compress {
+            &mut self.raw
+        } else {
+            &mut self.out
         }
-        put_uint(
+    }
+
+    /// Deflates staged packets into a `compressed_packets` block once
+    /// [`COMPRESS_BLOCK`] bytes are staged (every staged byte when `force`).
+    pub(crate) fn seal(&mut self, force: bool) {
+        if !self.opts.compress || self.raw.is_empty() || (!force && self.raw.len() < COMPRESS_BLOCK)
+        {
+            return;
+        }
+        let Some(z) = self.deflate.as_mut() else {
+            return;
+        };
+        z.reset();
+        let mut packed: Vec<u8> = Vec::with_capacity(self.raw.len() / 2 + 64);
+        loop {
+            let consumed = z.total_in() as usize;
+            let status = z.compress_vec(
+                &self.raw[consumed..],
+                &mut packed,
+                flate2::FlushCompress::Finish,
+            );
+            match status {
+                Ok(flate2::Status::StreamEnd) => break,
+                Ok(_) => packed.reserve(packed.capacity().max(4096)),
+                Err(_) => {
+                    // Deflate cannot fail on valid input; keep the packets uncompressed if it does.
+                    self.out.extend_from_slice(&self.raw);
+                    self.raw.clear();
+                    return;
+                }
+            }
+        }
+        // TracePacket { compressed_packets = bytes }
+        let mut body_len = Vec::with_capacity(10);
+        put_varint(&mut body_len, packed.len() as u64);
+        let inner = 2 + body_len.len() + packed.len();
+        put_varint(&mut self.out, (u64::from(schema::TRACE_PACKET) << 3) | 2);
+        put_varint(&mut self.out, inner as u64);
+        put_varint(
             &mut self.out,
-            packet::TRUSTED_PACKET_SEQUENCE_ID,
-            schema::SEQUENCE_ID,
+            (u64::from(packet::COMPRESSED_PACKETS) << 3) | 2,
         );
+        self.out.extend_from_slice(&body_len);
+        self.out.extend_from_slice(&packed);
+        self.raw.clear();
+    }
+
+    fn begin_process_packet(&mut self, ts: Option<u64>) -> usize {
+        let o = self.buf();
+        let p = begin_nested(o, schema::TRACE_PACKET);
+        if let Some(ts) = ts {
+            put_uint(o, packet::TIMESTAMP, ts);
+        }
+        put_uint(o, packet::TRUSTED_PACKET_SEQUENCE_ID, schema::SEQUENCE_ID);
         p
     }
 
-    fn put_entry(out: &mut Vec<u8>, field: u32, iid: u64, value: &[u8]) {
-        let m = begin_nested(out, field);
-        put_uint(out, interned::IID, iid);
-        put_bytes(out, interned::VALUE, value);
-        end_nested(out, m);
-    }
-
-    /// The first packet: fixed interned names and the process track.
+    /// The first packet: fixed interned names and the process track with the format marker.
     fn header(&mut self) {
         self.started = true;
-        let p = self.begin_packet(None);
-        let o = &mut self.out;
-        let m = begin_nested(o, packet::INTERNED_DATA);
-        for (i, c) in schema::CATEGORIES.iter().enumerate() {
-            Self::put_entry(o, interned::EVENT_CATEGORIES, i as u64 + 1, c.as_bytes());
-        }
-        for (i, n) in schema::EVENT_NAMES.iter().enumerate() {
-            Self::put_entry(o, interned::EVENT_NAMES, i as u64 + 1, n.as_bytes());
-        }
-        for (i, n) in schema::ANNOTATION_NAMES.iter().enumerate() {
-            Self::put_entry(
-                o,
-                interned::DEBUG_ANNOTATION_NAMES,
-                i as u64 + 1,
-                n.as_bytes(),
-            );
-        }
-        end_nested(o, m);
+        let pid = self.pid;
+        let name = std::mem::take(&mut self.process_name);
+        let p = self.begin_process_packet(None);
+        let o = self.buf();
+        put_fixed_names(o);
         put_uint(
             o,
             packet::SEQUENCE_FLAGS,
@@ -150,12 +345,73 @@ impl Encoder {
         let td = begin_nested(o, packet::TRACK_DESCRIPTOR);
         put_uint(o, track::UUID, schema::PROCESS_UUID);
         let pd = begin_nested(o, track::PROCESS);
-        put_int32(o, track::PROCESS_PID, self.pid);
-        put_bytes(o, track::PROCESS_NAME, self.process_name.as_bytes());
+        put_int32(o, track::PROCESS_PID, pid);
+        put_bytes(o, track::PROCESS_NAME, name.as_bytes());
         end_nested(o, pd);
-        put_bytes(o, track::DESCRIPTION, schema::FORMAT_MARKER.as_bytes());
+        put_bytes(o, track::DESCRIPTION, schema::FORMAT_MARKER_V2.as_bytes());
         end_nested(o, td);
         end_nested(o, p);
+        self.process_name = name;
+        // The derived counter tracks are in every trace.
+        self.sample_track(0);
+        self.sample_track(1);
+    }
+
+    /// Describes sampled counter track `k` once.
+    fn sample_track(&mut self, k: usize) -> u64 {
+        let uuid = schema::SAMPLE_UUID_BASE + k as u64;
+        if self.samples_described & (1 << k) == 0 {
+            self.samples_described |= 1 << k;
+            let p = self.begin_process_packet(None);
+            let o = self.buf();
+            let td = begin_nested(o, packet::TRACK_DESCRIPTOR);
+            put_uint(o, track::UUID, uuid);
+            put_bytes(o, track::NAME, schema::SAMPLE_NAMES[k].as_bytes());
+            put_uint(o, track::PARENT_UUID, schema::PROCESS_UUID);
+            let c = begin_nested(o, track::COUNTER);
+            let unit = if k == schema::SAMPLE_RSS {
+                defaults::UNIT_SIZE_BYTES
+            } else {
+                defaults::UNIT_COUNT
+            };
+            put_uint(o, defaults::COUNTER_UNIT, unit);
+            end_nested(o, c);
+            end_nested(o, td);
+            end_nested(o, p);
+        }
+        uuid
+    }
+
+    /// Writes one sample of counter `k` at `ts` on the process sequence.
+    pub(crate) fn sample(&mut self, k: usize, ts: u64, value: i64) {
+        if !self.started {
+            self.header();
+        }
+        let uuid = self.sample_track(k);
+        let p = self.begin_process_packet(Some(ts));
+        let o = self.buf();
+        let te = begin_nested(o, packet::TRACK_EVENT);
+        put_uint(o, track_event::TYPE, track_event::TYPE_COUNTER);
+        put_uint(o, track_event::TRACK_UUID, uuid);
+        put_uint(o, track_event::COUNTER_VALUE, value as u64);
+        end_nested(o, te);
+        end_nested(o, p);
+        self.stats.samples += 1;
+    }
+
+    /// Samples the derived counters at `ts` when they changed and are due.
+    fn maybe_sample(&mut self, ts: u64) {
+        if ts < self.next_sample_ts {
+            return;
+        }
+        self.next_sample_ts = ts.saturating_add(SAMPLE_INTERVAL_NS);
+        let values = [self.alive.max(0), self.runnable.max(0)];
+        for (k, v) in values.into_iter().enumerate() {
+            if self.last_samples[k] != Some(v) {
+                self.last_samples[k] = Some(v);
+                self.sample(k, ts, v);
+            }
+        }
     }
 
     /// Describes registry strings, sites and threads not described yet.
@@ -163,11 +419,9 @@ impl Encoder {
         if !self.started {
             self.header();
         }
-        // Strings and sites, as interned debug-annotation string values.
         loop {
             let mut n = 0;
-            let mut m = None;
-            let mut p = None;
+            let mut marks = None;
             while n < INTERN_CHUNK {
                 let (iid, value) = if let Some(s) = reg.string(self.strings_emitted) {
                     let iid = schema::string_iid(self.strings_emitted);
@@ -180,32 +434,28 @@ impl Encoder {
                 } else {
                     break;
                 };
-                if m.is_none() {
-                    p = Some(self.begin_packet(None));
-                    m = Some(begin_nested(&mut self.out, packet::INTERNED_DATA));
+                if marks.is_none() {
+                    let p = self.begin_process_packet(None);
+                    let m = begin_nested(self.buf(), packet::INTERNED_DATA);
+                    marks = Some((p, m));
                 }
-                Self::put_entry(
-                    &mut self.out,
+                put_entry(
+                    self.buf(),
                     interned::DEBUG_ANNOTATION_STRING_VALUES,
                     iid,
                     &value,
                 );
                 n += 1;
             }
-            if let (Some(m), Some(p)) = (m, p) {
-                end_nested(&mut self.out, m);
-                put_uint(
-                    &mut self.out,
-                    packet::SEQUENCE_FLAGS,
-                    packet::SEQ_NEEDS_INCREMENTAL_STATE,
-                );
-                end_nested(&mut self.out, p);
+            if let Some((p, m)) = marks {
+                let o = self.buf();
+                end_nested(o, m);
+                end_nested(o, p);
             }
             if n < INTERN_CHUNK {
                 break;
             }
         }
-        // Threads: new ones, and known ones whose worker index became known.
         for t in 0..self.threads.len() {
             if self.threads[t].worker.is_none()
                 && let Some(info) = reg.thread(t as u16)
@@ -229,19 +479,19 @@ impl Encoder {
             None => (format!("thread {t}"), None),
         };
         let blocking = self.threads.get(usize::from(t)).is_some_and(|s| s.blocking);
-        // Tokio names workers and blocking-pool threads alike; the track name tells them apart.
         let track_name = match worker {
             Some(w) => format!("worker {w}"),
             None if blocking => format!("blocking ({name})"),
             None => name.clone(),
         };
-        let p = self.begin_packet(None);
-        let o = &mut self.out;
+        let pid = self.pid;
+        let p = self.begin_process_packet(None);
+        let o = self.buf();
         let td = begin_nested(o, packet::TRACK_DESCRIPTOR);
         put_uint(o, track::UUID, schema::THREAD_UUID_BASE + u64::from(t));
         put_bytes(o, track::NAME, track_name.as_bytes());
         let th = begin_nested(o, track::THREAD);
-        put_int32(o, track::THREAD_PID, self.pid);
+        put_int32(o, track::THREAD_PID, pid);
         put_uint(
             o,
             track::THREAD_TID,
@@ -254,51 +504,54 @@ impl Encoder {
         }
         end_nested(o, td);
         end_nested(o, p);
-        let state = ThreadTrack {
-            worker,
-            span_track: false,
-            blocking: false,
-        };
         match self.threads.get_mut(usize::from(t)) {
             Some(s) => s.worker = worker,
-            None => self.threads.push(state),
+            None => {
+                self.threads.push(ThreadTrack {
+                    worker,
+                    ..ThreadTrack::default()
+                });
+                self.seqs.push(Seq::default());
+            }
         }
     }
 
-    /// The track of thread `t`, describing it (and any lower number) first if needed.
-    fn thread_track(&mut self, t: u16, reg: &Registry) -> u64 {
+    /// Describes thread `t` (and any lower number) if needed.
+    fn ensure_thread(&mut self, t: u16, reg: &Registry) {
         while self.threads.len() <= usize::from(t) {
             self.describe_thread(self.threads.len() as u16, reg);
         }
-        schema::THREAD_UUID_BASE + u64::from(t)
     }
 
     /// The span track under thread `t`.
-    fn span_track(&mut self, t: u16, reg: &Registry) -> u64 {
-        let parent = self.thread_track(t, reg);
+    fn span_track(&mut self, t: u16) -> u64 {
         let uuid = schema::SPAN_UUID_BASE + u64::from(t);
         if !self.threads[usize::from(t)].span_track {
             self.threads[usize::from(t)].span_track = true;
-            let p = self.begin_packet(None);
-            let o = &mut self.out;
+            let p = self.begin_process_packet(None);
+            let o = self.buf();
             let td = begin_nested(o, packet::TRACK_DESCRIPTOR);
             put_uint(o, track::UUID, uuid);
             put_bytes(o, track::NAME, b"spans");
-            put_uint(o, track::PARENT_UUID, parent);
+            put_uint(
+                o,
+                track::PARENT_UUID,
+                schema::THREAD_UUID_BASE + u64::from(t),
+            );
             end_nested(o, td);
             end_nested(o, p);
         }
         uuid
     }
 
-    /// The counter track of counter kind `k` (< 16).
+    /// The counter track of recorded counter kind `k` (< 16).
     fn counter_track(&mut self, k: u8) -> u64 {
         let uuid = schema::COUNTER_UUID_BASE + u64::from(k);
         if self.counters_emitted & (1 << k) == 0 {
             self.counters_emitted |= 1 << k;
             let name = schema::counter_name(k);
-            let p = self.begin_packet(None);
-            let o = &mut self.out;
+            let p = self.begin_process_packet(None);
+            let o = self.buf();
             let td = begin_nested(o, packet::TRACK_DESCRIPTOR);
             put_uint(o, track::UUID, uuid);
             put_bytes(o, track::NAME, name.as_bytes());
@@ -311,29 +564,157 @@ impl Encoder {
         uuid
     }
 
-    /// The interned event-name iid of `label`, plus its text when it must be
-    /// interned in the current packet. `None` when the registry cannot name it.
-    fn label_iid(&mut self, label: Label, reg: &Registry) -> Option<(u64, Option<String>)> {
+    /// The first packet of thread `t`'s sequence: its defaults, clock and interning state.
+    fn start_sequence(&mut self, t: u16) {
+        self.seqs[usize::from(t)].started = true;
+        let seq = schema::THREAD_SEQUENCE_BASE + u64::from(t);
+        let o = self.buf();
+        let p = begin_nested(o, schema::TRACE_PACKET);
+        let cs = begin_nested(o, packet::CLOCK_SNAPSHOT);
+        let c = begin_nested(o, defaults::CLOCKS);
+        put_uint(o, defaults::CLOCK_ID, defaults::CLOCK_INCREMENTAL);
+        put_uint(o, defaults::CLOCK_TIMESTAMP, 0);
+        put_uint(o, defaults::CLOCK_IS_INCREMENTAL, 1);
+        end_nested(o, c);
+        let c = begin_nested(o, defaults::CLOCKS);
+        put_uint(o, defaults::CLOCK_ID, defaults::CLOCK_BOOTTIME);
+        put_uint(o, defaults::CLOCK_TIMESTAMP, 0);
+        end_nested(o, c);
+        end_nested(o, cs);
+        put_uint(o, packet::TRUSTED_PACKET_SEQUENCE_ID, seq);
+        put_fixed_names(o);
+        put_uint(
+            o,
+            packet::SEQUENCE_FLAGS,
+            packet::SEQ_INCREMENTAL_STATE_CLEARED,
+        );
+        let d = begin_nested(o, packet::TRACE_PACKET_DEFAULTS);
+        let ted = begin_nested(o, defaults::TRACK_EVENT_DEFAULTS);
+        put_uint(
+            o,
+            defaults::TRACK_UUID,
+            schema::THREAD_UUID_BASE + u64::from(t),
+        );
+        end_nested(o, ted);
+        put_uint(o, defaults::TIMESTAMP_CLOCK_ID, defaults::CLOCK_INCREMENTAL);
+        end_nested(o, d);
+        end_nested(o, p);
+    }
+
+    /// The interned event-name iid of `label` and whether the registry names it.
+    fn label_iid(&mut self, label: Label, reg: &Registry) -> Option<u64> {
         if let Some(&iid) = self.names.get(&label) {
-            return Some((iid, None));
+            return Some(iid);
         }
-        let text = match label {
-            Label::Name(id) => reg.string(id)?.to_string(),
-            Label::Site(id) => reg.site(id)?.to_string(),
+        let known = match label {
+            Label::Name(id) => reg.string(id).is_some(),
+            Label::Site(id) => reg.site(id).is_some(),
         };
+        if !known {
+            return None;
+        }
         let iid = self.next_name_iid;
         self.next_name_iid += 1;
         self.names.insert(label, iid);
-        Some((iid, Some(text)))
+        Some(iid)
     }
 
-    fn remember_label(&mut self, task: u64, label: Label) {
-        if self.task_labels.len() < self.max_tracked_tasks || self.task_labels.contains_key(&task) {
-            self.task_labels.insert(task, label);
+    fn label_text(label: Label, reg: &Registry) -> String {
+        match label {
+            Label::Name(id) => reg.string(id).map(|s| s.to_string()),
+            Label::Site(id) => reg.site(id).map(|s| s.to_string()),
+        }
+        .unwrap_or_default()
+    }
+
+    fn task_entry(&mut self, task: u64) -> Option<&mut TaskState> {
+        if task == 0 {
+            return None;
+        }
+        if self.tasks.len() >= self.opts.max_tracked_tasks && !self.tasks.contains_key(&task) {
+            return None;
+        }
+        Some(self.tasks.entry(task).or_default())
+    }
+
+    /// Lifecycle bookkeeping: returns false when `e` is a duplicate to skip.
+    fn lifecycle(&mut self, e: &Event, kind: EventKind) -> bool {
+        let dedup = self.opts.dedup_lifecycle;
+        match kind {
+            EventKind::Spawn => {
+                let bit = source_bit(e);
+                let Some(st) = self.task_entry(e.task) else {
+                    self.alive += 1;
+                    return true;
+                };
+                let dup = dedup && st.spawned != 0 && st.spawned & bit == 0;
+                st.spawned |= bit;
+                if dup {
+                    return false;
+                }
+                if !st.runnable {
+                    st.runnable = true;
+                    self.runnable += 1;
+                }
+                self.alive += 1;
+                true
+            }
+            EventKind::Terminate => {
+                let bit = source_bit(e);
+                let Some(st) = self.tasks.get_mut(&e.task) else {
+                    if dedup
+                        && let Some(srcs) = self.recent_terms.get(&e.task)
+                        && srcs & bit == 0
+                    {
+                        self.recent_terms.remove(&e.task);
+                        return false;
+                    }
+                    self.alive -= 1;
+                    return true;
+                };
+                st.terminated |= bit;
+                let dup = dedup && st.term_written;
+                st.term_written = true;
+                let done = !dedup || st.terminated & st.spawned == st.spawned;
+                if st.runnable {
+                    st.runnable = false;
+                    self.runnable -= 1;
+                }
+                if done {
+                    let srcs = st.terminated;
+                    self.tasks.remove(&e.task);
+                    if dedup && srcs.count_ones() == 1 {
+                        if self.recent_order.len() >= RECENT_TERMINATIONS
+                            && let Some(old) = self.recent_order.pop_front()
+                        {
+                            self.recent_terms.remove(&old);
+                        }
+                        self.recent_order.push_back(e.task);
+                        self.recent_terms.insert(e.task, srcs);
+                    }
+                }
+                if dup {
+                    return false;
+                }
+                self.alive -= 1;
+                true
+            }
+            EventKind::Wake => {
+                if let Some(st) = self.task_entry(e.task)
+                    && !st.runnable
+                {
+                    st.runnable = true;
+                    self.runnable += 1;
+                }
+                true
+            }
+            _ => true,
         }
     }
 
-    /// Appends one event's packet. Events whose kind byte names no kind are skipped and counted.
+    /// Appends one event's packet. Events whose kind byte names no kind are
+    /// skipped and counted; duplicate lifecycle reports are skipped (with
+    /// `dedup_lifecycle`) and counted.
     pub(crate) fn event(&mut self, e: &Event, reg: &Registry) {
         let Some(kind) = e.kind() else {
             self.stats.events_skipped += 1;
@@ -342,204 +723,246 @@ impl Encoder {
         if !self.started {
             self.sync(reg);
         }
-        let l = schema::layout(kind);
-        let track = match kind {
-            EventKind::Counter => self.counter_track(e.flags & flags::ENUM_MASK),
-            EventKind::SpanEnter | EventKind::SpanExit => self.span_track(e.thread, reg),
-            _ => self.thread_track(e.thread, reg),
-        };
-        let thread_worker = self
-            .threads
-            .get(usize::from(e.thread))
-            .and_then(|t| t.worker);
+        self.maybe_sample(e.ts_ns);
+        if !self.lifecycle(e, kind) {
+            self.stats.duplicates += 1;
+            return;
+        }
+        let t = e.thread;
+        self.ensure_thread(t, reg);
+        let ti = usize::from(t);
+        if !self.seqs[ti].started {
+            self.start_sequence(t);
+        }
 
-        // Per-task bookkeeping and the slice name.
-        let mut name: Option<(u64, Option<String>)> = None;
-        let mut terminating: Vec<u64> = Vec::new();
+        // Names, flows and the track.
+        let mut name: Option<u64> = fixed_name(kind);
+        let mut label_to_intern: Option<Label> = None;
+        let mut terminating: Option<u64> = None;
         let mut flow: Option<u64> = None;
+        let mut track: Option<u64> = None;
         match kind {
             EventKind::Spawn => {
-                if !matches!(self.task_labels.get(&e.task), Some(Label::Name(_)))
-                    && reg.site(e.aux).is_some()
+                if reg.site(e.aux).is_some()
+                    && let Some(st) = self.task_entry(e.task)
+                    && !matches!(st.label, Some(Label::Name(_)))
                 {
-                    self.remember_label(e.task, Label::Site(e.aux));
+                    st.label = Some(Label::Site(e.aux));
                 }
-                name = Some((1, None));
             }
             EventKind::TaskName => {
-                if reg.string(e.aux).is_some() {
-                    self.remember_label(e.task, Label::Name(e.aux));
+                if reg.string(e.aux).is_some()
+                    && let Some(st) = self.task_entry(e.task)
+                {
+                    st.label = Some(Label::Name(e.aux));
                 }
-                name = Some((2, None));
             }
             EventKind::PollStart => {
-                let label = self.task_labels.get(&e.task).copied();
-                name = label
-                    .and_then(|l| self.label_iid(l, reg))
-                    .or(Some((schema::NAME_POLL, None)));
-                if let Some(f) = self.pending_flows.remove(&e.task) {
-                    terminating = f;
+                let mut label = None;
+                if let Some(st) = self.tasks.get_mut(&e.task) {
+                    label = st.label;
+                    terminating = st.pending_flow.take();
+                    if st.runnable {
+                        st.runnable = false;
+                        self.runnable -= 1;
+                    }
+                }
+                name = Some(schema::NAME_POLL);
+                if let Some(l) = label
+                    && let Some(iid) = self.label_iid(l, reg)
+                {
+                    name = Some(iid);
+                    label_to_intern = Some(l);
                 }
             }
             EventKind::Wake => {
-                name = Some((3, None));
                 let cross_task = e.arg != 0 && e.arg != e.task && !e.has_flag(flags::SELF_WAKE);
                 if cross_task {
-                    let room = self.pending_flows.len() < self.max_tracked_tasks
-                        || self.pending_flows.contains_key(&e.task);
-                    if room {
-                        let pending = self.pending_flows.entry(e.task).or_default();
-                        if pending.len() < MAX_PENDING_FLOWS_PER_TASK {
-                            let id = self.next_flow;
-                            self.next_flow += 1;
-                            pending.push(id);
-                            flow = Some(id);
-                            self.stats.flows_written += 1;
-                        }
+                    let id = self.next_flow;
+                    if let Some(st) = self.task_entry(e.task)
+                        && st.pending_flow.is_none()
+                    {
+                        st.pending_flow = Some(id);
+                        flow = Some(id);
+                        self.next_flow += 1;
+                        self.stats.flows_written += 1;
                     }
                 }
             }
-            EventKind::ResourceWait => name = Some((4, None)),
-            EventKind::Terminate => {
-                name = Some((5, None));
-                self.task_labels.remove(&e.task);
-                self.pending_flows.remove(&e.task);
-            }
             EventKind::BlockingStart => {
-                let t = usize::from(e.thread);
                 if e.flags & flags::ENUM_MASK == 0
-                    && thread_worker.is_none()
-                    && !self.threads[t].blocking
+                    && self.threads[ti].worker.is_none()
+                    && !self.threads[ti].blocking
                 {
-                    self.threads[t].blocking = true;
-                    self.describe_thread(e.thread, reg);
+                    self.threads[ti].blocking = true;
+                    self.describe_thread(t, reg);
                 }
-                let label = if e.task != 0 {
-                    self.task_labels.get(&e.task).copied()
-                } else {
-                    None
-                };
-                let fixed = if e.flags & flags::ENUM_MASK == 1 {
+                let label = self.tasks.get(&e.task).and_then(|s| s.label);
+                name = Some(if e.flags & flags::ENUM_MASK == 1 {
                     schema::NAME_BLOCK_IN_PLACE
                 } else {
                     schema::NAME_BLOCKING
-                };
-                name = label
-                    .and_then(|l| self.label_iid(l, reg))
-                    .or(Some((fixed, None)));
+                });
+                if let Some(l) = label
+                    && let Some(iid) = self.label_iid(l, reg)
+                {
+                    name = Some(iid);
+                    label_to_intern = Some(l);
+                }
             }
-            EventKind::Park => name = Some((schema::NAME_IDLE, None)),
             EventKind::SpanEnter => {
-                name = self
-                    .label_iid(Label::Name(e.aux), reg)
-                    .or(Some((schema::NAME_SPAN, None)));
+                track = Some(self.span_track(t));
+                name = Some(schema::NAME_SPAN);
+                let l = Label::Name(e.aux);
+                if let Some(iid) = self.label_iid(l, reg) {
+                    name = Some(iid);
+                    label_to_intern = Some(l);
+                }
             }
-            EventKind::PollEnd
-            | EventKind::BlockingEnd
-            | EventKind::Unpark
-            | EventKind::SpanExit
-            | EventKind::Counter => {}
+            EventKind::SpanExit => track = Some(self.span_track(t)),
+            EventKind::Counter => track = Some(self.counter_track(e.flags & flags::ENUM_MASK)),
+            _ => {}
         }
-
-        let p = self.begin_packet(Some(e.ts_ns));
+        // Which interned texts this packet must carry for this sequence.
+        let name_text = match (label_to_intern, name) {
+            (Some(l), Some(iid)) => {
+                let seq = &mut self.seqs[ti];
+                (!test_and_set(&mut seq.names, iid - schema::FIRST_DYNAMIC_NAME_IID))
+                    .then(|| Self::label_text(l, reg))
+            }
+            _ => None,
+        };
+        let l = schema::layout(kind);
         let strings_known = self.strings_emitted;
         let sites_known = self.sites_emitted;
-        let o = &mut self.out;
+        let seq = &mut self.seqs[ti];
+        let p = seq.model.predict(kind);
+        let on_span = matches!(kind, EventKind::SpanEnter | EventKind::SpanExit);
+        let explicit_kind = derived_kind(l.ty, name, on_span, &seq.model) != Some(kind);
+        // The aux as an interned string value, when the registry names it.
+        let aux_iid = match l.aux {
+            AuxRef::String if e.aux != p.aux && e.aux < strings_known => {
+                Some(schema::string_iid(e.aux))
+            }
+            AuxRef::Site if e.aux != p.aux && e.aux < sites_known => Some(schema::site_iid(e.aux)),
+            _ => None,
+        };
+        let value_text = match aux_iid {
+            Some(iid) if !test_and_set(&mut seq.values, iid) => Some(match l.aux {
+                AuxRef::Site => reg.site(e.aux).map(|s| site_string(&s)).unwrap_or_default(),
+                _ => reg.string(e.aux).map(|s| s.to_string()).unwrap_or_default(),
+            }),
+            _ => None,
+        };
+        let (ts_field, absolute) = if e.ts_ns >= seq.last_ts {
+            let d = e.ts_ns - seq.last_ts;
+            seq.last_ts = e.ts_ns;
+            (d, false)
+        } else {
+            (e.ts_ns, true)
+        };
+        seq.model.apply(e);
+
+        let o = if self.opts.compress {
+            &mut self.raw
+        } else {
+            &mut self.out
+        };
+        let pk = begin_nested(o, schema::TRACE_PACKET);
+        put_uint(o, packet::TIMESTAMP, ts_field);
+        put_uint(
+            o,
+            packet::TRUSTED_PACKET_SEQUENCE_ID,
+            schema::THREAD_SEQUENCE_BASE + u64::from(t),
+        );
         let te = begin_nested(o, packet::TRACK_EVENT);
-        if l.category != 0 {
+        if explicit_kind && l.category != 0 {
             put_uint(o, track_event::CATEGORY_IIDS, l.category);
         }
-        if e.task != 0 {
+        if e.task != p.task {
             put_annotation_uint(o, schema::A_TASK, e.task);
         }
-        if kind != EventKind::Counter && e.arg != l.arg_default {
+        if kind != EventKind::Counter && e.arg != p.arg {
             put_annotation_uint(o, l.arg_name, e.arg);
         }
-        match l.aux {
-            AuxRef::Plain(d) => {
-                if e.aux != d {
-                    put_annotation_uint(o, l.aux_name, u64::from(e.aux));
-                }
+        if e.aux != p.aux {
+            match aux_iid {
+                Some(iid) => put_annotation_iid(o, l.aux_name, iid),
+                None => put_annotation_uint(o, l.aux_name, u64::from(e.aux)),
             }
-            AuxRef::Worker => {
-                if e.aux != schema::worker_default(thread_worker) {
-                    put_annotation_uint(o, l.aux_name, u64::from(e.aux));
-                }
-            }
-            AuxRef::String if e.aux < strings_known => {
-                put_annotation_iid(o, l.aux_name, schema::string_iid(e.aux));
-            }
-            AuxRef::Site if e.aux < sites_known => {
-                put_annotation_iid(o, l.aux_name, schema::site_iid(e.aux))
-            }
-            AuxRef::String | AuxRef::Site => put_annotation_uint(o, l.aux_name, u64::from(e.aux)),
         }
         let default_flags = if kind == EventKind::Counter {
             e.flags & flags::ENUM_MASK
         } else {
-            0
+            p.flags
         };
         if e.flags != default_flags {
             put_annotation_uint(o, schema::A_FLAGS, u64::from(e.flags));
         }
-        if kind == EventKind::Counter {
-            put_annotation_uint(o, schema::A_THREAD, u64::from(e.thread));
-        }
         put_uint(o, track_event::TYPE, l.ty);
-        if let Some((iid, _)) = &name {
-            put_uint(o, track_event::NAME_IID, *iid);
+        if let Some(iid) = name {
+            put_uint(o, track_event::NAME_IID, iid);
         }
-        put_uint(o, track_event::TRACK_UUID, track);
+        if let Some(uuid) = track {
+            put_uint(o, track_event::TRACK_UUID, uuid);
+        }
         if kind == EventKind::Counter {
-            // int64 on the wire: the u64 bit pattern is exactly the varint of `arg as i64`.
             put_uint(o, track_event::COUNTER_VALUE, e.arg);
         }
         if let Some(id) = flow {
             put_fixed64(o, track_event::FLOW_IDS, id);
         }
-        for id in &terminating {
-            put_fixed64(o, track_event::TERMINATING_FLOW_IDS, *id);
+        if let Some(id) = terminating {
+            put_fixed64(o, track_event::TERMINATING_FLOW_IDS, id);
         }
         end_nested(o, te);
-        if let Some((iid, Some(text))) = &name {
+        if name_text.is_some() || value_text.is_some() {
             let m = begin_nested(o, packet::INTERNED_DATA);
-            Self::put_entry(o, interned::EVENT_NAMES, *iid, text.as_bytes());
+            if let (Some(text), Some(iid)) = (&name_text, name) {
+                put_entry(o, interned::EVENT_NAMES, iid, text.as_bytes());
+            }
+            if let (Some(text), Some(iid)) = (&value_text, aux_iid) {
+                put_entry(
+                    o,
+                    interned::DEBUG_ANNOTATION_STRING_VALUES,
+                    iid,
+                    text.as_bytes(),
+                );
+            }
             end_nested(o, m);
         }
-        put_uint(
-            o,
-            packet::SEQUENCE_FLAGS,
-            packet::SEQ_NEEDS_INCREMENTAL_STATE,
-        );
-        end_nested(o, p);
+        if absolute {
+            put_uint(o, packet::TIMESTAMP_CLOCK_ID, defaults::CLOCK_BOOTTIME);
+        }
+        end_nested(o, pk);
         self.last_ts = self.last_ts.max(e.ts_ns);
         self.stats.events_written += 1;
     }
 
     /// Appends the end marker: an instant on the process track carrying the
-    /// recorder's dropped-event count and the encoder's own counts.
+    /// recorder's dropped-event count and the encoder's own counts, then
+    /// deflates what is staged.
     pub(crate) fn finish(&mut self, dropped_events: u64) {
         if !self.started {
             self.header();
         }
-        let p = self.begin_packet(Some(self.last_ts));
-        let o = &mut self.out;
+        let ts = self.last_ts;
+        let stats = self.stats;
+        let p = self.begin_process_packet(Some(ts));
+        let o = self.buf();
         let te = begin_nested(o, packet::TRACK_EVENT);
         put_uint(o, track_event::CATEGORY_IIDS, schema::CAT_TASKLINE);
         put_annotation_uint(o, schema::A_DROPPED, dropped_events);
-        put_annotation_uint(o, schema::A_EVENTS_WRITTEN, self.stats.events_written);
-        put_annotation_uint(o, schema::A_EVENTS_SKIPPED, self.stats.events_skipped);
-        put_annotation_uint(o, schema::A_FLOWS, self.stats.flows_written);
+        put_annotation_uint(o, schema::A_EVENTS_WRITTEN, stats.events_written);
+        put_annotation_uint(o, schema::A_EVENTS_SKIPPED, stats.events_skipped);
+        put_annotation_uint(o, schema::A_FLOWS, stats.flows_written);
+        put_annotation_uint(o, schema::A_DUPLICATES, stats.duplicates);
         put_uint(o, track_event::TYPE, track_event::TYPE_INSTANT);
         put_uint(o, track_event::NAME_IID, schema::NAME_STATS);
         put_uint(o, track_event::TRACK_UUID, schema::PROCESS_UUID);
         end_nested(o, te);
-        put_uint(
-            o,
-            packet::SEQUENCE_FLAGS,
-            packet::SEQ_NEEDS_INCREMENTAL_STATE,
-        );
         end_nested(o, p);
+        self.seal(true);
     }
 }
 

@@ -4,7 +4,8 @@
 //! [`FlightRecorder`] is a [`Sink`]: add it to a recorder and it keeps the
 //! events of the last [`FlightConfig::max_age`] (by event time) and at most
 //! [`FlightConfig::max_bytes`] of them (32 bytes per event), evicting the
-//! oldest first. A dump writes the retained window with [`encode_trace`]
+//! oldest first. A dump writes the retained window with [`encode_trace_with`]
+//! (lossless, deflated)
 //! atomically: a temporary file in the target directory, `fsync`, then
 //! `rename`, so a reader never sees a partial file.
 //!
@@ -50,7 +51,7 @@ use taskline_layer::event::{Event, EventKind};
 use taskline_layer::registry::{Registry, Site, ThreadInfo};
 use taskline_layer::sink::Sink;
 
-use crate::encode_trace;
+use crate::encode_trace_with;
 
 /// Size of one retained event.
 const EVENT_BYTES: usize = std::mem::size_of::<Event>();
@@ -420,8 +421,15 @@ impl Shared {
                 req.reason.label()
             )),
         };
-        let bytes = write_atomically(&path, seq, |out| encode_trace(&events, &registry, out))
-            .map_err(FlightError::Io)?;
+        // Lossless (the window is what was recorded), deflated.
+        let options = crate::TraceOptions {
+            compress: true,
+            ..crate::TraceOptions::lossless()
+        };
+        let bytes = write_atomically(&path, seq, |out| {
+            encode_trace_with(&events, &registry, 0, options, out)
+        })
+        .map_err(FlightError::Io)?;
         Ok(DumpInfo {
             path,
             events: events.len(),
@@ -759,6 +767,55 @@ impl FlightRecorderHandle {
     pub fn retained(&self) -> Vec<Event> {
         lock(&self.shared.ring).iter().copied().collect()
     }
+}
+
+/// How long a panic dump may take before the panicking thread goes on.
+pub const PANIC_DUMP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Installs a panic hook that dumps `handle`'s window into its
+/// [`FlightConfig::dump_dir`] (reason `panic`) before the panic goes on,
+/// then calls the hook that was installed before (so the usual message and
+/// backtrace still print). `recorder` is flushed first, so events still in
+/// the threads' rings are in the dump.
+///
+/// Every panic runs the hook, also one that Tokio catches in a task; dumps
+/// are rate-limited to one per [`FlightConfig::min_auto_interval`]. The
+/// panicking thread waits for the dump at most [`PANIC_DUMP_TIMEOUT`]. A
+/// panic on the recorder's consumer thread dumps without flushing, and one
+/// on the dump thread itself does not dump (either would wait on itself).
+/// The hook keeps `recorder` and the flight recorder alive for the rest of
+/// the process.
+pub fn dump_on_panic(recorder: &taskline_layer::Recorder, handle: &FlightRecorderHandle) {
+    let recorder = recorder.clone();
+    let handle = handle.clone();
+    let last = Mutex::new(None::<Instant>);
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let name = std::thread::current().name().map(str::to_owned);
+        let due = {
+            let mut last = lock(&last);
+            let interval = handle.shared.config.min_auto_interval;
+            let due = last.is_none_or(|t| t.elapsed() >= interval);
+            if due {
+                *last = Some(Instant::now());
+            }
+            due
+        };
+        if due && name.as_deref() != Some("taskline-flight") {
+            if name.as_deref() != Some("taskline-consumer") {
+                recorder.flush();
+            }
+            match handle.dump_to_dir("panic").wait(PANIC_DUMP_TIMEOUT) {
+                Ok(d) => eprintln!(
+                    "taskline: panic: flight recorder dumped {} events to {}",
+                    d.events,
+                    d.path.display()
+                ),
+                Err(e) => eprintln!("taskline: panic: flight recorder dump failed: {e}"),
+            }
+        }
+        previous(info);
+    }));
 }
 
 #[cfg(test)]

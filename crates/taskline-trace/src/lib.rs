@@ -16,17 +16,19 @@
 //! layout.
 
 pub mod analysis;
+mod derive;
 mod encoder;
 mod error;
 pub mod flight;
 mod reader;
+mod reader_v1;
 mod schema;
 mod wire;
 mod writer;
 
 pub use error::{TraceError, TraceErrorKind};
-pub use reader::{Recording, read_trace};
+pub use reader::{CounterSample, Recording, read_trace};
 pub use writer::{
-    DEFAULT_MAX_TRACKED_TASKS, FLUSH_THRESHOLD, PerfettoWriter, TraceHandle, encode_trace,
-    encode_trace_with_dropped,
+    DEFAULT_MAX_TRACKED_TASKS, FLUSH_THRESHOLD, PerfettoWriter, RSS_SAMPLE_INTERVAL, TraceHandle,
+    TraceOptions, encode_trace, encode_trace_with, encode_trace_with_dropped,
 };

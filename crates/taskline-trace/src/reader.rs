@@ -1,100 +1,187 @@
-//! [`read_trace`]: decodes a trace written by [`PerfettoWriter`](crate::PerfettoWriter)
-//! or [`encode_trace`](crate::encode_trace) back into the exact events and
-//! registry contents.
+//! [`read_trace`]: decodes a taskline trace (format version 1 or 2) back into
+//! the exact events written and the registry naming their ids.
 //!
 //! The decoder is strict and defensive: every length is checked against the
 //! bytes left, unknown fields are skipped by wire type, groups nest at most 32
-//! deep, and everything it allocates is proportional to the input (each event,
-//! string or thread needs input bytes of its own). Anything that is not a
-//! complete taskline trace gives a [`TraceError`] with the byte offset.
+//! deep, a `compressed_packets` block may inflate to at most
+//! [`MAX_INFLATED_BLOCK`] bytes, and everything else it allocates is
+//! proportional to the input. A file that stops without the end marker (the
+//! process crashed, was killed, or the file was cut) is read up to its last
+//! whole packet and returned with [`Recording::unfinished`] set; anything
+//! else that is not a taskline trace gives a [`TraceError`] with the byte
+//! offset.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
-use taskline_layer::event::{Event, EventKind, TaskKind};
+use taskline_layer::event::{Event, EventKind};
 use taskline_layer::registry::{Registry, Site, ThreadInfo};
 
+use crate::derive::{SeqModel, derived_kind};
 use crate::error::{TraceError, TraceErrorKind as K};
-use crate::schema::{self, AuxRef, annotation, interned, packet, track, track_event};
-use crate::wire::{Reader, Value, as_bytes, as_fixed64, as_str, as_varint};
+use crate::schema::{self, AuxRef, annotation, defaults, interned, packet, track, track_event};
+use crate::wire::{Reader, as_bytes, as_fixed64, as_str, as_varint};
+
+/// A `compressed_packets` block inflating past this many bytes is rejected.
+pub const MAX_INFLATED_BLOCK: usize = 64 << 20;
+
+/// One sample of a counter track the writer derived or measured (version 2):
+/// alive tasks, runnable tasks, process RSS.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CounterSample {
+    /// The counter track's name (`alive tasks`, `runnable tasks`, `process RSS`).
+    pub track: &'static str,
+    /// Nanoseconds since the recorder's clock epoch.
+    pub ts_ns: u64,
+    /// The value (tasks, or bytes for the RSS).
+    pub value: i64,
+}
 
 /// A trace read back: the events, the registry naming their ids, and the
 /// recorder's loss counts.
 #[derive(Debug)]
 pub struct Recording {
-    /// Every event written, in file order (the recorder's timestamp order).
+    /// Every event written, in timestamp order (events of one thread keep
+    /// their recorded order).
     pub events: Vec<Event>,
     /// The strings, spawn sites and threads the events refer to.
     pub registry: Registry,
-    /// Events the recorder dropped (rings full) before they reached the writer.
+    /// Events the recorder dropped (rings full) before they reached the
+    /// writer (0 when [`unfinished`](Self::unfinished): the count is in the end marker).
     pub dropped_events: u64,
     /// Events the writer could not encode (kind byte naming no kind).
     pub events_skipped: u64,
+    /// Second reports of a task's spawn or termination the writer did not
+    /// write (both sources reported them; version 2).
+    pub duplicates_skipped: u64,
     /// Flow arrows started in the trace (one per cross-task wake the writer could track).
     pub flows: u64,
-    /// Trace packets in the file.
+    /// Trace packets in the file (packets inside compressed blocks included).
     pub packets: u64,
+    /// Samples of the counter tracks (version 2), in file order.
+    pub counters: Vec<CounterSample>,
+    /// The trace format version (1 or 2).
+    pub format_version: u32,
+    /// The file has no end marker: it was cut (crash, kill, full disk, a
+    /// writer never finished) and holds what was written up to its last
+    /// whole packet.
+    pub unfinished: bool,
 }
 
-/// Reads a complete taskline trace. See the module docs for the guarantees.
-pub fn read_trace(bytes: &[u8]) -> Result<Recording, TraceError> {
-    let mut st = ReadState::default();
+/// Calls `f` with each whole top-level `Trace.packet` (body, offset). Stops
+/// early when `f` returns `Ok(false)`. Returns the error that stopped the
+/// reading when the input ends in the middle of a packet (an unfinished
+/// file), `None` when it ends on a packet boundary.
+pub(crate) fn for_each_packet(
+    bytes: &[u8],
+    mut f: impl FnMut(&[u8], usize) -> Result<bool, TraceError>,
+) -> Result<Option<TraceError>, TraceError> {
     let mut top = Reader::new(bytes, 0);
-    let mut stats: Option<Stats> = None;
-    while let Some((field, v)) = top.next_field()? {
-        if field != schema::TRACE_PACKET {
+    loop {
+        match top.next_field() {
+            Ok(None) => return Ok(None),
+            Ok(Some((field, v))) => {
+                if field != schema::TRACE_PACKET {
+                    continue;
+                }
+                let (body, off) = as_bytes(v, top.offset(), "Trace.packet")?;
+                if !f(body, off)? {
+                    return Ok(None);
+                }
+            }
+            Err(e) if matches!(e.kind, K::Truncated | K::LengthPastEnd { .. }) => {
+                return Ok(Some(e));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The format version a packet's track descriptor announces, if any.
+fn marker_of(body: &[u8], off: usize) -> Result<Option<u32>, TraceError> {
+    let mut version = None;
+    let mut r = Reader::new(body, off);
+    while let Some((f, v)) = r.next_field()? {
+        if f != packet::TRACK_DESCRIPTOR {
             continue;
         }
-        let at = top.offset();
-        let (body, off) = as_bytes(v, at, "Trace.packet")?;
-        if stats.is_some() {
-            return Err(TraceError::new(
-                off,
-                K::Malformed("data after the end marker"),
-            ));
+        let (b, o) = as_bytes(v, r.offset(), "TracePacket.track_descriptor")?;
+        let mut tr = Reader::new(b, o);
+        while let Some((tf, tv)) = tr.next_field()? {
+            if tf == track::DESCRIPTION {
+                match as_str(tv, tr.offset(), "TrackDescriptor.description")? {
+                    schema::FORMAT_MARKER => version = Some(1),
+                    schema::FORMAT_MARKER_V2 => version = Some(2),
+                    _ => {}
+                }
+            }
         }
-        stats = st.packet(body, off)?;
-        st.packets += 1;
     }
-    let Some(stats) = stats else {
-        if st.packets == 0 {
-            return Err(TraceError::new(0, K::NotTaskline("no packets")));
+    Ok(version)
+}
+
+/// Which format a trace's first packet (or, in a compressed first block,
+/// its first inner packet) announces.
+fn format_of(bytes: &[u8]) -> Result<Option<u32>, TraceError> {
+    let mut version = None;
+    for_each_packet(bytes, |body, off| {
+        match compressed_block(body, off)? {
+            Some(block) => {
+                let mut data = Vec::new();
+                inflate(block, off, &mut data)?;
+                for_each_packet(&data, |b, o| {
+                    version = marker_of(b, o)?;
+                    Ok(false)
+                })?;
+            }
+            None => version = marker_of(body, off)?,
         }
-        return Err(TraceError::new(bytes.len(), K::Unfinished));
-    };
-    Ok(Recording {
-        events: st.events,
-        registry: Registry::from_parts(st.strings, st.sites, st.threads),
-        dropped_events: stats.dropped,
-        events_skipped: stats.skipped,
-        flows: st.flows,
-        packets: st.packets,
-    })
+        Ok(false)
+    })?;
+    Ok(version)
+}
+
+/// Reads a taskline trace, version 1 or 2. A trace without an end marker
+/// reads as far as its last whole packet, with [`Recording::unfinished`] set.
+/// See the module docs for the guarantees.
+pub fn read_trace(bytes: &[u8]) -> Result<Recording, TraceError> {
+    match format_of(bytes) {
+        Ok(Some(2)) => read_v2(bytes),
+        // Version 1, or not a taskline trace: the version 1 reader says which.
+        _ => crate::reader_v1::read(bytes),
+    }
 }
 
 #[derive(Clone, Copy, Default)]
 struct Stats {
     dropped: u64,
     skipped: u64,
+    duplicates: u64,
+}
+
+/// A thread sequence's reading state.
+#[derive(Default)]
+struct SeqState {
+    started: bool,
+    last_ts: u64,
+    model: SeqModel,
 }
 
 #[derive(Default)]
-struct ReadState {
+struct V2 {
     packets: u64,
-    /// Category iid -> index in [`schema::CATEGORIES`] + 1 (0 = unknown name).
-    categories: HashMap<u64, u64>,
-    /// Annotation-name iid -> index in [`schema::ANNOTATION_NAMES`] + 1 (0 = unknown name).
-    annotation_names: HashMap<u64, u64>,
     strings: Vec<Arc<str>>,
     sites: Vec<Site>,
     threads: Vec<ThreadInfo>,
     span_tracks: Vec<bool>,
     counter_tracks: u16,
+    seqs: Vec<SeqState>,
     flows: u64,
     events: Vec<Event>,
+    counters: Vec<CounterSample>,
+    stats: Option<Stats>,
 }
 
-/// One decoded debug annotation: the fixed name index and the value.
+/// One decoded debug annotation value.
 #[derive(Clone, Copy)]
 enum AnnValue {
     Uint(u64),
@@ -105,52 +192,111 @@ fn err<T>(at: usize, kind: K) -> Result<T, TraceError> {
     Err(TraceError::new(at, kind))
 }
 
-/// Parses `(iid, value)` interning entries.
-fn entry(body: &[u8], off: usize) -> Result<(u64, Value<'_>, usize), TraceError> {
-    let mut r = Reader::new(body, off);
-    let mut iid = None;
-    let mut value = None;
-    while let Some((f, v)) = r.next_field()? {
-        match f {
-            interned::IID => iid = Some(as_varint(v, off, "interned iid")?),
-            interned::VALUE => value = Some((v, r.offset())),
-            _ => {}
+fn read_v2(bytes: &[u8]) -> Result<Recording, TraceError> {
+    let mut st = V2::default();
+    let mut inflated = Vec::new();
+    let unfinished_tail = for_each_packet(bytes, |body, off| {
+        if st.stats.is_some() {
+            return err(off, K::Malformed("data after the end marker"));
         }
+        match compressed_block(body, off)? {
+            Some(block) => {
+                inflate(block, off, &mut inflated)?;
+                let data = std::mem::take(&mut inflated);
+                // Inner packets are whole or the block is corrupt: errors point at the block.
+                let tail = for_each_packet(&data, |b, _| {
+                    if st.stats.is_some() {
+                        return err(off, K::Malformed("data after the end marker"));
+                    }
+                    st.packet(b, off)?;
+                    Ok(true)
+                })
+                .map_err(|e| TraceError::new(off, e.kind))?;
+                if tail.is_some() {
+                    return err(off, K::Malformed("compressed block ends inside a packet"));
+                }
+                inflated = data;
+            }
+            None => st.packet(body, off)?,
+        }
+        Ok(true)
+    })?;
+    if st.packets == 0 {
+        return Err(unfinished_tail.unwrap_or(TraceError::new(0, K::Truncated)));
     }
-    match (iid, value) {
-        (Some(i), Some((v, at))) => Ok((i, v, at)),
-        _ => err(off, K::Malformed("interned entry without iid or value")),
+    if let (Some(tail), Some(_)) = (&unfinished_tail, st.stats) {
+        return err(tail.offset, K::Malformed("data after the end marker"));
     }
-}
-
-/// Parses the interned form of a site: `file:line:col (kind)`.
-fn parse_site(s: &str) -> Option<Site> {
-    let (loc, kind) = s.strip_suffix(')')?.rsplit_once(" (")?;
-    let kind = match kind {
-        "task" => TaskKind::Task,
-        "local" => TaskKind::Local,
-        "block_on" => TaskKind::BlockOn,
-        "blocking" => TaskKind::Blocking,
-        _ => return None,
-    };
-    let (rest, col) = loc.rsplit_once(':')?;
-    let (file, line) = rest.rsplit_once(':')?;
-    Some(Site {
-        file: Arc::from(file),
-        line: line.parse().ok()?,
-        col: col.parse().ok()?,
-        kind,
+    let unfinished = unfinished_tail.is_some() || st.stats.is_none();
+    let stats = st.stats.unwrap_or_default();
+    // Stable: events of one thread (and of equal timestamps) keep their file order.
+    st.events.sort_by_key(|e| e.ts_ns);
+    Ok(Recording {
+        events: st.events,
+        registry: Registry::from_parts(st.strings, st.sites, st.threads),
+        dropped_events: stats.dropped,
+        events_skipped: stats.skipped,
+        duplicates_skipped: stats.duplicates,
+        flows: st.flows,
+        packets: st.packets,
+        counters: st.counters,
+        format_version: 2,
+        unfinished,
     })
 }
 
-impl ReadState {
-    fn packet(&mut self, body: &[u8], off: usize) -> Result<Option<Stats>, TraceError> {
+/// The `compressed_packets` payload of a packet, if it is a compressed block.
+fn compressed_block(body: &[u8], off: usize) -> Result<Option<&[u8]>, TraceError> {
+    let mut r = Reader::new(body, off);
+    let mut block = None;
+    while let Some((f, v)) = r.next_field()? {
+        if f == packet::COMPRESSED_PACKETS {
+            block = Some(as_bytes(v, r.offset(), "TracePacket.compressed_packets")?.0);
+        }
+    }
+    Ok(block)
+}
+
+/// Inflates a zlib stream into `out`, at most [`MAX_INFLATED_BLOCK`] bytes.
+fn inflate(block: &[u8], off: usize, out: &mut Vec<u8>) -> Result<(), TraceError> {
+    out.clear();
+    let mut z = flate2::Decompress::new(true);
+    loop {
+        if out.len() == out.capacity() {
+            if out.len() >= MAX_INFLATED_BLOCK {
+                return err(
+                    off,
+                    K::Malformed("compressed block inflates past the limit"),
+                );
+            }
+            let grow = (block.len() * 4).clamp(64 * 1024, MAX_INFLATED_BLOCK - out.len());
+            out.reserve_exact(grow);
+        }
+        let consumed = z.total_in() as usize;
+        let before = (z.total_in(), z.total_out());
+        match z.decompress_vec(&block[consumed..], out, flate2::FlushDecompress::None) {
+            Ok(flate2::Status::StreamEnd) => return Ok(()),
+            Ok(_) => {
+                if (z.total_in(), z.total_out()) == before && out.len() < out.capacity() {
+                    return err(off, K::Malformed("compressed block is truncated"));
+                }
+            }
+            Err(_) => return err(off, K::Malformed("compressed block does not inflate")),
+        }
+    }
+}
+
+impl V2 {
+    fn packet(&mut self, body: &[u8], off: usize) -> Result<(), TraceError> {
         let mut r = Reader::new(body, off);
         let mut ts = None;
         let mut seq = None;
         let mut te = None;
         let mut idata = None;
         let mut td = None;
+        let mut flags = 0;
+        let mut clock = None;
+        let mut has_defaults = false;
         while let Some((f, v)) = r.next_field()? {
             let at = r.offset();
             match f {
@@ -165,109 +311,105 @@ impl ReadState {
                 packet::TRACK_DESCRIPTOR => {
                     td = Some(as_bytes(v, at, "TracePacket.track_descriptor")?)
                 }
-                packet::SEQUENCE_FLAGS => {
-                    as_varint(v, at, "TracePacket.sequence_flags")?;
+                packet::SEQUENCE_FLAGS => flags = as_varint(v, at, "TracePacket.sequence_flags")?,
+                packet::TIMESTAMP_CLOCK_ID => {
+                    clock = Some(as_varint(v, at, "TracePacket.timestamp_clock_id")?)
+                }
+                packet::TRACE_PACKET_DEFAULTS => {
+                    as_bytes(v, at, "TracePacket.trace_packet_defaults")?;
+                    has_defaults = true;
+                }
+                packet::COMPRESSED_PACKETS => {
+                    return err(
+                        off,
+                        K::Malformed("compressed block inside a compressed block"),
+                    );
                 }
                 _ => {}
             }
         }
-        let first = self.packets == 0;
-        if seq != Some(schema::SEQUENCE_ID) {
-            if first {
-                return err(
-                    off,
-                    K::NotTaskline("first packet is not on taskline's sequence"),
-                );
+        self.packets += 1;
+        let seq =
+            seq.ok_or_else(|| TraceError::new(off, K::Malformed("packet without sequence")))?;
+        if seq == schema::SEQUENCE_ID {
+            if let Some((b, o)) = idata {
+                self.interned(b, o)?;
             }
-            return err(off, K::Malformed("packet on an unexpected sequence"));
-        }
-        if first {
-            let ok = match td {
-                Some((b, o)) => self.is_marker(b, o)?,
-                None => false,
-            };
-            if !ok {
-                return err(
-                    off,
-                    K::NotTaskline("first packet does not carry the taskline marker"),
-                );
+            if let Some((b, o)) = td {
+                self.track_descriptor(b, o)?;
             }
-        }
-        if let Some((b, o)) = idata {
-            self.interned(b, o)?;
-        }
-        if let Some((b, o)) = td {
-            self.track_descriptor(b, o)?;
-        }
-        match te {
-            Some((b, o)) => {
+            if let Some((b, o)) = te {
                 let ts = ts.ok_or_else(|| {
                     TraceError::new(off, K::Malformed("track event without timestamp"))
                 })?;
-                self.track_event(b, o, ts)
+                self.process_event(b, o, ts)?;
             }
-            None => Ok(None),
+            return Ok(());
         }
-    }
-
-    fn is_marker(&self, body: &[u8], off: usize) -> Result<bool, TraceError> {
-        let mut r = Reader::new(body, off);
-        let mut uuid = None;
-        let mut desc = None;
-        while let Some((f, v)) = r.next_field()? {
-            let at = r.offset();
-            match f {
-                track::UUID => uuid = Some(as_varint(v, at, "TrackDescriptor.uuid")?),
-                track::DESCRIPTION => desc = Some(as_str(v, at, "TrackDescriptor.description")?),
-                _ => {}
+        let t = seq
+            .checked_sub(schema::THREAD_SEQUENCE_BASE)
+            .filter(|&t| t < self.threads.len() as u64)
+            .ok_or_else(|| TraceError::new(off, K::Malformed("packet on an unexpected sequence")))?
+            as usize;
+        if self.seqs.len() <= t {
+            self.seqs.resize_with(t + 1, SeqState::default);
+        }
+        if flags & packet::SEQ_INCREMENTAL_STATE_CLEARED != 0 {
+            if !has_defaults {
+                return err(off, K::Malformed("thread sequence starts without defaults"));
             }
+            let s = &mut self.seqs[t];
+            if s.started {
+                return err(off, K::Malformed("thread sequence restarted"));
+            }
+            s.started = true;
         }
-        Ok(uuid == Some(schema::PROCESS_UUID) && desc == Some(schema::FORMAT_MARKER))
+        if !self.seqs[t].started {
+            return err(off, K::Malformed("thread sequence used before it starts"));
+        }
+        if let Some((b, o)) = te {
+            let delta = ts.ok_or_else(|| {
+                TraceError::new(off, K::Malformed("track event without timestamp"))
+            })?;
+            let s = &mut self.seqs[t];
+            let ts = match clock {
+                Some(defaults::CLOCK_BOOTTIME) => delta,
+                None | Some(defaults::CLOCK_INCREMENTAL) => {
+                    s.last_ts = s
+                        .last_ts
+                        .checked_add(delta)
+                        .ok_or_else(|| TraceError::new(off, K::Malformed("timestamp overflows")))?;
+                    s.last_ts
+                }
+                Some(_) => return err(off, K::Malformed("unexpected timestamp clock")),
+            };
+            self.thread_event(b, o, ts, t)?;
+        }
+        Ok(())
     }
 
     fn interned(&mut self, body: &[u8], off: usize) -> Result<(), TraceError> {
         let mut r = Reader::new(body, off);
         while let Some((f, v)) = r.next_field()? {
             let at = r.offset();
-            match f {
-                interned::EVENT_CATEGORIES | interned::DEBUG_ANNOTATION_NAMES => {
-                    let (b, o) = as_bytes(v, at, "interned name")?;
-                    let (iid, v, vat) = entry(b, o)?;
-                    let name = as_str(v, vat, "interned name")?;
-                    if f == interned::EVENT_CATEGORIES {
-                        let idx = schema::CATEGORIES.iter().position(|c| *c == name);
-                        self.categories.insert(iid, idx.map_or(0, |i| i as u64 + 1));
-                    } else {
-                        let idx = schema::ANNOTATION_NAMES.iter().position(|c| *c == name);
-                        self.annotation_names
-                            .insert(iid, idx.map_or(0, |i| i as u64 + 1));
-                    }
+            if f != interned::DEBUG_ANNOTATION_STRING_VALUES {
+                continue;
+            }
+            let (b, o) = as_bytes(v, at, "interned string value")?;
+            let (iid, v, vat) = crate::reader_v1::entry(b, o)?;
+            let s = as_str(v, vat, "interned string value")?;
+            if iid % 2 == 1 {
+                if (iid - 1) / 2 != self.strings.len() as u64 {
+                    return err(o, K::Malformed("registry strings out of order"));
                 }
-                interned::EVENT_NAMES => {
-                    let (b, o) = as_bytes(v, at, "interned event name")?;
-                    let (_, v, vat) = entry(b, o)?;
-                    as_str(v, vat, "event name")?;
+                self.strings.push(Arc::from(s));
+            } else {
+                if iid == 0 || (iid - 2) / 2 != self.sites.len() as u64 {
+                    return err(o, K::Malformed("registry sites out of order"));
                 }
-                interned::DEBUG_ANNOTATION_STRING_VALUES => {
-                    let (b, o) = as_bytes(v, at, "interned string value")?;
-                    let (iid, v, vat) = entry(b, o)?;
-                    let s = as_str(v, vat, "interned string value")?;
-                    if iid % 2 == 1 {
-                        if (iid - 1) / 2 != self.strings.len() as u64 {
-                            return err(o, K::Malformed("registry strings out of order"));
-                        }
-                        self.strings.push(Arc::from(s));
-                    } else {
-                        if iid == 0 || (iid - 2) / 2 != self.sites.len() as u64 {
-                            return err(o, K::Malformed("registry sites out of order"));
-                        }
-                        let site = parse_site(s).ok_or_else(|| {
-                            TraceError::new(vat, K::Malformed("unparsable spawn site"))
-                        })?;
-                        self.sites.push(site);
-                    }
-                }
-                _ => {}
+                let site = crate::reader_v1::parse_site(s)
+                    .ok_or_else(|| TraceError::new(vat, K::Malformed("unparsable spawn site")))?;
+                self.sites.push(site);
             }
         }
         Ok(())
@@ -313,7 +455,6 @@ impl ReadState {
             let info = ThreadInfo {
                 id: t as u16,
                 name: Arc::from(name),
-                // int32 on the wire; worker indexes above i32::MAX come back through the cast.
                 worker: rank.map(|r| r as u32),
             };
             if t < self.threads.len() {
@@ -336,190 +477,241 @@ impl ReadState {
         Ok(())
     }
 
-    fn track_event(
+    /// A track event on the process sequence: a counter sample or the end marker.
+    fn process_event(&mut self, body: &[u8], off: usize, ts: u64) -> Result<(), TraceError> {
+        let ev = RawEvent::parse(body, off, &mut self.flows)?;
+        let sample_range =
+            schema::SAMPLE_UUID_BASE..schema::SAMPLE_UUID_BASE + schema::SAMPLE_NAMES.len() as u64;
+        if ev.ty == Some(track_event::TYPE_COUNTER) {
+            let uuid = ev.track.unwrap_or(0);
+            if !sample_range.contains(&uuid) {
+                return err(off, K::UnknownTrack(uuid));
+            }
+            let value = ev
+                .counter
+                .ok_or_else(|| TraceError::new(off, K::Malformed("counter without value")))?;
+            self.counters.push(CounterSample {
+                track: schema::SAMPLE_NAMES[(uuid - schema::SAMPLE_UUID_BASE) as usize],
+                ts_ns: ts,
+                value: value as i64,
+            });
+            return Ok(());
+        }
+        if ev.category == Some(schema::CAT_TASKLINE) && ev.ty == Some(track_event::TYPE_INSTANT) {
+            let uint = |i: u64| match ev.anns[i as usize] {
+                Some(AnnValue::Uint(x)) => x,
+                _ => 0,
+            };
+            self.stats = Some(Stats {
+                dropped: uint(schema::A_DROPPED),
+                skipped: uint(schema::A_EVENTS_SKIPPED),
+                duplicates: uint(schema::A_DUPLICATES),
+            });
+            return Ok(());
+        }
+        err(
+            off,
+            K::Malformed("unexpected track event on the process sequence"),
+        )
+    }
+
+    fn thread_event(
         &mut self,
         body: &[u8],
         off: usize,
         ts: u64,
-    ) -> Result<Option<Stats>, TraceError> {
+        t: usize,
+    ) -> Result<(), TraceError> {
+        let ev = RawEvent::parse(body, off, &mut self.flows)?;
+        let ty = ev
+            .ty
+            .ok_or_else(|| TraceError::new(off, K::Malformed("track event without type")))?;
+        let thread_uuid = schema::THREAD_UUID_BASE + t as u64;
+        let span_uuid = schema::SPAN_UUID_BASE + t as u64;
+        let uuid = ev.track.unwrap_or(thread_uuid);
+        let on_span = uuid == span_uuid;
+        if on_span && !self.span_tracks[t] {
+            return err(off, K::UnknownTrack(uuid));
+        }
+        let seq = &mut self.seqs[t];
+        let kind = match ev.category {
+            Some(c) => schema::kind_of(c, ty),
+            None => derived_kind(ty, ev.name, on_span, &seq.model),
+        }
+        .ok_or_else(|| TraceError::new(off, K::Malformed("track event of unknown kind")))?;
+        // The track must be the one the kind goes on.
+        let expected_track = match kind {
+            EventKind::SpanEnter | EventKind::SpanExit => on_span,
+            EventKind::Counter => {
+                let k = uuid.wrapping_sub(schema::COUNTER_UUID_BASE);
+                k < 16 && self.counter_tracks & (1 << k) != 0
+            }
+            _ => uuid == thread_uuid,
+        };
+        if !expected_track {
+            return err(off, K::UnknownTrack(uuid));
+        }
+        let l = schema::layout(kind);
+        let mut e = seq.model.predict(kind);
+        e.ts_ns = ts;
+        e.thread = t as u16;
+        if kind == EventKind::Counter {
+            e.flags = uuid.wrapping_sub(schema::COUNTER_UUID_BASE) as u8;
+            e.arg = ev
+                .counter
+                .ok_or_else(|| TraceError::new(off, K::Malformed("counter without value")))?;
+        }
+        if let Some(AnnValue::Uint(x)) = ev.anns[schema::A_TASK as usize] {
+            e.task = x;
+        }
+        if kind != EventKind::Counter
+            && let Some(AnnValue::Uint(x)) = ev.anns[l.arg_name as usize]
+        {
+            e.arg = x;
+        }
+        match ev.anns[l.aux_name as usize] {
+            Some(AnnValue::Uint(x)) => {
+                e.aux = u32::try_from(x)
+                    .map_err(|_| TraceError::new(off, K::Malformed("aux value too large")))?
+            }
+            Some(AnnValue::Iid(iid)) => {
+                e.aux = match l.aux {
+                    AuxRef::String if iid % 2 == 1 && (iid - 1) / 2 < self.strings.len() as u64 => {
+                        ((iid - 1) / 2) as u32
+                    }
+                    AuxRef::Site
+                        if iid >= 2 && iid % 2 == 0 && (iid - 2) / 2 < self.sites.len() as u64 =>
+                    {
+                        ((iid - 2) / 2) as u32
+                    }
+                    _ => {
+                        return err(
+                            off,
+                            K::UnknownIid {
+                                table: "string value",
+                                iid,
+                            },
+                        );
+                    }
+                }
+            }
+            None => {}
+        }
+        if let Some(AnnValue::Uint(f)) = ev.anns[schema::A_FLAGS as usize] {
+            e.flags = u8::try_from(f)
+                .map_err(|_| TraceError::new(off, K::Malformed("flags too large")))?;
+        }
+        seq.model.apply(&e);
+        self.events.push(e);
+        Ok(())
+    }
+}
+
+/// The fields of a version 2 `TrackEvent` the reader uses.
+struct RawEvent {
+    category: Option<u64>,
+    ty: Option<u64>,
+    name: Option<u64>,
+    track: Option<u64>,
+    counter: Option<u64>,
+    anns: [Option<AnnValue>; schema::ANNOTATION_NAMES.len() + 1],
+}
+
+impl RawEvent {
+    fn parse(body: &[u8], off: usize, flows: &mut u64) -> Result<RawEvent, TraceError> {
+        let mut ev = RawEvent {
+            category: None,
+            ty: None,
+            name: None,
+            track: None,
+            counter: None,
+            anns: [None; schema::ANNOTATION_NAMES.len() + 1],
+        };
         let mut r = Reader::new(body, off);
-        let mut category = None;
-        let mut ty = None;
-        let mut track_uuid = None;
-        let mut counter = None;
-        // At most one value per annotation name we know (the writer writes each once).
-        let mut anns: [Option<AnnValue>; schema::ANNOTATION_NAMES.len() + 1] =
-            [None; schema::ANNOTATION_NAMES.len() + 1];
         while let Some((f, v)) = r.next_field()? {
             let at = r.offset();
             match f {
                 track_event::CATEGORY_IIDS => {
                     let iid = as_varint(v, at, "TrackEvent.category_iids")?;
-                    let c = *self.categories.get(&iid).ok_or(TraceError::new(
-                        at,
-                        K::UnknownIid {
-                            table: "category",
-                            iid,
-                        },
-                    ))?;
-                    category.get_or_insert(c);
+                    if iid == 0 || iid > schema::CATEGORIES.len() as u64 {
+                        return err(
+                            at,
+                            K::UnknownIid {
+                                table: "category",
+                                iid,
+                            },
+                        );
+                    }
+                    ev.category.get_or_insert(iid);
                 }
                 track_event::DEBUG_ANNOTATIONS => {
                     let (b, o) = as_bytes(v, at, "TrackEvent.debug_annotations")?;
-                    let (name, value) = self.annotation(b, o)?;
-                    if name != 0 {
-                        anns[name as usize] = Some(value);
-                    }
+                    let (name, value) = annotation_of(b, o)?;
+                    ev.anns[name as usize] = Some(value);
                 }
-                track_event::TYPE => ty = Some(as_varint(v, at, "TrackEvent.type")?),
+                track_event::TYPE => ev.ty = Some(as_varint(v, at, "TrackEvent.type")?),
+                track_event::NAME_IID => ev.name = Some(as_varint(v, at, "TrackEvent.name_iid")?),
                 track_event::TRACK_UUID => {
-                    track_uuid = Some(as_varint(v, at, "TrackEvent.track_uuid")?)
+                    ev.track = Some(as_varint(v, at, "TrackEvent.track_uuid")?)
                 }
                 track_event::COUNTER_VALUE => {
-                    counter = Some(as_varint(v, at, "TrackEvent.counter_value")?)
+                    ev.counter = Some(as_varint(v, at, "TrackEvent.counter_value")?)
                 }
                 track_event::FLOW_IDS => {
                     as_fixed64(v, at, "TrackEvent.flow_ids")?;
-                    self.flows += 1;
+                    *flows += 1;
+                }
+                track_event::TERMINATING_FLOW_IDS => {
+                    as_fixed64(v, at, "TrackEvent.terminating_flow_ids")?;
                 }
                 _ => {}
             }
         }
-        let ty =
-            ty.ok_or_else(|| TraceError::new(off, K::Malformed("track event without type")))?;
-        let uuid = track_uuid
-            .ok_or_else(|| TraceError::new(off, K::Malformed("track event without track")))?;
-        let category = category.unwrap_or(0);
-        let uint = |i: u64| match anns[i as usize] {
-            Some(AnnValue::Uint(x)) => Some(x),
-            _ => None,
-        };
-        if category == schema::CAT_TASKLINE && ty == track_event::TYPE_INSTANT {
-            return Ok(Some(Stats {
-                dropped: uint(schema::A_DROPPED).unwrap_or(0),
-                skipped: uint(schema::A_EVENTS_SKIPPED).unwrap_or(0),
-            }));
-        }
-        let kind = schema::kind_of(category, ty).ok_or_else(|| {
-            TraceError::new(off, K::Malformed("track event of unknown category or type"))
-        })?;
-        let l = schema::layout(kind);
-        let mut e = Event::new(kind, ts, 0);
-        let worker_of_track;
-        match kind {
-            EventKind::Counter => {
-                let k = uuid.wrapping_sub(schema::COUNTER_UUID_BASE);
-                if k >= 16 || self.counter_tracks & (1 << k) == 0 {
-                    return err(off, K::UnknownTrack(uuid));
-                }
-                e.flags = k as u8;
-                e.arg = counter
-                    .ok_or_else(|| TraceError::new(off, K::Malformed("counter without value")))?;
-                let t = uint(schema::A_THREAD)
-                    .ok_or_else(|| TraceError::new(off, K::Malformed("counter without thread")))?;
-                e.thread = u16::try_from(t)
-                    .map_err(|_| TraceError::new(off, K::Malformed("thread number too large")))?;
-                worker_of_track = None;
-            }
-            EventKind::SpanEnter | EventKind::SpanExit => {
-                let t = uuid.wrapping_sub(schema::SPAN_UUID_BASE);
-                if !self.span_tracks.get(t as usize).copied().unwrap_or(false) || t >= 1 << 16 {
-                    return err(off, K::UnknownTrack(uuid));
-                }
-                e.thread = t as u16;
-                worker_of_track = self.threads[t as usize].worker;
-            }
-            _ => {
-                let t = uuid.wrapping_sub(schema::THREAD_UUID_BASE);
-                if t >= self.threads.len() as u64 {
-                    return err(off, K::UnknownTrack(uuid));
-                }
-                e.thread = t as u16;
-                worker_of_track = self.threads[t as usize].worker;
-            }
-        }
-        e.task = uint(schema::A_TASK).unwrap_or(0);
-        if kind != EventKind::Counter {
-            e.arg = uint(l.arg_name).unwrap_or(l.arg_default);
-        }
-        let aux = match anns[l.aux_name as usize] {
-            Some(AnnValue::Uint(x)) => u32::try_from(x)
-                .map_err(|_| TraceError::new(off, K::Malformed("aux value too large")))?,
-            Some(AnnValue::Iid(iid)) => match l.aux {
-                AuxRef::String if iid % 2 == 1 && (iid - 1) / 2 < self.strings.len() as u64 => {
-                    ((iid - 1) / 2) as u32
-                }
-                AuxRef::Site
-                    if iid >= 2 && iid % 2 == 0 && (iid - 2) / 2 < self.sites.len() as u64 =>
-                {
-                    ((iid - 2) / 2) as u32
-                }
-                _ => {
-                    return err(
-                        off,
-                        K::UnknownIid {
-                            table: "string value",
-                            iid,
-                        },
-                    );
-                }
-            },
-            None => match l.aux {
-                AuxRef::Plain(d) => d,
-                AuxRef::Worker => schema::worker_default(worker_of_track),
-                AuxRef::String | AuxRef::Site => 0,
-            },
-        };
-        e.aux = aux;
-        if let Some(f) = uint(schema::A_FLAGS) {
-            e.flags = u8::try_from(f)
-                .map_err(|_| TraceError::new(off, K::Malformed("flags too large")))?;
-        }
-        self.events.push(e);
-        Ok(None)
+        Ok(ev)
     }
+}
 
-    /// Decodes one debug annotation into (fixed name index or 0, value).
-    fn annotation(&self, body: &[u8], off: usize) -> Result<(u64, AnnValue), TraceError> {
-        let mut r = Reader::new(body, off);
-        let mut name = None;
-        let mut value = None;
-        while let Some((f, v)) = r.next_field()? {
-            let at = r.offset();
-            match f {
-                annotation::NAME_IID => {
-                    let iid = as_varint(v, at, "DebugAnnotation.name_iid")?;
-                    let n = *self.annotation_names.get(&iid).ok_or(TraceError::new(
+/// Decodes one debug annotation into (fixed name iid, value).
+fn annotation_of(body: &[u8], off: usize) -> Result<(u64, AnnValue), TraceError> {
+    let mut r = Reader::new(body, off);
+    let mut name = None;
+    let mut value = None;
+    while let Some((f, v)) = r.next_field()? {
+        let at = r.offset();
+        match f {
+            annotation::NAME_IID => {
+                let iid = as_varint(v, at, "DebugAnnotation.name_iid")?;
+                if iid == 0 || iid > schema::ANNOTATION_NAMES.len() as u64 {
+                    return err(
                         at,
                         K::UnknownIid {
                             table: "annotation name",
                             iid,
                         },
-                    ))?;
-                    name = Some(n);
+                    );
                 }
-                annotation::UINT_VALUE => {
-                    value = Some(AnnValue::Uint(as_varint(
-                        v,
-                        at,
-                        "DebugAnnotation.uint_value",
-                    )?))
-                }
-                annotation::STRING_VALUE_IID => {
-                    value = Some(AnnValue::Iid(as_varint(
-                        v,
-                        at,
-                        "DebugAnnotation.string_value_iid",
-                    )?))
-                }
-                _ => {}
+                name = Some(iid);
             }
+            annotation::UINT_VALUE => {
+                value = Some(AnnValue::Uint(as_varint(
+                    v,
+                    at,
+                    "DebugAnnotation.uint_value",
+                )?))
+            }
+            annotation::STRING_VALUE_IID => {
+                value = Some(AnnValue::Iid(as_varint(
+                    v,
+                    at,
+                    "DebugAnnotation.string_value_iid",
+                )?))
+            }
+            _ => {}
         }
-        match (name, value) {
-            (Some(n), Some(v)) => Ok((n, v)),
-            (Some(0), None) => Ok((0, AnnValue::Uint(0))),
-            _ => err(off, K::Malformed("debug annotation without name or value")),
-        }
+    }
+    match (name, value) {
+        (Some(n), Some(v)) => Ok((n, v)),
+        _ => err(off, K::Malformed("debug annotation without name or value")),
     }
 }
 
@@ -528,28 +720,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sites_parse_back_even_with_colons_in_the_file() {
-        let s = Site {
-            file: Arc::from("C:\\src\\a (1).rs"),
-            line: 12,
-            col: 3,
-            kind: TaskKind::BlockOn,
-        };
-        let text = crate::encoder::site_string(&s);
-        assert_eq!(parse_site(&text), Some(s));
-        assert_eq!(parse_site("a.rs:1:2"), None);
-        assert_eq!(parse_site("a.rs:x:2 (task)"), None);
-    }
-
-    #[test]
     fn garbage_is_not_a_taskline_trace() {
         assert_eq!(
             read_trace(&[]).unwrap_err().kind,
             K::NotTaskline("no packets")
         );
-        // A valid packet on another sequence.
         let e = read_trace(&[0x0a, 0x02, 0x50, 0x07]).unwrap_err();
         assert!(matches!(e.kind, K::NotTaskline(_)), "{e}");
         assert!(read_trace(b"\x0a\xff\xff").is_err());
+    }
+
+    #[test]
+    fn a_bomb_block_is_refused() {
+        // A zlib stream of 100 MiB of zeros in a compressed block.
+        use std::io::Write;
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..100 {
+            z.write_all(&zeros).unwrap();
+        }
+        let block = z.finish().unwrap();
+        let mut out = Vec::new();
+        assert!(inflate(&block, 0, &mut out).is_err());
+        assert!(out.capacity() <= MAX_INFLATED_BLOCK + 64 * 1024 * 4);
     }
 }

@@ -18,10 +18,42 @@ pub(crate) mod packet {
     pub(crate) const INTERNED_DATA: u32 = 12;
     pub(crate) const SEQUENCE_FLAGS: u32 = 13;
     pub(crate) const TRACK_DESCRIPTOR: u32 = 60;
+    pub(crate) const CLOCK_SNAPSHOT: u32 = 6;
+    pub(crate) const COMPRESSED_PACKETS: u32 = 50;
+    pub(crate) const TIMESTAMP_CLOCK_ID: u32 = 58;
+    pub(crate) const TRACE_PACKET_DEFAULTS: u32 = 59;
     /// `SEQ_INCREMENTAL_STATE_CLEARED`.
     pub(crate) const SEQ_INCREMENTAL_STATE_CLEARED: u64 = 1;
-    /// `SEQ_NEEDS_INCREMENTAL_STATE`.
-    pub(crate) const SEQ_NEEDS_INCREMENTAL_STATE: u64 = 2;
+}
+
+/// `TracePacketDefaults`, `TrackEventDefaults`, `ClockSnapshot` and `CounterDescriptor` fields.
+pub(crate) mod defaults {
+    /// `TracePacketDefaults.track_event_defaults`.
+    pub(crate) const TRACK_EVENT_DEFAULTS: u32 = 11;
+    /// `TracePacketDefaults.timestamp_clock_id`.
+    pub(crate) const TIMESTAMP_CLOCK_ID: u32 = 58;
+    /// `TrackEventDefaults.track_uuid`.
+    pub(crate) const TRACK_UUID: u32 = 11;
+    /// `ClockSnapshot.clocks`.
+    pub(crate) const CLOCKS: u32 = 1;
+    /// `ClockSnapshot.Clock.clock_id`.
+    pub(crate) const CLOCK_ID: u32 = 1;
+    /// `ClockSnapshot.Clock.timestamp`.
+    pub(crate) const CLOCK_TIMESTAMP: u32 = 2;
+    /// `ClockSnapshot.Clock.is_incremental`.
+    pub(crate) const CLOCK_IS_INCREMENTAL: u32 = 3;
+    /// `CounterDescriptor.unit`.
+    pub(crate) const COUNTER_UNIT: u32 = 3;
+    /// `CounterDescriptor.UNIT_COUNT`.
+    pub(crate) const UNIT_COUNT: u64 = 2;
+    /// `CounterDescriptor.UNIT_SIZE_BYTES`.
+    pub(crate) const UNIT_SIZE_BYTES: u64 = 3;
+    /// `BUILTIN_CLOCK_BOOTTIME`: the trace processor's default clock, used
+    /// for absolute timestamps.
+    pub(crate) const CLOCK_BOOTTIME: u64 = 6;
+    /// The sequence-scoped incremental clock of a thread sequence (64..=127
+    /// are sequence-scoped clock ids).
+    pub(crate) const CLOCK_INCREMENTAL: u64 = 64;
 }
 
 /// `TrackEvent` fields.
@@ -76,11 +108,24 @@ pub(crate) mod track {
     pub(crate) const THREAD_NAME: u32 = 5;
 }
 
-/// The one packet sequence a taskline trace uses.
+/// The one packet sequence a version 1 trace uses; in version 2 the process
+/// sequence (header, registry, track descriptors, sampled counters, end marker).
 pub(crate) const SEQUENCE_ID: u64 = 1;
+/// Version 2: recorder thread `t` writes its events on sequence `THREAD_SEQUENCE_BASE + t`.
+pub(crate) const THREAD_SEQUENCE_BASE: u64 = 2;
 
 /// Marker in the process track's description: identifies a taskline trace and its layout version.
 pub(crate) const FORMAT_MARKER: &str = "taskline trace format 1";
+/// The version 2 marker.
+pub(crate) const FORMAT_MARKER_V2: &str = "taskline trace format 2";
+
+/// Version 2: sampled counter `k` (see [`SAMPLE_NAMES`]) is counter track
+/// `SAMPLE_UUID_BASE + k`, on the process sequence.
+pub(crate) const SAMPLE_UUID_BASE: u64 = 0x30;
+/// Names of the sampled counter tracks of version 2 (index = sample kind).
+pub(crate) const SAMPLE_NAMES: [&str; 3] = ["alive tasks", "runnable tasks", "process RSS"];
+/// Sample kind of the process's resident set size (bytes).
+pub(crate) const SAMPLE_RSS: usize = 2;
 
 /// Track uuid of the process track (stats and counters hang off it).
 pub(crate) const PROCESS_UUID: u64 = 1;
@@ -142,7 +187,7 @@ pub(crate) const NAME_STATS: u64 = 11;
 pub(crate) const FIRST_DYNAMIC_NAME_IID: u64 = 16;
 
 /// Fixed debug annotation names (iid = index + 1).
-pub(crate) const ANNOTATION_NAMES: [&str; 18] = [
+pub(crate) const ANNOTATION_NAMES: [&str; 19] = [
     "task",             // 1
     "size_bytes",       // 2
     "site",             // 3
@@ -161,6 +206,7 @@ pub(crate) const ANNOTATION_NAMES: [&str; 18] = [
     "events_written",   // 16
     "events_skipped",   // 17
     "flows_written",    // 18
+    "duplicates",       // 19: version 2, lifecycle reports written once
 ];
 pub(crate) const A_TASK: u64 = 1;
 pub(crate) const A_FLAGS: u64 = 11;
@@ -169,6 +215,7 @@ pub(crate) const A_DROPPED: u64 = 15;
 pub(crate) const A_EVENTS_WRITTEN: u64 = 16;
 pub(crate) const A_EVENTS_SKIPPED: u64 = 17;
 pub(crate) const A_FLOWS: u64 = 18;
+pub(crate) const A_DUPLICATES: u64 = 19;
 
 /// What an event's `aux` refers to, which decides how it is annotated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

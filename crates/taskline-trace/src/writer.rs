@@ -22,17 +22,111 @@ use taskline_layer::recorder::Recorder;
 use taskline_layer::registry::Registry;
 use taskline_layer::sink::Sink;
 
-use crate::encoder::Encoder;
+use crate::encoder::{EncodeOptions, Encoder};
 
 /// Buffered packet bytes are written out once they exceed this many bytes.
 pub const FLUSH_THRESHOLD: usize = 64 * 1024;
 /// Default bound on per-task state (labels, pending flow arrows).
 pub const DEFAULT_MAX_TRACKED_TASKS: usize = 65_536;
+/// The process RSS is sampled at most this often (wall time) by a streaming writer.
+pub const RSS_SAMPLE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// How a trace is written. [`TraceOptions::default`] is what
+/// [`PerfettoWriter::new`] uses; [`TraceOptions::lossless`] what
+/// [`encode_trace`] uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TraceOptions {
+    /// Deflate packets into Perfetto `compressed_packets` blocks (the UI and
+    /// the trace processor inflate them). About 3-4x smaller; costs CPU on
+    /// the consumer thread. Default true.
+    pub compress: bool,
+    /// Write a task's `Spawn` and `Terminate` once when both the runtime hooks
+    /// and the tracing layer report them (the second report is counted in the
+    /// end marker, not written). Default true.
+    pub dedup_lifecycle: bool,
+    /// Sample the process's resident set size (Linux `/proc/self/status`) at
+    /// most every [`RSS_SAMPLE_INTERVAL`] into the `process RSS` counter
+    /// track. Only a streaming writer samples (a one-shot encode of past
+    /// events has no RSS to show). Default true.
+    pub sample_rss: bool,
+    /// Per-task state (poll names, pending flow arrows, lifecycle
+    /// deduplication) is kept for at most this many live tasks. Default
+    /// [`DEFAULT_MAX_TRACKED_TASKS`].
+    pub max_tracked_tasks: usize,
+}
+
+impl Default for TraceOptions {
+    fn default() -> Self {
+        TraceOptions {
+            compress: true,
+            dedup_lifecycle: true,
+            sample_rss: true,
+            max_tracked_tasks: DEFAULT_MAX_TRACKED_TASKS,
+        }
+    }
+}
+
+impl TraceOptions {
+    /// Every event written as given, uncompressed, no RSS samples: what
+    /// [`encode_trace`] does, so reading back gives exactly the input.
+    pub fn lossless() -> Self {
+        TraceOptions {
+            compress: false,
+            dedup_lifecycle: false,
+            sample_rss: false,
+            max_tracked_tasks: DEFAULT_MAX_TRACKED_TASKS,
+        }
+    }
+
+    fn encoder(&self) -> Encoder {
+        Encoder::new(EncodeOptions {
+            dedup_lifecycle: self.dedup_lifecycle,
+            compress: self.compress,
+            max_tracked_tasks: self.max_tracked_tasks,
+        })
+    }
+}
+
+/// Reads the process's resident set size in bytes (`VmRSS` of
+/// `/proc/self/status`); `None` where that file does not exist or says nothing.
+pub(crate) struct RssProbe {
+    file: Option<File>,
+    buf: Vec<u8>,
+}
+
+impl RssProbe {
+    pub(crate) fn new() -> Self {
+        RssProbe {
+            file: File::open("/proc/self/status").ok(),
+            buf: Vec::with_capacity(4096),
+        }
+    }
+
+    pub(crate) fn read(&mut self) -> Option<u64> {
+        use std::io::{Read, Seek, SeekFrom};
+        let f = self.file.as_mut()?;
+        f.seek(SeekFrom::Start(0)).ok()?;
+        self.buf.clear();
+        f.take(64 * 1024).read_to_end(&mut self.buf).ok()?;
+        let text = std::str::from_utf8(&self.buf).ok()?;
+        let line = text.lines().find(|l| l.starts_with("VmRSS:"))?;
+        let kib: u64 = line
+            .trim_start_matches("VmRSS:")
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()?;
+        Some(kib * 1024)
+    }
+}
 
 struct State<W> {
     enc: Encoder,
     out: Option<W>,
     error: Option<io::Error>,
+    rss: Option<RssProbe>,
+    next_rss_ns: u64,
 }
 
 struct Shared<W> {
@@ -54,7 +148,9 @@ impl<W: Write> Shared<W> {
         if st.enc.out.is_empty() || (!force && st.enc.out.len() < FLUSH_THRESHOLD) {
             return;
         }
-        let State { enc, out, error } = st;
+        let State {
+            enc, out, error, ..
+        } = st;
         if error.is_none()
             && let Some(w) = out.as_mut()
         {
@@ -86,11 +182,26 @@ impl<W: Write> Shared<W> {
             return;
         }
         st.enc.sync(registry);
+        let st = &mut *st;
+        if let Some(probe) = st.rss.as_mut() {
+            let now = taskline_layer::clock::now_ns();
+            if now >= st.next_rss_ns {
+                st.next_rss_ns = now + RSS_SAMPLE_INTERVAL.as_nanos() as u64;
+                match probe.read() {
+                    Some(bytes) => st.enc.sample(crate::schema::SAMPLE_RSS, now, bytes as i64),
+                    None => st.rss = None,
+                }
+            }
+        }
         for e in events {
             st.enc.event(e, registry);
             if st.enc.out.len() >= FLUSH_THRESHOLD {
-                self.drain(&mut st, true);
+                self.drain(st, true);
             }
+        }
+        st.enc.seal(false);
+        if st.enc.out.len() >= FLUSH_THRESHOLD {
+            self.drain(st, true);
         }
         self.events_written
             .store(st.enc.stats.events_written, Ordering::Relaxed);
@@ -102,6 +213,7 @@ impl<W: Write> Shared<W> {
             return;
         }
         st.enc.sync(registry);
+        st.enc.seal(true);
         self.drain(&mut st, true);
         let State { out, error, .. } = &mut *st;
         if error.is_none()
@@ -186,12 +298,25 @@ impl<W: Write + Send + 'static> PerfettoWriter<W> {
     /// arrows) for at most `max_tracked_tasks` live tasks; further tasks'
     /// polls are named `poll` and their wakes get no arrow.
     pub fn with_max_tracked_tasks(out: W, max_tracked_tasks: usize) -> Self {
+        Self::with_options(
+            out,
+            TraceOptions {
+                max_tracked_tasks,
+                ..TraceOptions::default()
+            },
+        )
+    }
+
+    /// A writer into `out` with the given [`TraceOptions`].
+    pub fn with_options(out: W, options: TraceOptions) -> Self {
         PerfettoWriter {
             shared: Arc::new(Shared {
                 state: Mutex::new(State {
-                    enc: Encoder::new(max_tracked_tasks),
+                    enc: options.encoder(),
                     out: Some(out),
                     error: None,
+                    rss: options.sample_rss.then(RssProbe::new),
+                    next_rss_ns: 0,
                 }),
                 bytes_written: AtomicU64::new(0),
                 events_written: AtomicU64::new(0),
@@ -235,6 +360,12 @@ impl<W: Write + Send + 'static> TraceHandle<W> {
     /// Events encoded so far.
     pub fn events_written(&self) -> u64 {
         self.shared.events_written.load(Ordering::Relaxed)
+    }
+
+    /// Lifecycle reports (`Spawn`, `Terminate`) not written because the
+    /// other source already reported them.
+    pub fn duplicates_skipped(&self) -> u64 {
+        self.shared.lock().enc.stats.duplicates
     }
 
     /// Events delivered after `finish` or after a write error, not written.
@@ -288,8 +419,9 @@ impl<W: Write + Send + 'static> Sink for PerfettoWriter<W> {
     }
 }
 
-/// Encodes `events` (in timestamp order) and the `registry` they refer to as
-/// one complete trace into `out`; returns the bytes written.
+/// Encodes `events` (each thread's in the order recorded) and the
+/// `registry` they refer to as one complete trace into `out`, losslessly
+/// ([`TraceOptions::lossless`]); returns the bytes written.
 pub fn encode_trace<W: Write>(events: &[Event], registry: &Registry, out: W) -> io::Result<u64> {
     encode_trace_with_dropped(events, registry, 0, out)
 }
@@ -299,13 +431,32 @@ pub fn encode_trace_with_dropped<W: Write>(
     events: &[Event],
     registry: &Registry,
     dropped_events: u64,
+    out: W,
+) -> io::Result<u64> {
+    encode_trace_with(
+        events,
+        registry,
+        dropped_events,
+        TraceOptions::lossless(),
+        out,
+    )
+}
+
+/// Like [`encode_trace_with_dropped`], with the given [`TraceOptions`]
+/// (`sample_rss` is ignored: past events have no RSS to show).
+pub fn encode_trace_with<W: Write>(
+    events: &[Event],
+    registry: &Registry,
+    dropped_events: u64,
+    options: TraceOptions,
     mut out: W,
 ) -> io::Result<u64> {
-    let mut enc = Encoder::new(DEFAULT_MAX_TRACKED_TASKS);
+    let mut enc = options.encoder();
     let mut total = 0u64;
     enc.sync(registry);
     for e in events {
         enc.event(e, registry);
+        enc.seal(false);
         if enc.out.len() >= FLUSH_THRESHOLD {
             out.write_all(&enc.out)?;
             total += enc.out.len() as u64;

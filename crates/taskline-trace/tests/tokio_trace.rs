@@ -3,6 +3,7 @@
 //! Python validator (official Perfetto protos, byte-exact re-serialization).
 
 use std::cell::RefCell;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
@@ -143,13 +144,40 @@ fn recorded_workload_round_trips_and_validates() {
         .finish_with_registry(rec.registry())
         .expect("finish trace");
 
-    let events = collected.0.lock().expect("lock").clone();
+    let all = collected.0.lock().expect("lock").clone();
+    // Hooks and layer both report spawns and terminations; the trace keeps the first report.
+    let (mut spawned, mut terminated) = (HashSet::new(), HashSet::new());
+    let events: Vec<Event> = all
+        .iter()
+        .filter(|e| match e.kind() {
+            Some(EventKind::Spawn) => spawned.insert(e.task),
+            Some(EventKind::Terminate) => terminated.insert(e.task),
+            _ => true,
+        })
+        .copied()
+        .collect();
     let bytes = std::fs::read(&path).expect("read trace");
     assert_eq!(handle.bytes_written(), bytes.len() as u64);
     let back = read_trace(&bytes).expect("read_trace");
-    assert_eq!(back.events.len(), events.len());
+    assert!(!back.unfinished);
+    assert_eq!(back.duplicates_skipped, (all.len() - events.len()) as u64);
     assert!(
-        back.events == events,
+        back.duplicates_skipped > 0,
+        "both sources reported lifecycles"
+    );
+    assert_eq!(back.events.len(), events.len());
+    // Each thread's events come back exactly, in recorded order (across
+    // threads the reader returns timestamp order; events delivered late by
+    // a flush may sit elsewhere in the delivered stream).
+    let per_thread = |evs: &[Event]| {
+        let mut m: std::collections::BTreeMap<u16, Vec<Event>> = Default::default();
+        for e in evs {
+            m.entry(e.thread).or_default().push(*e);
+        }
+        m
+    };
+    assert!(
+        per_thread(&back.events) == per_thread(&events),
         "the trace holds exactly the recorded events"
     );
     assert_eq!(back.registry.strings(), rec.registry().strings());
@@ -184,13 +212,23 @@ fn recorded_workload_round_trips_and_validates() {
     let json = validate(&path);
     assert_eq!(json_u64(&json, "poll_slices"), polls, "{json}");
     assert_eq!(json_u64(&json, "blocking_slices"), blocking, "{json}");
-    assert_eq!(json_u64(&json, "flows"), cross_wakes, "{json}");
+    // One arrow per woken task at a time: the flows are at most the cross-task wakes.
+    assert_eq!(json_u64(&json, "flows"), back.flows, "{json}");
+    assert!(back.flows > 0 && back.flows <= cross_wakes, "{json}");
     for track in ["\"worker 0\"", "\"worker 1\"", "\"blocking ("] {
         assert!(json.contains(track), "thread track {track} in {json}");
     }
-    assert_eq!(back.flows, cross_wakes);
     assert!(json_u64(&json, "flows_terminated") > 0, "{json}");
-    assert_eq!(json_u64(&json, "events"), events.len() as u64, "{json}");
+    assert_eq!(
+        json_u64(&json, "events"),
+        (events.len() + back.counters.len()) as u64,
+        "{json}"
+    );
+    assert_eq!(json_u64(&json, "format_version"), 2, "{json}");
+    assert!(json_u64(&json, "compressed_blocks") > 0, "{json}");
+    for track in ["\"alive tasks\"", "\"runnable tasks\"", "\"process RSS\""] {
+        assert!(json.contains(track), "counter track {track} in {json}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 

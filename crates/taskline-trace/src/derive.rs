@@ -1,0 +1,220 @@
+//! What a version 2 thread sequence lets the reader derive, shared by the
+//! encoder and the reader so both predict exactly the same values.
+//!
+//! Each recording thread's events form one packet sequence, in ring order.
+//! Along that sequence both sides keep a [`SeqModel`]: the open slices
+//! (polls, blocking sections, idle, spans), the last spawn, the last polled
+//! and the last woken task, and the thread's worker index. Before writing an
+//! event the encoder asks [`SeqModel::predict`] for the value of each field
+//! and writes only the fields that differ (as debug annotations); the reader
+//! starts from the same prediction and applies the annotations it finds.
+//! Both then call [`SeqModel::apply`]. So the encoding is exact for any
+//! input, and small for the usual one: a `PollEnd` that closes its poll, a
+//! `Terminate` inside its task's last poll, a `Spawn` of the next task id
+//! from the same site carry no annotation at all.
+
+use taskline_layer::event::{Event, EventKind, NO_VALUE, NO_WORKER};
+
+/// Open slices tracked per track at most; deeper ones are not modelled (both
+/// sides agree, so events are still exact, only less compact).
+pub(crate) const MAX_DEPTH: usize = 64;
+
+/// The per-sequence model. Starts empty on both sides.
+#[derive(Clone, Debug)]
+pub(crate) struct SeqModel {
+    stack: Vec<Event>,
+    span_stack: Vec<Event>,
+    last_spawn: Event,
+    last_poll_task: u64,
+    last_poll_flags: u8,
+    last_wake: Event,
+    worker: u32,
+}
+
+impl Default for SeqModel {
+    fn default() -> Self {
+        SeqModel {
+            stack: Vec::new(),
+            span_stack: Vec::new(),
+            last_spawn: Event::default(),
+            last_poll_task: 0,
+            last_poll_flags: 0,
+            last_wake: Event::default(),
+            worker: NO_WORKER,
+        }
+    }
+}
+
+/// The kind of slice end that closes a slice begun by `begin`.
+fn end_of(begin: u8) -> Option<EventKind> {
+    match EventKind::from_u8(begin)? {
+        EventKind::PollStart => Some(EventKind::PollEnd),
+        EventKind::BlockingStart => Some(EventKind::BlockingEnd),
+        EventKind::Park => Some(EventKind::Unpark),
+        EventKind::SpanEnter => Some(EventKind::SpanExit),
+        _ => None,
+    }
+}
+
+impl SeqModel {
+    /// The task running on the thread: the innermost open poll or blocking section's.
+    fn current_task(&self) -> u64 {
+        self.stack
+            .iter()
+            .rev()
+            .find(|e| {
+                matches!(
+                    e.kind(),
+                    Some(EventKind::PollStart | EventKind::BlockingStart)
+                )
+            })
+            .map_or(0, |e| e.task)
+    }
+
+    /// The slice-end kind the next `SLICE_END` on the thread track (or the
+    /// span track when `span`) stands for, if the model knows.
+    pub(crate) fn end_kind(&self, span: bool) -> Option<EventKind> {
+        let top = if span {
+            self.span_stack.last()
+        } else {
+            self.stack.last()
+        };
+        top.and_then(|b| end_of(b.kind))
+    }
+
+    /// The predicted `task`, `arg`, `aux` and `flags` of the next event of
+    /// `kind` on this sequence (as an [`Event`] with `ts_ns` and `thread` 0).
+    pub(crate) fn predict(&self, kind: EventKind) -> Event {
+        let mut p = Event::new(kind, 0, 0);
+        let closes = |stack: &[Event]| {
+            stack
+                .last()
+                .filter(|b| end_of(b.kind) == Some(kind))
+                .copied()
+        };
+        match kind {
+            EventKind::Spawn => {
+                p.task = self.last_spawn.task.wrapping_add(1);
+                p.arg = self.last_spawn.arg;
+                p.aux = self.last_spawn.aux;
+                p.flags = self.last_spawn.flags;
+            }
+            EventKind::TaskName => {
+                p.task = self.last_spawn.task;
+                p.flags = taskline_layer::event::flags::FROM_LAYER;
+            }
+            EventKind::PollStart => {
+                p.task = self.last_poll_task;
+                p.arg = NO_VALUE;
+                p.aux = self.worker;
+                p.flags = self.last_poll_flags;
+            }
+            EventKind::Wake => {
+                p.task = self.last_wake.task;
+                p.arg = self.current_task();
+                p.flags = self.last_wake.flags;
+            }
+            EventKind::ResourceWait => p.task = self.current_task(),
+            EventKind::Terminate => {
+                p.task = self.current_task();
+                p.flags = self.stack.last().map_or(0, |b| b.flags);
+            }
+            EventKind::BlockingStart | EventKind::Park => p.aux = self.worker,
+            EventKind::PollEnd | EventKind::BlockingEnd | EventKind::Unpark => {
+                match closes(&self.stack) {
+                    Some(b) => {
+                        p.task = b.task;
+                        p.aux = b.aux;
+                        p.flags = b.flags;
+                    }
+                    None => {
+                        p.task = self.current_task();
+                        p.aux = self.worker;
+                    }
+                }
+            }
+            EventKind::SpanEnter => {}
+            EventKind::SpanExit => {
+                if let Some(b) = closes(&self.span_stack) {
+                    p.task = b.task;
+                    p.arg = b.arg;
+                    p.aux = b.aux;
+                    p.flags = b.flags;
+                }
+            }
+            EventKind::Counter => {}
+        }
+        p
+    }
+
+    /// Updates the model with an event just written (or read).
+    pub(crate) fn apply(&mut self, e: &Event) {
+        let Some(kind) = e.kind() else { return };
+        match kind {
+            EventKind::Spawn => self.last_spawn = *e,
+            EventKind::PollStart => {
+                self.last_poll_task = e.task;
+                self.last_poll_flags = e.flags;
+                self.worker = e.aux;
+                if self.stack.len() < MAX_DEPTH {
+                    self.stack.push(*e);
+                }
+            }
+            EventKind::BlockingStart | EventKind::Park => {
+                self.worker = e.aux;
+                if self.stack.len() < MAX_DEPTH {
+                    self.stack.push(*e);
+                }
+            }
+            EventKind::PollEnd | EventKind::BlockingEnd | EventKind::Unpark => {
+                self.worker = e.aux;
+                self.stack.pop();
+            }
+            EventKind::SpanEnter => {
+                if self.span_stack.len() < MAX_DEPTH {
+                    self.span_stack.push(*e);
+                }
+            }
+            EventKind::SpanExit => {
+                self.span_stack.pop();
+            }
+            EventKind::Wake => self.last_wake = *e,
+            EventKind::TaskName
+            | EventKind::ResourceWait
+            | EventKind::Terminate
+            | EventKind::Counter => {}
+        }
+    }
+}
+
+/// The kind a version 2 `TrackEvent` without a category stands for: by its
+/// type, its fixed name and its track, and for a slice end by the slice it
+/// closes. The encoder writes the category whenever this would be wrong.
+pub(crate) fn derived_kind(
+    ty: u64,
+    name: Option<u64>,
+    on_span_track: bool,
+    model: &SeqModel,
+) -> Option<EventKind> {
+    use crate::schema::track_event::*;
+    match ty {
+        TYPE_COUNTER => Some(EventKind::Counter),
+        TYPE_INSTANT => match name? {
+            1 => Some(EventKind::Spawn),
+            2 => Some(EventKind::TaskName),
+            3 => Some(EventKind::Wake),
+            4 => Some(EventKind::ResourceWait),
+            5 => Some(EventKind::Terminate),
+            _ => None,
+        },
+        TYPE_SLICE_BEGIN if on_span_track => Some(EventKind::SpanEnter),
+        TYPE_SLICE_BEGIN if name == Some(crate::schema::NAME_IDLE) => Some(EventKind::Park),
+        TYPE_SLICE_BEGIN => Some(EventKind::PollStart),
+        TYPE_SLICE_END => match model.end_kind(on_span_track) {
+            Some(k) => Some(k),
+            None if on_span_track => Some(EventKind::SpanExit),
+            None => None,
+        },
+        _ => None,
+    }
+}

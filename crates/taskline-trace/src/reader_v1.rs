@@ -1,0 +1,524 @@
+//! The reader of trace format version 1 (one packet sequence, absolute
+//! timestamps, a debug annotation per field), kept so traces written before
+//! version 2 still read. [`read_trace`](crate::read_trace) picks it by the
+//! format marker.
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use taskline_layer::event::{Event, EventKind, TaskKind};
+use taskline_layer::registry::{Registry, Site, ThreadInfo};
+
+use crate::error::{TraceError, TraceErrorKind as K};
+use crate::reader::Recording;
+use crate::schema::{self, AuxRef, annotation, interned, packet, track, track_event};
+use crate::wire::{Reader, Value, as_bytes, as_fixed64, as_str, as_varint};
+
+/// Reads a version 1 trace (or says why the input is not a taskline trace).
+pub(crate) fn read(bytes: &[u8]) -> Result<Recording, TraceError> {
+    let mut st = ReadState::default();
+    let mut stats: Option<Stats> = None;
+    let tail = crate::reader::for_each_packet(bytes, |body, off| {
+        if stats.is_some() {
+            return Err(TraceError::new(
+                off,
+                K::Malformed("data after the end marker"),
+            ));
+        }
+        stats = st.packet(body, off)?;
+        st.packets += 1;
+        Ok(true)
+    })?;
+    if st.packets == 0 {
+        return Err(tail.unwrap_or(TraceError::new(0, K::NotTaskline("no packets"))));
+    }
+    if let (Some(tail), Some(_)) = (&tail, stats) {
+        return Err(TraceError::new(
+            tail.offset,
+            K::Malformed("data after the end marker"),
+        ));
+    }
+    let unfinished = tail.is_some() || stats.is_none();
+    let stats = stats.unwrap_or_default();
+    Ok(Recording {
+        events: st.events,
+        registry: Registry::from_parts(st.strings, st.sites, st.threads),
+        dropped_events: stats.dropped,
+        events_skipped: stats.skipped,
+        duplicates_skipped: 0,
+        flows: st.flows,
+        packets: st.packets,
+        counters: Vec::new(),
+        format_version: 1,
+        unfinished,
+    })
+}
+
+#[derive(Clone, Copy, Default)]
+struct Stats {
+    dropped: u64,
+    skipped: u64,
+}
+
+#[derive(Default)]
+struct ReadState {
+    packets: u64,
+    /// Category iid -> index in [`schema::CATEGORIES`] + 1 (0 = unknown name).
+    categories: HashMap<u64, u64>,
+    /// Annotation-name iid -> index in [`schema::ANNOTATION_NAMES`] + 1 (0 = unknown name).
+    annotation_names: HashMap<u64, u64>,
+    strings: Vec<Arc<str>>,
+    sites: Vec<Site>,
+    threads: Vec<ThreadInfo>,
+    span_tracks: Vec<bool>,
+    counter_tracks: u16,
+    flows: u64,
+    events: Vec<Event>,
+}
+
+/// One decoded debug annotation: the fixed name index and the value.
+#[derive(Clone, Copy)]
+enum AnnValue {
+    Uint(u64),
+    Iid(u64),
+}
+
+fn err<T>(at: usize, kind: K) -> Result<T, TraceError> {
+    Err(TraceError::new(at, kind))
+}
+
+/// Parses `(iid, value)` interning entries.
+pub(crate) fn entry(body: &[u8], off: usize) -> Result<(u64, Value<'_>, usize), TraceError> {
+    let mut r = Reader::new(body, off);
+    let mut iid = None;
+    let mut value = None;
+    while let Some((f, v)) = r.next_field()? {
+        match f {
+            interned::IID => iid = Some(as_varint(v, off, "interned iid")?),
+            interned::VALUE => value = Some((v, r.offset())),
+            _ => {}
+        }
+    }
+    match (iid, value) {
+        (Some(i), Some((v, at))) => Ok((i, v, at)),
+        _ => err(off, K::Malformed("interned entry without iid or value")),
+    }
+}
+
+/// Parses the interned form of a site: `file:line:col (kind)`.
+pub(crate) fn parse_site(s: &str) -> Option<Site> {
+    let (loc, kind) = s.strip_suffix(')')?.rsplit_once(" (")?;
+    let kind = match kind {
+        "task" => TaskKind::Task,
+        "local" => TaskKind::Local,
+        "block_on" => TaskKind::BlockOn,
+        "blocking" => TaskKind::Blocking,
+        _ => return None,
+    };
+    let (rest, col) = loc.rsplit_once(':')?;
+    let (file, line) = rest.rsplit_once(':')?;
+    Some(Site {
+        file: Arc::from(file),
+        line: line.parse().ok()?,
+        col: col.parse().ok()?,
+        kind,
+    })
+}
+
+impl ReadState {
+    fn packet(&mut self, body: &[u8], off: usize) -> Result<Option<Stats>, TraceError> {
+        let mut r = Reader::new(body, off);
+        let mut ts = None;
+        let mut seq = None;
+        let mut te = None;
+        let mut idata = None;
+        let mut td = None;
+        while let Some((f, v)) = r.next_field()? {
+            let at = r.offset();
+            match f {
+                packet::TIMESTAMP => ts = Some(as_varint(v, at, "TracePacket.timestamp")?),
+                packet::TRUSTED_PACKET_SEQUENCE_ID => {
+                    seq = Some(as_varint(v, at, "TracePacket.trusted_packet_sequence_id")?)
+                }
+                packet::TRACK_EVENT => te = Some(as_bytes(v, at, "TracePacket.track_event")?),
+                packet::INTERNED_DATA => {
+                    idata = Some(as_bytes(v, at, "TracePacket.interned_data")?)
+                }
+                packet::TRACK_DESCRIPTOR => {
+                    td = Some(as_bytes(v, at, "TracePacket.track_descriptor")?)
+                }
+                packet::SEQUENCE_FLAGS => {
+                    as_varint(v, at, "TracePacket.sequence_flags")?;
+                }
+                _ => {}
+            }
+        }
+        let first = self.packets == 0;
+        if seq != Some(schema::SEQUENCE_ID) {
+            if first {
+                return err(
+                    off,
+                    K::NotTaskline("first packet is not on taskline's sequence"),
+                );
+            }
+            return err(off, K::Malformed("packet on an unexpected sequence"));
+        }
+        if first {
+            let ok = match td {
+                Some((b, o)) => self.is_marker(b, o)?,
+                None => false,
+            };
+            if !ok {
+                return err(
+                    off,
+                    K::NotTaskline("first packet does not carry the taskline marker"),
+                );
+            }
+        }
+        if let Some((b, o)) = idata {
+            self.interned(b, o)?;
+        }
+        if let Some((b, o)) = td {
+            self.track_descriptor(b, o)?;
+        }
+        match te {
+            Some((b, o)) => {
+                let ts = ts.ok_or_else(|| {
+                    TraceError::new(off, K::Malformed("track event without timestamp"))
+                })?;
+                self.track_event(b, o, ts)
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn is_marker(&self, body: &[u8], off: usize) -> Result<bool, TraceError> {
+        let mut r = Reader::new(body, off);
+        let mut uuid = None;
+        let mut desc = None;
+        while let Some((f, v)) = r.next_field()? {
+            let at = r.offset();
+            match f {
+                track::UUID => uuid = Some(as_varint(v, at, "TrackDescriptor.uuid")?),
+                track::DESCRIPTION => desc = Some(as_str(v, at, "TrackDescriptor.description")?),
+                _ => {}
+            }
+        }
+        Ok(uuid == Some(schema::PROCESS_UUID) && desc == Some(schema::FORMAT_MARKER))
+    }
+
+    fn interned(&mut self, body: &[u8], off: usize) -> Result<(), TraceError> {
+        let mut r = Reader::new(body, off);
+        while let Some((f, v)) = r.next_field()? {
+            let at = r.offset();
+            match f {
+                interned::EVENT_CATEGORIES | interned::DEBUG_ANNOTATION_NAMES => {
+                    let (b, o) = as_bytes(v, at, "interned name")?;
+                    let (iid, v, vat) = entry(b, o)?;
+                    let name = as_str(v, vat, "interned name")?;
+                    if f == interned::EVENT_CATEGORIES {
+                        let idx = schema::CATEGORIES.iter().position(|c| *c == name);
+                        self.categories.insert(iid, idx.map_or(0, |i| i as u64 + 1));
+                    } else {
+                        let idx = schema::ANNOTATION_NAMES.iter().position(|c| *c == name);
+                        self.annotation_names
+                            .insert(iid, idx.map_or(0, |i| i as u64 + 1));
+                    }
+                }
+                interned::EVENT_NAMES => {
+                    let (b, o) = as_bytes(v, at, "interned event name")?;
+                    let (_, v, vat) = entry(b, o)?;
+                    as_str(v, vat, "event name")?;
+                }
+                interned::DEBUG_ANNOTATION_STRING_VALUES => {
+                    let (b, o) = as_bytes(v, at, "interned string value")?;
+                    let (iid, v, vat) = entry(b, o)?;
+                    let s = as_str(v, vat, "interned string value")?;
+                    if iid % 2 == 1 {
+                        if (iid - 1) / 2 != self.strings.len() as u64 {
+                            return err(o, K::Malformed("registry strings out of order"));
+                        }
+                        self.strings.push(Arc::from(s));
+                    } else {
+                        if iid == 0 || (iid - 2) / 2 != self.sites.len() as u64 {
+                            return err(o, K::Malformed("registry sites out of order"));
+                        }
+                        let site = parse_site(s).ok_or_else(|| {
+                            TraceError::new(vat, K::Malformed("unparsable spawn site"))
+                        })?;
+                        self.sites.push(site);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn track_descriptor(&mut self, body: &[u8], off: usize) -> Result<(), TraceError> {
+        let mut r = Reader::new(body, off);
+        let mut uuid = None;
+        let mut thread_name: Option<&str> = None;
+        let mut rank: Option<u64> = None;
+        let mut has_counter = false;
+        while let Some((f, v)) = r.next_field()? {
+            let at = r.offset();
+            match f {
+                track::UUID => uuid = Some(as_varint(v, at, "TrackDescriptor.uuid")?),
+                track::THREAD => {
+                    let (b, o) = as_bytes(v, at, "TrackDescriptor.thread")?;
+                    let mut tr = Reader::new(b, o);
+                    while let Some((tf, tv)) = tr.next_field()? {
+                        if tf == track::THREAD_NAME {
+                            thread_name =
+                                Some(as_str(tv, tr.offset(), "ThreadDescriptor.thread_name")?);
+                        }
+                    }
+                }
+                track::COUNTER => has_counter = true,
+                track::SIBLING_ORDER_RANK => {
+                    rank = Some(as_varint(v, at, "TrackDescriptor.sibling_order_rank")?)
+                }
+                _ => {}
+            }
+        }
+        let uuid = uuid
+            .ok_or_else(|| TraceError::new(off, K::Malformed("track descriptor without uuid")))?;
+        let thread_range = schema::THREAD_UUID_BASE..schema::THREAD_UUID_BASE + (1 << 16);
+        let span_range = schema::SPAN_UUID_BASE..schema::SPAN_UUID_BASE + (1 << 16);
+        let counter_range = schema::COUNTER_UUID_BASE..schema::COUNTER_UUID_BASE + 16;
+        if thread_range.contains(&uuid) {
+            let t = (uuid - schema::THREAD_UUID_BASE) as usize;
+            let name = thread_name.ok_or_else(|| {
+                TraceError::new(off, K::Malformed("thread track without thread name"))
+            })?;
+            let info = ThreadInfo {
+                id: t as u16,
+                name: Arc::from(name),
+                // int32 on the wire; worker indexes above i32::MAX come back through the cast.
+                worker: rank.map(|r| r as u32),
+            };
+            if t < self.threads.len() {
+                self.threads[t] = info;
+            } else if t == self.threads.len() {
+                self.threads.push(info);
+                self.span_tracks.push(false);
+            } else {
+                return err(off, K::Malformed("thread numbers are not dense"));
+            }
+        } else if span_range.contains(&uuid) {
+            let t = (uuid - schema::SPAN_UUID_BASE) as usize;
+            match self.span_tracks.get_mut(t) {
+                Some(s) => *s = true,
+                None => return err(off, K::UnknownTrack(uuid)),
+            }
+        } else if counter_range.contains(&uuid) && has_counter {
+            self.counter_tracks |= 1 << (uuid - schema::COUNTER_UUID_BASE);
+        }
+        Ok(())
+    }
+
+    fn track_event(
+        &mut self,
+        body: &[u8],
+        off: usize,
+        ts: u64,
+    ) -> Result<Option<Stats>, TraceError> {
+        let mut r = Reader::new(body, off);
+        let mut category = None;
+        let mut ty = None;
+        let mut track_uuid = None;
+        let mut counter = None;
+        // At most one value per annotation name we know (the writer writes each once).
+        let mut anns: [Option<AnnValue>; schema::ANNOTATION_NAMES.len() + 1] =
+            [None; schema::ANNOTATION_NAMES.len() + 1];
+        while let Some((f, v)) = r.next_field()? {
+            let at = r.offset();
+            match f {
+                track_event::CATEGORY_IIDS => {
+                    let iid = as_varint(v, at, "TrackEvent.category_iids")?;
+                    let c = *self.categories.get(&iid).ok_or(TraceError::new(
+                        at,
+                        K::UnknownIid {
+                            table: "category",
+                            iid,
+                        },
+                    ))?;
+                    category.get_or_insert(c);
+                }
+                track_event::DEBUG_ANNOTATIONS => {
+                    let (b, o) = as_bytes(v, at, "TrackEvent.debug_annotations")?;
+                    let (name, value) = self.annotation(b, o)?;
+                    if name != 0 {
+                        anns[name as usize] = Some(value);
+                    }
+                }
+                track_event::TYPE => ty = Some(as_varint(v, at, "TrackEvent.type")?),
+                track_event::TRACK_UUID => {
+                    track_uuid = Some(as_varint(v, at, "TrackEvent.track_uuid")?)
+                }
+                track_event::COUNTER_VALUE => {
+                    counter = Some(as_varint(v, at, "TrackEvent.counter_value")?)
+                }
+                track_event::FLOW_IDS => {
+                    as_fixed64(v, at, "TrackEvent.flow_ids")?;
+                    self.flows += 1;
+                }
+                _ => {}
+            }
+        }
+        let ty =
+            ty.ok_or_else(|| TraceError::new(off, K::Malformed("track event without type")))?;
+        let uuid = track_uuid
+            .ok_or_else(|| TraceError::new(off, K::Malformed("track event without track")))?;
+        let category = category.unwrap_or(0);
+        let uint = |i: u64| match anns[i as usize] {
+            Some(AnnValue::Uint(x)) => Some(x),
+            _ => None,
+        };
+        if category == schema::CAT_TASKLINE && ty == track_event::TYPE_INSTANT {
+            return Ok(Some(Stats {
+                dropped: uint(schema::A_DROPPED).unwrap_or(0),
+                skipped: uint(schema::A_EVENTS_SKIPPED).unwrap_or(0),
+            }));
+        }
+        let kind = schema::kind_of(category, ty).ok_or_else(|| {
+            TraceError::new(off, K::Malformed("track event of unknown category or type"))
+        })?;
+        let l = schema::layout(kind);
+        let mut e = Event::new(kind, ts, 0);
+        let worker_of_track;
+        match kind {
+            EventKind::Counter => {
+                let k = uuid.wrapping_sub(schema::COUNTER_UUID_BASE);
+                if k >= 16 || self.counter_tracks & (1 << k) == 0 {
+                    return err(off, K::UnknownTrack(uuid));
+                }
+                e.flags = k as u8;
+                e.arg = counter
+                    .ok_or_else(|| TraceError::new(off, K::Malformed("counter without value")))?;
+                let t = uint(schema::A_THREAD)
+                    .ok_or_else(|| TraceError::new(off, K::Malformed("counter without thread")))?;
+                e.thread = u16::try_from(t)
+                    .map_err(|_| TraceError::new(off, K::Malformed("thread number too large")))?;
+                worker_of_track = None;
+            }
+            EventKind::SpanEnter | EventKind::SpanExit => {
+                let t = uuid.wrapping_sub(schema::SPAN_UUID_BASE);
+                if !self.span_tracks.get(t as usize).copied().unwrap_or(false) || t >= 1 << 16 {
+                    return err(off, K::UnknownTrack(uuid));
+                }
+                e.thread = t as u16;
+                worker_of_track = self.threads[t as usize].worker;
+            }
+            _ => {
+                let t = uuid.wrapping_sub(schema::THREAD_UUID_BASE);
+                if t >= self.threads.len() as u64 {
+                    return err(off, K::UnknownTrack(uuid));
+                }
+                e.thread = t as u16;
+                worker_of_track = self.threads[t as usize].worker;
+            }
+        }
+        e.task = uint(schema::A_TASK).unwrap_or(0);
+        if kind != EventKind::Counter {
+            e.arg = uint(l.arg_name).unwrap_or(l.arg_default);
+        }
+        let aux = match anns[l.aux_name as usize] {
+            Some(AnnValue::Uint(x)) => u32::try_from(x)
+                .map_err(|_| TraceError::new(off, K::Malformed("aux value too large")))?,
+            Some(AnnValue::Iid(iid)) => match l.aux {
+                AuxRef::String if iid % 2 == 1 && (iid - 1) / 2 < self.strings.len() as u64 => {
+                    ((iid - 1) / 2) as u32
+                }
+                AuxRef::Site
+                    if iid >= 2 && iid % 2 == 0 && (iid - 2) / 2 < self.sites.len() as u64 =>
+                {
+                    ((iid - 2) / 2) as u32
+                }
+                _ => {
+                    return err(
+                        off,
+                        K::UnknownIid {
+                            table: "string value",
+                            iid,
+                        },
+                    );
+                }
+            },
+            None => match l.aux {
+                AuxRef::Plain(d) => d,
+                AuxRef::Worker => schema::worker_default(worker_of_track),
+                AuxRef::String | AuxRef::Site => 0,
+            },
+        };
+        e.aux = aux;
+        if let Some(f) = uint(schema::A_FLAGS) {
+            e.flags = u8::try_from(f)
+                .map_err(|_| TraceError::new(off, K::Malformed("flags too large")))?;
+        }
+        self.events.push(e);
+        Ok(None)
+    }
+
+    /// Decodes one debug annotation into (fixed name index or 0, value).
+    fn annotation(&self, body: &[u8], off: usize) -> Result<(u64, AnnValue), TraceError> {
+        let mut r = Reader::new(body, off);
+        let mut name = None;
+        let mut value = None;
+        while let Some((f, v)) = r.next_field()? {
+            let at = r.offset();
+            match f {
+                annotation::NAME_IID => {
+                    let iid = as_varint(v, at, "DebugAnnotation.name_iid")?;
+                    let n = *self.annotation_names.get(&iid).ok_or(TraceError::new(
+                        at,
+                        K::UnknownIid {
+                            table: "annotation name",
+                            iid,
+                        },
+                    ))?;
+                    name = Some(n);
+                }
+                annotation::UINT_VALUE => {
+                    value = Some(AnnValue::Uint(as_varint(
+                        v,
+                        at,
+                        "DebugAnnotation.uint_value",
+                    )?))
+                }
+                annotation::STRING_VALUE_IID => {
+                    value = Some(AnnValue::Iid(as_varint(
+                        v,
+                        at,
+                        "DebugAnnotation.string_value_iid",
+                    )?))
+                }
+                _ => {}
+            }
+        }
+        match (name, value) {
+            (Some(n), Some(v)) => Ok((n, v)),
+            (Some(0), None) => Ok((0, AnnValue::Uint(0))),
+            _ => err(off, K::Malformed("debug annotation without name or value")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sites_parse_back_even_with_colons_in_the_file() {
+        let s = Site {
+            file: Arc::from("C:\\src\\a (1).rs"),
+            line: 12,
+            col: 3,
+            kind: TaskKind::BlockOn,
+        };
+        let text = crate::encoder::site_string(&s);
+        assert_eq!(parse_site(&text), Some(s));
+        assert_eq!(parse_site("a.rs:1:2"), None);
+        assert_eq!(parse_site("a.rs:x:2 (task)"), None);
+    }
+}
