@@ -61,6 +61,111 @@ impl Hasher for IdHasher {
 
 type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
 
+/// Slots of [`TaskTable`]'s direct-mapped part.
+const TASK_SLOTS: usize = 16 * 1024;
+
+/// Per-task state keyed by task id. Tokio's ids are sequential, so a
+/// direct-mapped array (slot `id % TASK_SLOTS`) holds nearly every live
+/// task: consecutive tasks sit in consecutive memory, and a lookup is one
+/// compare instead of a hash probe into a table that has long left the
+/// cache. Ids whose slot is taken go to an overflow map.
+struct TaskTable {
+    slots: Vec<(u64, TaskState)>,
+    overflow: IdMap<u64, TaskState>,
+    len: usize,
+}
+
+impl TaskTable {
+    fn new() -> Self {
+        TaskTable {
+            slots: Vec::new(),
+            overflow: IdMap::default(),
+            len: 0,
+        }
+    }
+
+    #[inline]
+    fn slot(id: u64) -> usize {
+        (id as usize) & (TASK_SLOTS - 1)
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline]
+    fn get_mut(&mut self, id: &u64) -> Option<&mut TaskState> {
+        let id = *id;
+        if id == 0 {
+            return None;
+        }
+        if let Some(s) = self.slots.get_mut(Self::slot(id))
+            && s.0 == id
+        {
+            return Some(&mut s.1);
+        }
+        if self.overflow.is_empty() {
+            return None;
+        }
+        self.overflow.get_mut(&id)
+    }
+
+    #[inline]
+    fn get(&self, id: &u64) -> Option<&TaskState> {
+        let id = *id;
+        if let Some(s) = self.slots.get(Self::slot(id))
+            && s.0 == id
+            && id != 0
+        {
+            return Some(&s.1);
+        }
+        if self.overflow.is_empty() {
+            return None;
+        }
+        self.overflow.get(&id)
+    }
+
+    fn contains_key(&self, id: &u64) -> bool {
+        self.get(id).is_some()
+    }
+
+    /// The entry of `id` (non-zero), inserted as default when missing.
+    #[inline]
+    fn entry_or_default(&mut self, id: u64) -> &mut TaskState {
+        if self.slots.is_empty() {
+            self.slots = vec![(0, TaskState::default()); TASK_SLOTS];
+        }
+        let i = Self::slot(id);
+        let here = self.slots[i].0;
+        if here == id {
+            return &mut self.slots[i].1;
+        }
+        if here == 0 && !self.overflow.contains_key(&id) {
+            self.slots[i] = (id, TaskState::default());
+            self.len += 1;
+            return &mut self.slots[i].1;
+        }
+        let len = &mut self.len;
+        self.overflow.entry(id).or_insert_with(|| {
+            *len += 1;
+            TaskState::default()
+        })
+    }
+
+    fn remove(&mut self, id: &u64) {
+        let id = *id;
+        if let Some(s) = self.slots.get_mut(Self::slot(id))
+            && s.0 == id
+            && id != 0
+        {
+            *s = (0, TaskState::default());
+            self.len -= 1;
+        } else if self.overflow.remove(&id).is_some() {
+            self.len -= 1;
+        }
+    }
+}
+
 /// What a task's polls are named after.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Label {
@@ -72,6 +177,8 @@ enum Label {
 #[derive(Clone, Copy, Debug, Default)]
 struct TaskState {
     label: Option<Label>,
+    /// The interned name iid of `label` (0: not looked up yet).
+    label_iid: u64,
     /// A flow waiting for the task's next poll.
     pending_flow: Option<u64>,
     /// Sources (bit 0: hooks, bit 1: layer) that reported the spawn.
@@ -160,9 +267,9 @@ pub(crate) struct Encoder {
     seqs: Vec<Seq>,
     counters_emitted: u16,
     samples_described: u8,
-    names: HashMap<Label, u64>,
+    names: IdMap<Label, u64>,
     next_name_iid: u64,
-    tasks: IdMap<u64, TaskState>,
+    tasks: TaskTable,
     /// Tasks whose termination was written and whose entry is gone, with the
     /// sources that reported it: a late report from another source is still
     /// a duplicate (bounded FIFO of [`RECENT_TERMINATIONS`]).
@@ -249,9 +356,9 @@ impl Encoder {
             seqs: Vec::new(),
             counters_emitted: 0,
             samples_described: 0,
-            names: HashMap::new(),
+            names: IdMap::default(),
             next_name_iid: schema::FIRST_DYNAMIC_NAME_IID,
-            tasks: IdMap::default(),
+            tasks: TaskTable::new(),
             recent_terms: IdMap::default(),
             recent_order: std::collections::VecDeque::new(),
             next_flow: 1,
@@ -634,7 +741,7 @@ impl Encoder {
         if self.tasks.len() >= self.opts.max_tracked_tasks && !self.tasks.contains_key(&task) {
             return None;
         }
-        Some(self.tasks.entry(task).or_default())
+        Some(self.tasks.entry_or_default(task))
     }
 
     /// Lifecycle bookkeeping: returns false when `e` is a duplicate to skip.
@@ -743,24 +850,32 @@ impl Encoder {
         let mut track: Option<u64> = None;
         match kind {
             EventKind::Spawn => {
-                if reg.site(e.aux).is_some()
+                // `sync` ran before this batch: ids below what it described are known
+                // without taking the registry's lock.
+                if (e.aux < self.sites_emitted || reg.site(e.aux).is_some())
                     && let Some(st) = self.task_entry(e.task)
                     && !matches!(st.label, Some(Label::Name(_)))
+                    && st.label != Some(Label::Site(e.aux))
                 {
                     st.label = Some(Label::Site(e.aux));
+                    st.label_iid = 0;
                 }
             }
             EventKind::TaskName => {
-                if reg.string(e.aux).is_some()
+                if (e.aux < self.strings_emitted || reg.string(e.aux).is_some())
                     && let Some(st) = self.task_entry(e.task)
+                    && st.label != Some(Label::Name(e.aux))
                 {
                     st.label = Some(Label::Name(e.aux));
+                    st.label_iid = 0;
                 }
             }
             EventKind::PollStart => {
                 let mut label = None;
+                let mut cached = 0;
                 if let Some(st) = self.tasks.get_mut(&e.task) {
                     label = st.label;
+                    cached = st.label_iid;
                     terminating = st.pending_flow.take();
                     if st.runnable {
                         st.runnable = false;
@@ -768,11 +883,17 @@ impl Encoder {
                     }
                 }
                 name = Some(schema::NAME_POLL);
-                if let Some(l) = label
-                    && let Some(iid) = self.label_iid(l, reg)
-                {
-                    name = Some(iid);
-                    label_to_intern = Some(l);
+                if let Some(l) = label {
+                    if cached != 0 {
+                        name = Some(cached);
+                        label_to_intern = Some(l);
+                    } else if let Some(iid) = self.label_iid(l, reg) {
+                        name = Some(iid);
+                        label_to_intern = Some(l);
+                        if let Some(st) = self.tasks.get_mut(&e.task) {
+                            st.label_iid = iid;
+                        }
+                    }
                 }
             }
             EventKind::Wake => {

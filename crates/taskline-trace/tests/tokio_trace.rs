@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use taskline_layer::event::{Event, EventKind, flags};
 use taskline_layer::layer::TasklineLayer;
 use taskline_layer::{Recorder, Registry, RuntimeBuilderExt, Sink};
-use taskline_trace::{PerfettoWriter, read_trace};
+use taskline_trace::{PerfettoWriter, TraceOptions, read_trace};
 use tracing::Dispatch;
 use tracing::dispatcher::DefaultGuard;
 use tracing_subscriber::prelude::*;
@@ -83,7 +83,16 @@ fn recorded_workload_round_trips_and_validates() {
     rec.add_sink(collected.clone());
     let dir = temp_dir("workload");
     let path = dir.join("trace.pftrace");
-    let (sink, handle) = PerfettoWriter::create(&path).expect("create trace");
+    // Compression is off by default for streaming; this trace turns it on so
+    // the official-proto validation also covers packets inside `compressed_packets`.
+    let sink = PerfettoWriter::with_options(
+        std::fs::File::create(&path).expect("create trace"),
+        TraceOptions {
+            compress: true,
+            ..TraceOptions::default()
+        },
+    );
+    let handle = sink.handle();
     rec.add_sink(sink);
 
     let dispatch = Dispatch::new(tracing_subscriber::registry().with(TasklineLayer::new(&rec)));
