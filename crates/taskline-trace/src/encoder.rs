@@ -61,32 +61,55 @@ impl Hasher for IdHasher {
 
 type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
 
-/// Slots of [`TaskTable`]'s direct-mapped part.
-const TASK_SLOTS: usize = 16 * 1024;
+/// Initial slots of [`TaskTable`]'s direct-mapped part (it doubles on a
+/// collision up to `max_tracked_tasks` rounded up to a power of two).
+const TASK_SLOTS: usize = 1024;
 
 /// Per-task state keyed by task id. Tokio's ids are sequential, so a
-/// direct-mapped array (slot `id % TASK_SLOTS`) holds nearly every live
+/// direct-mapped array (slot `id % slots`) holds nearly every live
 /// task: consecutive tasks sit in consecutive memory, and a lookup is one
 /// compare instead of a hash probe into a table that has long left the
 /// cache. Ids whose slot is taken go to an overflow map.
 struct TaskTable {
     slots: Vec<(u64, TaskState)>,
+    /// `slots.len() - 1` (slots is empty or a power of two long).
+    mask: usize,
+    max_slots: usize,
     overflow: IdMap<u64, TaskState>,
     len: usize,
 }
 
 impl TaskTable {
-    fn new() -> Self {
+    fn new(max_tasks: usize) -> Self {
         TaskTable {
             slots: Vec::new(),
+            mask: 0,
+            max_slots: max_tasks.clamp(TASK_SLOTS, 1 << 20).next_power_of_two(),
             overflow: IdMap::default(),
             len: 0,
         }
     }
 
     #[inline]
-    fn slot(id: u64) -> usize {
-        (id as usize) & (TASK_SLOTS - 1)
+    fn slot(&self, id: u64) -> usize {
+        (id as usize) & self.mask
+    }
+
+    /// Doubles the direct-mapped part and re-places every entry.
+    #[cold]
+    fn grow(&mut self) {
+        let n = (self.slots.len() * 2).max(TASK_SLOTS);
+        let old = std::mem::replace(&mut self.slots, vec![(0, TaskState::default()); n]);
+        self.mask = n - 1;
+        let overflow = std::mem::take(&mut self.overflow);
+        for (id, st) in old.into_iter().filter(|s| s.0 != 0).chain(overflow) {
+            let i = self.slot(id);
+            if self.slots[i].0 == 0 {
+                self.slots[i] = (id, st);
+            } else {
+                self.overflow.insert(id, st);
+            }
+        }
     }
 
     fn len(&self) -> usize {
@@ -99,7 +122,8 @@ impl TaskTable {
         if id == 0 {
             return None;
         }
-        if let Some(s) = self.slots.get_mut(Self::slot(id))
+        let i = self.slot(id);
+        if let Some(s) = self.slots.get_mut(i)
             && s.0 == id
         {
             return Some(&mut s.1);
@@ -113,7 +137,7 @@ impl TaskTable {
     #[inline]
     fn get(&self, id: &u64) -> Option<&TaskState> {
         let id = *id;
-        if let Some(s) = self.slots.get(Self::slot(id))
+        if let Some(s) = self.slots.get(self.slot(id))
             && s.0 == id
             && id != 0
         {
@@ -133,10 +157,15 @@ impl TaskTable {
     #[inline]
     fn entry_or_default(&mut self, id: u64) -> &mut TaskState {
         if self.slots.is_empty() {
-            self.slots = vec![(0, TaskState::default()); TASK_SLOTS];
+            self.grow();
         }
-        let i = Self::slot(id);
-        let here = self.slots[i].0;
+        let mut i = self.slot(id);
+        let mut here = self.slots[i].0;
+        if here != id && here != 0 && self.slots.len() < self.max_slots {
+            self.grow();
+            i = self.slot(id);
+            here = self.slots[i].0;
+        }
         if here == id {
             return &mut self.slots[i].1;
         }
@@ -154,7 +183,8 @@ impl TaskTable {
 
     fn remove(&mut self, id: &u64) {
         let id = *id;
-        if let Some(s) = self.slots.get_mut(Self::slot(id))
+        let i = self.slot(id);
+        if let Some(s) = self.slots.get_mut(i)
             && s.0 == id
             && id != 0
         {
@@ -275,6 +305,10 @@ pub(crate) struct Encoder {
     /// a duplicate (bounded FIFO of [`RECENT_TERMINATIONS`]).
     recent_terms: IdMap<u64, u8>,
     recent_order: std::collections::VecDeque<u64>,
+    /// Sources (bit 0: hooks, bit 1: layer) that reported any spawn so far:
+    /// with one source there is no second report to catch, so
+    /// `recent_terms` stays empty (no hash insert per terminated task).
+    spawn_sources: u8,
     next_flow: u64,
     alive: i64,
     runnable: i64,
@@ -358,9 +392,10 @@ impl Encoder {
             samples_described: 0,
             names: IdMap::default(),
             next_name_iid: schema::FIRST_DYNAMIC_NAME_IID,
-            tasks: TaskTable::new(),
+            tasks: TaskTable::new(opts.max_tracked_tasks),
             recent_terms: IdMap::default(),
             recent_order: std::collections::VecDeque::new(),
+            spawn_sources: 0,
             next_flow: 1,
             alive: 0,
             runnable: 0,
@@ -750,6 +785,7 @@ impl Encoder {
         match kind {
             EventKind::Spawn => {
                 let bit = source_bit(e);
+                self.spawn_sources |= bit;
                 let Some(st) = self.task_entry(e.task) else {
                     self.alive += 1;
                     return true;
@@ -790,7 +826,7 @@ impl Encoder {
                 if done {
                     let srcs = st.terminated;
                     self.tasks.remove(&e.task);
-                    if dedup && srcs.count_ones() == 1 {
+                    if dedup && srcs.count_ones() == 1 && self.spawn_sources == 3 {
                         if self.recent_order.len() >= RECENT_TERMINATIONS
                             && let Some(old) = self.recent_order.pop_front()
                         {
@@ -1099,4 +1135,52 @@ fn put_annotation_iid(o: &mut Vec<u8>, name_iid: u64, iid: u64) {
     put_uint(o, annotation::NAME_IID, name_iid);
     put_uint(o, annotation::STRING_VALUE_IID, iid);
     end_nested(o, m);
+}
+
+#[cfg(test)]
+mod task_table_tests {
+    use super::*;
+
+    /// The direct-mapped table behaves like a map under inserts, lookups and
+    /// removes with colliding, sparse and sequential ids, across growth.
+    #[test]
+    fn task_table_matches_a_hash_map() {
+        let mut t = TaskTable::new(4096);
+        let mut m: HashMap<u64, u64> = HashMap::new();
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for step in 0..200_000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Mostly sequential ids, some colliding (same low bits), some far.
+            let id = match x % 4 {
+                0 => step / 3 + 1,
+                1 => (step / 3 + 1) + 1024 * (x >> 60),
+                2 => (x >> 40) | 1,
+                _ => step / 2 + 1,
+            };
+            match (x >> 8) % 3 {
+                0 => {
+                    t.entry_or_default(id).pending_flow = Some(id);
+                    m.insert(id, id);
+                }
+                1 => {
+                    t.remove(&id);
+                    m.remove(&id);
+                }
+                _ => {}
+            }
+            assert_eq!(t.len(), m.len(), "step {step}");
+            assert_eq!(
+                t.get(&id).and_then(|s| s.pending_flow),
+                m.get(&id).copied(),
+                "step {step} id {id}"
+            );
+            assert_eq!(t.contains_key(&id), m.contains_key(&id));
+        }
+        for (&id, &v) in &m {
+            assert_eq!(t.get_mut(&id).and_then(|s| s.pending_flow), Some(v));
+        }
+        assert!(t.get(&0).is_none());
+    }
 }
