@@ -548,18 +548,18 @@ impl TasklineLayer {
     /// assert!(TasklineLayer::hidden_from_it(&per_layer).is_none());
     /// # rec.shutdown();
     /// ```
-    pub fn hidden_from_it(dispatch: &tracing::Dispatch) -> Option<String> {
+    pub fn hidden_from_it(dispatch: &tracing::Dispatch) -> Option<&'static str> {
         if !dispatch.register_callsite(&TOKIO_PROBE_META).is_never() {
             return None;
         }
-        Some(format!(
+        Some(
             "taskline: this tracing subscriber's filters disable TRACE, so Tokio's \
              instrumentation never reaches taskline's layer: no wakes, task names or blocking \
              sections are recorded. Put taskline's subscriber in front of the stack instead \
              (taskline::init_subscriber(registry().with(...))), which records them whatever \
              the filters say, or move the filter onto your output layer \
-             (fmt::layer().with_filter(..))."
-        ))
+             (fmt::layer().with_filter(..)).",
+        )
     }
 }
 

@@ -725,7 +725,12 @@ impl<S> TasklineSubscriber<S> {
         if task == 0 {
             return;
         }
-        let top = with_local(|l| l.nresources.checked_sub(1).map(|i| l.resources[i])).flatten();
+        let top = with_local(|l| {
+            l.nresources
+                .checked_sub(1)
+                .and_then(|i| l.resources.get(i).copied())
+        })
+        .flatten();
         if let Some((span, r)) = top
             && !r.internal
         {
