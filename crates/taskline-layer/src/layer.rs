@@ -854,8 +854,18 @@ thread_local! {
 /// Runs `f` on this thread's [`Local`]; `None` during thread teardown or reentry.
 #[inline]
 fn with_local<R>(f: impl FnOnce(&mut Local) -> R) -> Option<R> {
-    LOCAL
-        .try_with(|l| l.try_borrow_mut().ok().map(|mut l| f(&mut l)))
+    borrow_thread_local(&LOCAL, f)
+}
+
+/// Runs `f` on the value of a thread-local `RefCell`; `None` during thread
+/// teardown or when it is already borrowed (a reentrant callback), so a
+/// `tracing` callback never panics on its own state.
+#[inline]
+pub(crate) fn borrow_thread_local<T: 'static, R>(
+    key: &'static std::thread::LocalKey<RefCell<T>>,
+    f: impl FnOnce(&mut T) -> R,
+) -> Option<R> {
+    key.try_with(|l| l.try_borrow_mut().ok().map(|mut l| f(&mut l)))
         .ok()
         .flatten()
 }
