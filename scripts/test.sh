@@ -26,7 +26,7 @@ scripts/validate-trace.sh target/demo-smoke/*.perfetto-trace >/dev/null
 
 step "the overhead benchmark's taskline configurations run and keep the checksums (tiny size, one round, no timing claims)"
 cargo run -q -p taskline-bench --example overhead -- --size 64 --reps 1 --yields 2000 \
-    --configs none,taskline-hooks,taskline-both,taskline-record-only,taskline-trace \
+    --configs none,taskline-hooks,taskline-both,taskline-record-only,taskline-trace,taskline-full,taskline-full-resources,tokio-floor \
     --workloads task-per-pixel,yield --strict >/dev/null
 
 step "the service example: a blocking handler is caught by the flight recorder and named in the reports"

@@ -548,18 +548,18 @@ impl TasklineLayer {
     /// assert!(TasklineLayer::hidden_from_it(&per_layer).is_none());
     /// # rec.shutdown();
     /// ```
-    pub fn hidden_from_it(dispatch: &tracing::Dispatch) -> Option<String> {
+    pub fn hidden_from_it(dispatch: &tracing::Dispatch) -> Option<&'static str> {
         if !dispatch.register_callsite(&TOKIO_PROBE_META).is_never() {
             return None;
         }
-        Some(format!(
+        Some(
             "taskline: this tracing subscriber's filters disable TRACE, so Tokio's \
              instrumentation never reaches taskline's layer: no wakes, task names or blocking \
              sections are recorded. Put taskline's subscriber in front of the stack instead \
              (taskline::init_subscriber(registry().with(...))), which records them whatever \
              the filters say, or move the filter onto your output layer \
-             (fmt::layer().with_filter(..))."
-        ))
+             (fmt::layer().with_filter(..)).",
+        )
     }
 }
 
@@ -854,8 +854,18 @@ thread_local! {
 /// Runs `f` on this thread's [`Local`]; `None` during thread teardown or reentry.
 #[inline]
 fn with_local<R>(f: impl FnOnce(&mut Local) -> R) -> Option<R> {
-    LOCAL
-        .try_with(|l| l.try_borrow_mut().ok().map(|mut l| f(&mut l)))
+    borrow_thread_local(&LOCAL, f)
+}
+
+/// Runs `f` on the value of a thread-local `RefCell`; `None` during thread
+/// teardown or when it is already borrowed (a reentrant callback), so a
+/// `tracing` callback never panics on its own state.
+#[inline]
+pub(crate) fn borrow_thread_local<T: 'static, R>(
+    key: &'static std::thread::LocalKey<RefCell<T>>,
+    f: impl FnOnce(&mut T) -> R,
+) -> Option<R> {
+    key.try_with(|l| l.try_borrow_mut().ok().map(|mut l| f(&mut l)))
         .ok()
         .flatten()
 }

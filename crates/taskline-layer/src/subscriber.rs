@@ -104,7 +104,8 @@ use crate::context;
 use crate::event::{EventKind, TaskKind};
 use crate::layer::{
     BLOCKING_TARGET, Cb, POLL_OP_TARGET, PollOpVisitor, RESOURCE_SPAN, ResourceVisitor, SPAWN_SPAN,
-    TaskSpan, TasklineLayer, WAKER_TARGET, WakerVisitor, intern_str, is_tokio_target,
+    TaskSpan, TasklineLayer, WAKER_TARGET, WakerVisitor, borrow_thread_local, intern_str,
+    is_tokio_target,
 };
 use crate::recorder::Recorder;
 
@@ -359,12 +360,10 @@ thread_local! {
     };
 }
 
+/// Runs `f` on this thread's [`Local`]; `None` during teardown or reentry.
 #[inline]
 fn with_local<R>(f: impl FnOnce(&mut Local) -> R) -> Option<R> {
-    LOCAL
-        .try_with(|l| l.try_borrow_mut().ok().map(|mut l| f(&mut l)))
-        .ok()
-        .flatten()
+    borrow_thread_local(&LOCAL, f)
 }
 
 /// Why a [`TasklineSubscriber`] could not be made or installed.
@@ -725,7 +724,12 @@ impl<S> TasklineSubscriber<S> {
         if task == 0 {
             return;
         }
-        let top = with_local(|l| l.nresources.checked_sub(1).map(|i| l.resources[i])).flatten();
+        let top = with_local(|l| {
+            l.nresources
+                .checked_sub(1)
+                .and_then(|i| l.resources.get(i).copied())
+        })
+        .flatten();
         if let Some((span, r)) = top
             && !r.internal
         {

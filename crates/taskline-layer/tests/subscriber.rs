@@ -366,3 +366,38 @@ fn with_hooks_and_yields_the_snapshot_counts_each_poll_and_wake_once() {
     assert_eq!(site.wakes, (N * K) as u64);
     rec.shutdown();
 }
+
+#[test]
+fn resource_spans_nested_past_the_tracked_depth_never_panic() {
+    let rec = Recorder::with_defaults();
+    let col = Collect::attach(&rec);
+    let d = source(&rec);
+    tracing::dispatcher::with_default(&d, || {
+        // Spans shaped like Tokio's (same name, a Tokio target, the same fields).
+        let spans: Vec<tracing::Span> = (0..40)
+            .map(|_| {
+                tracing::trace_span!(
+                    target: "tokio::sync::mutex",
+                    "runtime.resource",
+                    concrete_type = "Mutex",
+                    is_internal = false
+                )
+            })
+            .collect();
+        let previous = taskline_layer::context::set_current_task(77);
+        let entered: Vec<_> = spans.iter().map(|s| s.enter()).collect();
+        tracing::trace!(target: "runtime::resource::poll_op", op_name = "poll", is_ready = false);
+        drop(entered);
+        let _inner = spans[0].enter();
+        tracing::trace!(target: "runtime::resource::poll_op", op_name = "poll", is_ready = false);
+        taskline_layer::context::set_current_task(previous);
+    });
+    let waits = of(&col.events(&rec), EventKind::ResourceWait, 77);
+    // Past the tracked depth nothing is named; at depth 1 the Mutex is.
+    assert_eq!(waits.len(), 1, "{waits:?}");
+    assert_eq!(
+        rec.registry().string(waits[0].aux).as_deref(),
+        Some("Mutex")
+    );
+    rec.shutdown();
+}
