@@ -42,11 +42,10 @@ pub const RSS_SAMPLE_INTERVAL: std::time::Duration = std::time::Duration::from_m
 pub struct TraceOptions {
     /// Deflate packets into Perfetto `compressed_packets` blocks (the UI and
     /// the trace processor inflate them). About 5x smaller, but deflate
-    /// runs on the recorder's consumer thread and cuts the encoder's
-    /// throughput (measured: 9.8M events/s raw vs 5.6M compressed on one
-    /// core), which is what made the consumer fall behind and drop events
-    /// under load on 2 cores. Default false: compress the finished file
-    /// offline, or turn this on where a spare core exists.
+    /// costs a core's worth of time the 2-core bench machine does not have:
+    /// the encoder does 10-14M events/s raw and 6.5-9M compressed on one
+    /// core (`trace_size` example). Default false: compress the finished
+    /// file offline, or turn this on where a spare core exists.
     pub compress: bool,
     /// Write a task's `Spawn` and `Terminate` once when both the runtime hooks
     /// and the tracing layer report them (the second report is counted in the
