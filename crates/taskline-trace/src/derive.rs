@@ -26,6 +26,10 @@ pub(crate) struct SeqModel {
     span_stack: Vec<Event>,
     last_spawn: Event,
     last_poll_task: u64,
+    /// A `Terminate` of `last_poll_task` came after its last poll began: it
+    /// will not be polled again, and Tokio's run queues are FIFO in spawn
+    /// order, so the next poll is most likely of the next task id.
+    last_poll_terminated: bool,
     last_poll_flags: u8,
     last_wake: Event,
     worker: u32,
@@ -38,6 +42,7 @@ impl Default for SeqModel {
             span_stack: Vec::new(),
             last_spawn: Event::default(),
             last_poll_task: 0,
+            last_poll_terminated: false,
             last_poll_flags: 0,
             last_wake: Event::default(),
             worker: NO_WORKER,
@@ -104,7 +109,11 @@ impl SeqModel {
                 p.flags = taskline_layer::event::flags::FROM_LAYER;
             }
             EventKind::PollStart => {
-                p.task = self.last_poll_task;
+                p.task = if self.last_poll_terminated {
+                    self.last_poll_task.wrapping_add(1)
+                } else {
+                    self.last_poll_task
+                };
                 p.arg = NO_VALUE;
                 p.aux = self.worker;
                 p.flags = self.last_poll_flags;
@@ -154,6 +163,7 @@ impl SeqModel {
             EventKind::Spawn => self.last_spawn = *e,
             EventKind::PollStart => {
                 self.last_poll_task = e.task;
+                self.last_poll_terminated = false;
                 self.last_poll_flags = e.flags;
                 self.worker = e.aux;
                 if self.stack.len() < MAX_DEPTH {
@@ -179,10 +189,12 @@ impl SeqModel {
                 self.span_stack.pop();
             }
             EventKind::Wake => self.last_wake = *e,
-            EventKind::TaskName
-            | EventKind::ResourceWait
-            | EventKind::Terminate
-            | EventKind::Counter => {}
+            EventKind::Terminate => {
+                if e.task == self.last_poll_task {
+                    self.last_poll_terminated = true;
+                }
+            }
+            EventKind::TaskName | EventKind::ResourceWait | EventKind::Counter => {}
         }
     }
 }
