@@ -32,6 +32,10 @@ pub(crate) struct SeqModel {
     last_poll_terminated: bool,
     last_poll_flags: u8,
     last_wake: Event,
+    /// A `Wake` came on this thread after the last poll began: Tokio puts
+    /// a task woken from a worker in that worker's LIFO slot, so it is
+    /// most likely the next one polled here.
+    woke_since_poll: bool,
     worker: u32,
 }
 
@@ -45,6 +49,7 @@ impl Default for SeqModel {
             last_poll_terminated: false,
             last_poll_flags: 0,
             last_wake: Event::default(),
+            woke_since_poll: false,
             worker: NO_WORKER,
         }
     }
@@ -109,7 +114,9 @@ impl SeqModel {
                 p.flags = taskline_layer::event::flags::FROM_LAYER;
             }
             EventKind::PollStart => {
-                p.task = if self.last_poll_terminated {
+                p.task = if self.woke_since_poll {
+                    self.last_wake.task
+                } else if self.last_poll_terminated {
                     self.last_poll_task.wrapping_add(1)
                 } else {
                     self.last_poll_task
@@ -164,6 +171,7 @@ impl SeqModel {
             EventKind::PollStart => {
                 self.last_poll_task = e.task;
                 self.last_poll_terminated = false;
+                self.woke_since_poll = false;
                 self.last_poll_flags = e.flags;
                 self.worker = e.aux;
                 if self.stack.len() < MAX_DEPTH {
@@ -188,7 +196,10 @@ impl SeqModel {
             EventKind::SpanExit => {
                 self.span_stack.pop();
             }
-            EventKind::Wake => self.last_wake = *e,
+            EventKind::Wake => {
+                self.last_wake = *e;
+                self.woke_since_poll = true;
+            }
             EventKind::Terminate => {
                 if e.task == self.last_poll_task {
                     self.last_poll_terminated = true;
