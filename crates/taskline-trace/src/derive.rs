@@ -26,8 +26,16 @@ pub(crate) struct SeqModel {
     span_stack: Vec<Event>,
     last_spawn: Event,
     last_poll_task: u64,
+    /// A `Terminate` of `last_poll_task` came after its last poll began: it
+    /// will not be polled again, and Tokio's run queues are FIFO in spawn
+    /// order, so the next poll is most likely of the next task id.
+    last_poll_terminated: bool,
     last_poll_flags: u8,
     last_wake: Event,
+    /// A `Wake` came on this thread after the last poll began: Tokio puts
+    /// a task woken from a worker in that worker's LIFO slot, so it is
+    /// most likely the next one polled here.
+    woke_since_poll: bool,
     worker: u32,
 }
 
@@ -38,8 +46,10 @@ impl Default for SeqModel {
             span_stack: Vec::new(),
             last_spawn: Event::default(),
             last_poll_task: 0,
+            last_poll_terminated: false,
             last_poll_flags: 0,
             last_wake: Event::default(),
+            woke_since_poll: false,
             worker: NO_WORKER,
         }
     }
@@ -104,7 +114,13 @@ impl SeqModel {
                 p.flags = taskline_layer::event::flags::FROM_LAYER;
             }
             EventKind::PollStart => {
-                p.task = self.last_poll_task;
+                p.task = if self.woke_since_poll {
+                    self.last_wake.task
+                } else if self.last_poll_terminated {
+                    self.last_poll_task.wrapping_add(1)
+                } else {
+                    self.last_poll_task
+                };
                 p.arg = NO_VALUE;
                 p.aux = self.worker;
                 p.flags = self.last_poll_flags;
@@ -154,6 +170,8 @@ impl SeqModel {
             EventKind::Spawn => self.last_spawn = *e,
             EventKind::PollStart => {
                 self.last_poll_task = e.task;
+                self.last_poll_terminated = false;
+                self.woke_since_poll = false;
                 self.last_poll_flags = e.flags;
                 self.worker = e.aux;
                 if self.stack.len() < MAX_DEPTH {
@@ -178,11 +196,16 @@ impl SeqModel {
             EventKind::SpanExit => {
                 self.span_stack.pop();
             }
-            EventKind::Wake => self.last_wake = *e,
-            EventKind::TaskName
-            | EventKind::ResourceWait
-            | EventKind::Terminate
-            | EventKind::Counter => {}
+            EventKind::Wake => {
+                self.last_wake = *e;
+                self.woke_since_poll = true;
+            }
+            EventKind::Terminate => {
+                if e.task == self.last_poll_task {
+                    self.last_poll_terminated = true;
+                }
+            }
+            EventKind::TaskName | EventKind::ResourceWait | EventKind::Counter => {}
         }
     }
 }

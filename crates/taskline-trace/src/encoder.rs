@@ -61,6 +61,141 @@ impl Hasher for IdHasher {
 
 type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
 
+/// Initial slots of [`TaskTable`]'s direct-mapped part (it doubles on a
+/// collision up to `max_tracked_tasks` rounded up to a power of two).
+const TASK_SLOTS: usize = 1024;
+
+/// Per-task state keyed by task id. Tokio's ids are sequential, so a
+/// direct-mapped array (slot `id % slots`) holds nearly every live
+/// task: consecutive tasks sit in consecutive memory, and a lookup is one
+/// compare instead of a hash probe into a table that has long left the
+/// cache. Ids whose slot is taken go to an overflow map.
+struct TaskTable {
+    slots: Vec<(u64, TaskState)>,
+    /// `slots.len() - 1` (slots is empty or a power of two long).
+    mask: usize,
+    max_slots: usize,
+    overflow: IdMap<u64, TaskState>,
+    len: usize,
+}
+
+impl TaskTable {
+    fn new(max_tasks: usize) -> Self {
+        TaskTable {
+            slots: Vec::new(),
+            mask: 0,
+            max_slots: max_tasks.clamp(TASK_SLOTS, 1 << 20).next_power_of_two(),
+            overflow: IdMap::default(),
+            len: 0,
+        }
+    }
+
+    #[inline]
+    fn slot(&self, id: u64) -> usize {
+        (id as usize) & self.mask
+    }
+
+    /// Doubles the direct-mapped part and re-places every entry.
+    #[cold]
+    fn grow(&mut self) {
+        let n = (self.slots.len() * 2).max(TASK_SLOTS);
+        let old = std::mem::replace(&mut self.slots, vec![(0, TaskState::default()); n]);
+        self.mask = n - 1;
+        let overflow = std::mem::take(&mut self.overflow);
+        for (id, st) in old.into_iter().filter(|s| s.0 != 0).chain(overflow) {
+            let i = self.slot(id);
+            if self.slots[i].0 == 0 {
+                self.slots[i] = (id, st);
+            } else {
+                self.overflow.insert(id, st);
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline]
+    fn get_mut(&mut self, id: &u64) -> Option<&mut TaskState> {
+        let id = *id;
+        if id == 0 {
+            return None;
+        }
+        let i = self.slot(id);
+        if let Some(s) = self.slots.get_mut(i)
+            && s.0 == id
+        {
+            return Some(&mut s.1);
+        }
+        if self.overflow.is_empty() {
+            return None;
+        }
+        self.overflow.get_mut(&id)
+    }
+
+    #[inline]
+    fn get(&self, id: &u64) -> Option<&TaskState> {
+        let id = *id;
+        if let Some(s) = self.slots.get(self.slot(id))
+            && s.0 == id
+            && id != 0
+        {
+            return Some(&s.1);
+        }
+        if self.overflow.is_empty() {
+            return None;
+        }
+        self.overflow.get(&id)
+    }
+
+    fn contains_key(&self, id: &u64) -> bool {
+        self.get(id).is_some()
+    }
+
+    /// The entry of `id` (non-zero), inserted as default when missing.
+    #[inline]
+    fn entry_or_default(&mut self, id: u64) -> &mut TaskState {
+        if self.slots.is_empty() {
+            self.grow();
+        }
+        let mut i = self.slot(id);
+        let mut here = self.slots[i].0;
+        if here != id && here != 0 && self.slots.len() < self.max_slots {
+            self.grow();
+            i = self.slot(id);
+            here = self.slots[i].0;
+        }
+        if here == id {
+            return &mut self.slots[i].1;
+        }
+        if here == 0 && !self.overflow.contains_key(&id) {
+            self.slots[i] = (id, TaskState::default());
+            self.len += 1;
+            return &mut self.slots[i].1;
+        }
+        let len = &mut self.len;
+        self.overflow.entry(id).or_insert_with(|| {
+            *len += 1;
+            TaskState::default()
+        })
+    }
+
+    fn remove(&mut self, id: &u64) {
+        let id = *id;
+        let i = self.slot(id);
+        if let Some(s) = self.slots.get_mut(i)
+            && s.0 == id
+            && id != 0
+        {
+            *s = (0, TaskState::default());
+            self.len -= 1;
+        } else if self.overflow.remove(&id).is_some() {
+            self.len -= 1;
+        }
+    }
+}
+
 /// What a task's polls are named after.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Label {
@@ -72,6 +207,8 @@ enum Label {
 #[derive(Clone, Copy, Debug, Default)]
 struct TaskState {
     label: Option<Label>,
+    /// The interned name iid of `label` (0: not looked up yet).
+    label_iid: u64,
     /// A flow waiting for the task's next poll.
     pending_flow: Option<u64>,
     /// Sources (bit 0: hooks, bit 1: layer) that reported the spawn.
@@ -160,14 +297,18 @@ pub(crate) struct Encoder {
     seqs: Vec<Seq>,
     counters_emitted: u16,
     samples_described: u8,
-    names: HashMap<Label, u64>,
+    names: IdMap<Label, u64>,
     next_name_iid: u64,
-    tasks: IdMap<u64, TaskState>,
+    tasks: TaskTable,
     /// Tasks whose termination was written and whose entry is gone, with the
     /// sources that reported it: a late report from another source is still
     /// a duplicate (bounded FIFO of [`RECENT_TERMINATIONS`]).
     recent_terms: IdMap<u64, u8>,
     recent_order: std::collections::VecDeque<u64>,
+    /// Sources (bit 0: hooks, bit 1: layer) that reported any spawn so far:
+    /// with one source there is no second report to catch, so
+    /// `recent_terms` stays empty (no hash insert per terminated task).
+    spawn_sources: u8,
     next_flow: u64,
     alive: i64,
     runnable: i64,
@@ -249,11 +390,12 @@ impl Encoder {
             seqs: Vec::new(),
             counters_emitted: 0,
             samples_described: 0,
-            names: HashMap::new(),
+            names: IdMap::default(),
             next_name_iid: schema::FIRST_DYNAMIC_NAME_IID,
-            tasks: IdMap::default(),
+            tasks: TaskTable::new(opts.max_tracked_tasks),
             recent_terms: IdMap::default(),
             recent_order: std::collections::VecDeque::new(),
+            spawn_sources: 0,
             next_flow: 1,
             alive: 0,
             runnable: 0,
@@ -634,7 +776,7 @@ impl Encoder {
         if self.tasks.len() >= self.opts.max_tracked_tasks && !self.tasks.contains_key(&task) {
             return None;
         }
-        Some(self.tasks.entry(task).or_default())
+        Some(self.tasks.entry_or_default(task))
     }
 
     /// Lifecycle bookkeeping: returns false when `e` is a duplicate to skip.
@@ -643,6 +785,7 @@ impl Encoder {
         match kind {
             EventKind::Spawn => {
                 let bit = source_bit(e);
+                self.spawn_sources |= bit;
                 let Some(st) = self.task_entry(e.task) else {
                     self.alive += 1;
                     return true;
@@ -683,7 +826,7 @@ impl Encoder {
                 if done {
                     let srcs = st.terminated;
                     self.tasks.remove(&e.task);
-                    if dedup && srcs.count_ones() == 1 {
+                    if dedup && srcs.count_ones() == 1 && self.spawn_sources == 3 {
                         if self.recent_order.len() >= RECENT_TERMINATIONS
                             && let Some(old) = self.recent_order.pop_front()
                         {
@@ -743,24 +886,32 @@ impl Encoder {
         let mut track: Option<u64> = None;
         match kind {
             EventKind::Spawn => {
-                if reg.site(e.aux).is_some()
+                // `sync` ran before this batch: ids below what it described are known
+                // without taking the registry's lock.
+                if (e.aux < self.sites_emitted || reg.site(e.aux).is_some())
                     && let Some(st) = self.task_entry(e.task)
                     && !matches!(st.label, Some(Label::Name(_)))
+                    && st.label != Some(Label::Site(e.aux))
                 {
                     st.label = Some(Label::Site(e.aux));
+                    st.label_iid = 0;
                 }
             }
             EventKind::TaskName => {
-                if reg.string(e.aux).is_some()
+                if (e.aux < self.strings_emitted || reg.string(e.aux).is_some())
                     && let Some(st) = self.task_entry(e.task)
+                    && st.label != Some(Label::Name(e.aux))
                 {
                     st.label = Some(Label::Name(e.aux));
+                    st.label_iid = 0;
                 }
             }
             EventKind::PollStart => {
                 let mut label = None;
+                let mut cached = 0;
                 if let Some(st) = self.tasks.get_mut(&e.task) {
                     label = st.label;
+                    cached = st.label_iid;
                     terminating = st.pending_flow.take();
                     if st.runnable {
                         st.runnable = false;
@@ -768,11 +919,17 @@ impl Encoder {
                     }
                 }
                 name = Some(schema::NAME_POLL);
-                if let Some(l) = label
-                    && let Some(iid) = self.label_iid(l, reg)
-                {
-                    name = Some(iid);
-                    label_to_intern = Some(l);
+                if let Some(l) = label {
+                    if cached != 0 {
+                        name = Some(cached);
+                        label_to_intern = Some(l);
+                    } else if let Some(iid) = self.label_iid(l, reg) {
+                        name = Some(iid);
+                        label_to_intern = Some(l);
+                        if let Some(st) = self.tasks.get_mut(&e.task) {
+                            st.label_iid = iid;
+                        }
+                    }
                 }
             }
             EventKind::Wake => {
@@ -978,4 +1135,52 @@ fn put_annotation_iid(o: &mut Vec<u8>, name_iid: u64, iid: u64) {
     put_uint(o, annotation::NAME_IID, name_iid);
     put_uint(o, annotation::STRING_VALUE_IID, iid);
     end_nested(o, m);
+}
+
+#[cfg(test)]
+mod task_table_tests {
+    use super::*;
+
+    /// The direct-mapped table behaves like a map under inserts, lookups and
+    /// removes with colliding, sparse and sequential ids, across growth.
+    #[test]
+    fn task_table_matches_a_hash_map() {
+        let mut t = TaskTable::new(4096);
+        let mut m: HashMap<u64, u64> = HashMap::new();
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for step in 0..200_000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            // Mostly sequential ids, some colliding (same low bits), some far.
+            let id = match x % 4 {
+                0 => step / 3 + 1,
+                1 => (step / 3 + 1) + 1024 * (x >> 60),
+                2 => (x >> 40) | 1,
+                _ => step / 2 + 1,
+            };
+            match (x >> 8) % 3 {
+                0 => {
+                    t.entry_or_default(id).pending_flow = Some(id);
+                    m.insert(id, id);
+                }
+                1 => {
+                    t.remove(&id);
+                    m.remove(&id);
+                }
+                _ => {}
+            }
+            assert_eq!(t.len(), m.len(), "step {step}");
+            assert_eq!(
+                t.get(&id).and_then(|s| s.pending_flow),
+                m.get(&id).copied(),
+                "step {step} id {id}"
+            );
+            assert_eq!(t.contains_key(&id), m.contains_key(&id));
+        }
+        for (&id, &v) in &m {
+            assert_eq!(t.get_mut(&id).and_then(|s| s.pending_flow), Some(v));
+        }
+        assert!(t.get(&0).is_none());
+    }
 }

@@ -30,5 +30,5 @@ pub use error::{TraceError, TraceErrorKind};
 pub use reader::{CounterSample, Recording, read_trace};
 pub use writer::{
     DEFAULT_MAX_TRACKED_TASKS, FLUSH_THRESHOLD, PerfettoWriter, RSS_SAMPLE_INTERVAL, TraceHandle,
-    TraceOptions, encode_trace, encode_trace_with, encode_trace_with_dropped,
+    TraceOptions, WRITER_QUEUE_BATCHES, encode_trace, encode_trace_with, encode_trace_with_dropped,
 };

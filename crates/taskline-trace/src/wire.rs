@@ -93,6 +93,12 @@ pub(crate) fn end_nested(out: &mut Vec<u8>, mark: usize) {
         out[mark] = len as u8;
         return;
     }
+    end_nested_long(out, mark, len);
+}
+
+#[cold]
+#[inline(never)]
+fn end_nested_long(out: &mut Vec<u8>, mark: usize, len: usize) {
     let mut tmp = Vec::with_capacity(10);
     put_varint(&mut tmp, len as u64);
     out[mark] = tmp[0];

@@ -15,7 +15,8 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use taskline_layer::event::Event;
 use taskline_layer::recorder::Recorder;
@@ -28,6 +29,9 @@ use crate::encoder::{EncodeOptions, Encoder};
 pub const FLUSH_THRESHOLD: usize = 64 * 1024;
 /// Default bound on per-task state (labels, pending flow arrows).
 pub const DEFAULT_MAX_TRACKED_TASKS: usize = 65_536;
+/// Batches (of up to the recorder's 1024 events) the writer thread's queue
+/// holds; a batch that finds it full is dropped and counted.
+pub const WRITER_QUEUE_BATCHES: usize = 256;
 /// The process RSS is sampled at most this often (wall time) by a streaming writer.
 pub const RSS_SAMPLE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(10);
 
@@ -37,8 +41,11 @@ pub const RSS_SAMPLE_INTERVAL: std::time::Duration = std::time::Duration::from_m
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TraceOptions {
     /// Deflate packets into Perfetto `compressed_packets` blocks (the UI and
-    /// the trace processor inflate them). About 3-4x smaller; costs CPU on
-    /// the consumer thread. Default true.
+    /// the trace processor inflate them). About 5x smaller, but deflate
+    /// costs a core's worth of time the 2-core bench machine does not have:
+    /// the encoder does 10-14M events/s raw and 6.5-9M compressed on one
+    /// core (`trace_size` example). Default false: compress the finished
+    /// file offline, or turn this on where a spare core exists.
     pub compress: bool,
     /// Write a task's `Spawn` and `Terminate` once when both the runtime hooks
     /// and the tracing layer report them (the second report is counted in the
@@ -53,15 +60,24 @@ pub struct TraceOptions {
     /// deduplication) is kept for at most this many live tasks. Default
     /// [`DEFAULT_MAX_TRACKED_TASKS`].
     pub max_tracked_tasks: usize,
+    /// Encode on a writer thread of the sink's own instead of the recorder's
+    /// consumer thread. The consumer only copies each batch into a bounded
+    /// queue of [`WRITER_QUEUE_BATCHES`] batches, so a burst no longer holds
+    /// up the draining of the rings (which is what overflowed them); a batch
+    /// that finds the queue full is dropped and counted in the end marker's
+    /// `dropped_events` (never blocking). Flush and finish wait for the
+    /// queue to drain. Default true (streaming writers only).
+    pub writer_thread: bool,
 }
 
 impl Default for TraceOptions {
     fn default() -> Self {
         TraceOptions {
-            compress: true,
+            compress: false,
             dedup_lifecycle: true,
             sample_rss: true,
             max_tracked_tasks: DEFAULT_MAX_TRACKED_TASKS,
+            writer_thread: true,
         }
     }
 }
@@ -75,6 +91,7 @@ impl TraceOptions {
             dedup_lifecycle: false,
             sample_rss: false,
             max_tracked_tasks: DEFAULT_MAX_TRACKED_TASKS,
+            writer_thread: false,
         }
     }
 
@@ -136,6 +153,80 @@ struct Shared<W> {
     events_ignored: AtomicU64,
     write_errors: AtomicU64,
     dropped_events: AtomicU64,
+    /// The writer thread's queue (None without one, or once finished).
+    queue: Mutex<Option<SyncSender<Msg>>>,
+    /// Events dropped because the writer thread's queue was full.
+    queue_dropped: AtomicU64,
+}
+
+/// What the consumer hands the writer thread.
+enum Msg {
+    /// A batch and a registry snapshot naming everything it refers to.
+    Events(Vec<Event>, Arc<Registry>),
+    /// `on_flush`, acknowledged once done.
+    Flush(Arc<Registry>, SyncSender<()>),
+    /// Acknowledged once every earlier message is processed.
+    Drain(SyncSender<()>),
+}
+
+/// The writer thread: encodes what the consumer queued, in order. Holds the
+/// writer weakly, so it ends when the writer and its handles are gone.
+fn writer_thread<W: Write + Send + 'static>(shared: Weak<Shared<W>>, rx: Receiver<Msg>) {
+    while let Ok(msg) = rx.recv() {
+        let Some(sh) = shared.upgrade() else { break };
+        match msg {
+            Msg::Events(events, reg) => sh.on_events(&events, &reg),
+            Msg::Flush(reg, ack) => {
+                sh.on_flush(&reg);
+                let _ = ack.send(());
+            }
+            Msg::Drain(ack) => {
+                let _ = ack.send(());
+            }
+        }
+    }
+}
+
+/// The consumer side of the writer thread: a registry snapshot, rebuilt
+/// when the recorder's registry gained entries.
+struct Mirror {
+    reg: Arc<Registry>,
+    strings: u32,
+    sites: u32,
+    threads: usize,
+    workers: usize,
+}
+
+impl Mirror {
+    fn new() -> Self {
+        Mirror {
+            reg: Arc::new(Registry::new()),
+            strings: 0,
+            sites: 0,
+            threads: 0,
+            workers: 0,
+        }
+    }
+
+    /// The snapshot, refreshed if `reg` changed since the last batch.
+    fn get(&mut self, reg: &Registry) -> Arc<Registry> {
+        let threads = reg.threads();
+        let workers = threads.iter().filter(|t| t.worker.is_some()).count();
+        let changed = reg.string(self.strings).is_some()
+            || reg.site(self.sites).is_some()
+            || threads.len() != self.threads
+            || workers != self.workers;
+        if changed {
+            let strings = reg.strings();
+            let sites = reg.sites();
+            self.strings = strings.len() as u32;
+            self.sites = sites.len() as u32;
+            self.threads = threads.len();
+            self.workers = workers;
+            self.reg = Arc::new(Registry::from_parts(strings, sites, threads));
+        }
+        self.reg.clone()
+    }
 }
 
 impl<W: Write> Shared<W> {
@@ -224,7 +315,20 @@ impl<W: Write> Shared<W> {
         }
     }
 
+    /// Waits until the writer thread processed everything queued so far.
+    fn drain_queue(&self) {
+        let tx = self.queue.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(tx) = tx {
+            let (ack, done) = sync_channel(1);
+            if tx.send(Msg::Drain(ack)).is_ok() {
+                let _ = done.recv();
+            }
+        }
+    }
+
     fn finish(&self, registry: Option<&Registry>) -> io::Result<W> {
+        self.drain_queue();
+        *self.queue.lock().unwrap_or_else(|e| e.into_inner()) = None;
         let mut st = self.lock();
         if st.out.is_none() {
             return Err(io::Error::other("taskline trace already finished"));
@@ -232,7 +336,14 @@ impl<W: Write> Shared<W> {
         if let Some(r) = registry {
             st.enc.sync(r);
         }
-        st.enc.finish(self.dropped_events.load(Ordering::Relaxed));
+        let queue_dropped = self.queue_dropped.load(Ordering::Relaxed);
+        if queue_dropped > 0 {
+            eprintln!(
+                "taskline: the trace writer's queue overflowed; {queue_dropped} events were dropped (counted in the trace)"
+            );
+        }
+        st.enc
+            .finish(self.dropped_events.load(Ordering::Relaxed) + queue_dropped);
         self.drain(&mut st, true);
         let Some(mut w) = st.out.take() else {
             return Err(io::Error::other("taskline trace already finished"));
@@ -261,6 +372,8 @@ impl<W: Write> Shared<W> {
 /// ```
 pub struct PerfettoWriter<W: Write + Send + 'static> {
     shared: Arc<Shared<W>>,
+    /// The registry snapshot handed to the writer thread (with one).
+    mirror: Option<Mirror>,
 }
 
 /// A cloneable handle to a [`PerfettoWriter`]'s counts and its `finish`,
@@ -309,22 +422,36 @@ impl<W: Write + Send + 'static> PerfettoWriter<W> {
 
     /// A writer into `out` with the given [`TraceOptions`].
     pub fn with_options(out: W, options: TraceOptions) -> Self {
-        PerfettoWriter {
-            shared: Arc::new(Shared {
-                state: Mutex::new(State {
-                    enc: options.encoder(),
-                    out: Some(out),
-                    error: None,
-                    rss: options.sample_rss.then(RssProbe::new),
-                    next_rss_ns: 0,
-                }),
-                bytes_written: AtomicU64::new(0),
-                events_written: AtomicU64::new(0),
-                events_ignored: AtomicU64::new(0),
-                write_errors: AtomicU64::new(0),
-                dropped_events: AtomicU64::new(0),
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                enc: options.encoder(),
+                out: Some(out),
+                error: None,
+                rss: options.sample_rss.then(RssProbe::new),
+                next_rss_ns: 0,
             }),
+            bytes_written: AtomicU64::new(0),
+            events_written: AtomicU64::new(0),
+            events_ignored: AtomicU64::new(0),
+            write_errors: AtomicU64::new(0),
+            dropped_events: AtomicU64::new(0),
+            queue: Mutex::new(None),
+            queue_dropped: AtomicU64::new(0),
+        });
+        let mut mirror = None;
+        if options.writer_thread {
+            let (tx, rx) = sync_channel(WRITER_QUEUE_BATCHES);
+            let weak = Arc::downgrade(&shared);
+            let spawned = std::thread::Builder::new()
+                .name("taskline-trace".into())
+                .spawn(move || writer_thread(weak, rx));
+            // Without a thread (spawn failed) the consumer encodes itself.
+            if spawned.is_ok() {
+                *shared.queue.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
+                mirror = Some(Mirror::new());
+            }
         }
+        PerfettoWriter { shared, mirror }
     }
 
     /// A handle sharing this writer's state.
@@ -373,6 +500,12 @@ impl<W: Write + Send + 'static> TraceHandle<W> {
         self.shared.events_ignored.load(Ordering::Relaxed)
     }
 
+    /// Events dropped because the writer thread's queue was full (also
+    /// counted in the end marker's `dropped_events`).
+    pub fn events_dropped_by_writer(&self) -> u64 {
+        self.shared.queue_dropped.load(Ordering::Relaxed)
+    }
+
     /// Failed writes (the first one stops the trace).
     pub fn write_errors(&self) -> u64 {
         self.shared.write_errors.load(Ordering::Relaxed)
@@ -411,10 +544,46 @@ impl<W: Write + Send + 'static> TraceHandle<W> {
 
 impl<W: Write + Send + 'static> Sink for PerfettoWriter<W> {
     fn on_events(&mut self, events: &[Event], registry: &Registry) {
-        self.shared.on_events(events, registry);
+        let Some(mirror) = self.mirror.as_mut() else {
+            self.shared.on_events(events, registry);
+            return;
+        };
+        let tx = self
+            .shared
+            .queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let Some(tx) = tx else {
+            // Finished: what `Shared::on_events` does after `finish`.
+            self.shared.on_events(events, registry);
+            return;
+        };
+        match tx.try_send(Msg::Events(events.to_vec(), mirror.get(registry))) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                self.shared
+                    .queue_dropped
+                    .fetch_add(events.len() as u64, Ordering::Relaxed);
+            }
+            Err(TrySendError::Disconnected(_)) => self.shared.on_events(events, registry),
+        }
     }
 
     fn on_flush(&mut self, registry: &Registry) {
+        let tx = self
+            .shared
+            .queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let (Some(mirror), Some(tx)) = (self.mirror.as_mut(), tx) {
+            let (ack, done) = sync_channel(1);
+            if tx.send(Msg::Flush(mirror.get(registry), ack)).is_ok() {
+                let _ = done.recv();
+                return;
+            }
+        }
         self.shared.on_flush(registry);
     }
 }

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use taskline_layer::event::{Event, EventKind, flags};
 use taskline_layer::layer::TasklineLayer;
 use taskline_layer::{Recorder, Registry, RuntimeBuilderExt, Sink};
-use taskline_trace::{PerfettoWriter, read_trace};
+use taskline_trace::{PerfettoWriter, TraceOptions, read_trace};
 use tracing::Dispatch;
 use tracing::dispatcher::DefaultGuard;
 use tracing_subscriber::prelude::*;
@@ -83,7 +83,16 @@ fn recorded_workload_round_trips_and_validates() {
     rec.add_sink(collected.clone());
     let dir = temp_dir("workload");
     let path = dir.join("trace.pftrace");
-    let (sink, handle) = PerfettoWriter::create(&path).expect("create trace");
+    // Compression is off by default for streaming; this trace turns it on so
+    // the official-proto validation also covers packets inside `compressed_packets`.
+    let sink = PerfettoWriter::with_options(
+        std::fs::File::create(&path).expect("create trace"),
+        TraceOptions {
+            compress: true,
+            ..TraceOptions::default()
+        },
+    );
+    let handle = sink.handle();
     rec.add_sink(sink);
 
     let dispatch = Dispatch::new(tracing_subscriber::registry().with(TasklineLayer::new(&rec)));
@@ -265,5 +274,90 @@ fn finish_recorder_flushes_and_closes_a_trace_the_recorder_still_owns() {
     let back = read_trace(&std::fs::read(&path).expect("read")).expect("read_trace");
     assert_eq!(back.events.len() as u64, written);
     assert_eq!(back.dropped_events, rec.stats().dropped);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A workload that holds a known number of tasks alive shows exactly that
+/// number (plus the runtime's own three) in the `alive tasks` counter track, with both sources (hooks and
+/// layer) reporting every spawn: a missed deduplication would show twice as many.
+#[test]
+fn alive_tasks_counter_shows_the_live_tasks() {
+    const LIVE: usize = 137;
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let rec = Recorder::with_defaults();
+    let dir = temp_dir("alive");
+    let path = dir.join("trace.pftrace");
+    let (sink, handle) = PerfettoWriter::create(&path).expect("create trace");
+    rec.add_sink(sink);
+    let dispatch = Dispatch::new(tracing_subscriber::registry().with(TasklineLayer::new(&rec)));
+    let _g = tracing::dispatcher::set_default(&dispatch);
+    let d = dispatch.clone();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .taskline(&rec)
+        .on_thread_start(move || {
+            let g = tracing::dispatcher::set_default(&d);
+            GUARD.with(|slot| *slot.borrow_mut() = Some(g));
+        })
+        .on_thread_stop(|| GUARD.with(|slot| drop(slot.borrow_mut().take())))
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let release = Arc::new(tokio::sync::Notify::new());
+        let (started_tx, mut started_rx) = tokio::sync::mpsc::channel::<()>(LIVE);
+        let mut handles = Vec::new();
+        for _ in 0..LIVE {
+            let release = release.clone();
+            let started = started_tx.clone();
+            handles.push(tokio::spawn(async move {
+                let notified = release.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                started.send(()).await.expect("started");
+                notified.await;
+            }));
+        }
+        for _ in 0..LIVE {
+            started_rx.recv().await.expect("a task started");
+        }
+        // Let the writer's sample interval (1 ms of event time) pass with
+        // exactly LIVE tasks alive, then end them all.
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        release.notify_waiters();
+        for h in handles {
+            h.await.expect("task");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        tokio::spawn(async {}).await.expect("task");
+    });
+    drop(rt);
+    handle.finish_recorder(&rec).expect("finish");
+    let back = read_trace(&std::fs::read(&path).expect("read")).expect("read_trace");
+    let alive: Vec<i64> = back
+        .counters
+        .iter()
+        .filter(|c| c.track == "alive tasks")
+        .map(|c| c.value)
+        .collect();
+    // Besides ours, the two workers (Tokio runs them as blocking-pool tasks)
+    // and the `block_on` future are alive throughout.
+    let expected = (LIVE + 2 + 1) as i64;
+    assert!(
+        alive.contains(&expected),
+        "a sample shows the {LIVE} live tasks (+3): {alive:?}"
+    );
+    assert_eq!(
+        alive.iter().max().copied(),
+        Some(expected),
+        "never more than the live tasks: {alive:?}"
+    );
+    assert!(
+        alive
+            .iter()
+            .skip_while(|&&v| v != expected)
+            .any(|&v| v <= 3),
+        "the count falls back once the tasks end: {alive:?}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
