@@ -1,11 +1,15 @@
 //! taskline's task recorder.
 //!
 //! Records what a Tokio runtime did (task spawn, poll start/end, wake, idle,
-//! blocking sections, termination, worker park/unpark) from two sources that
+//! blocking sections, termination, worker park/unpark) from sources that
 //! feed one [`Recorder`]:
-//! - runtime hooks ([`hooks`]), the cheap source, and
-//! - a [`tracing_subscriber::Layer`] ([`layer::TasklineLayer`]), the composable
-//!   one, which also sees wakes, resources and task names.
+//! - runtime hooks ([`hooks`]), the cheap source of spawns, polls and
+//!   terminations;
+//! - Tokio's `tracing` instrumentation, for wakes, task names, blocking
+//!   sections and resource waits, through either
+//!   [`TasklineSubscriber`](subscriber::TasklineSubscriber) (recommended: in
+//!   front of your subscriber stack, without the registry's per-span cost) or
+//!   the plain [`tracing_subscriber::Layer`] [`layer::TasklineLayer`].
 //!
 //! Events go into lock-free per-thread rings; a background consumer thread
 //! merges them by timestamp and hands them to [`Sink`]s (the built-in
