@@ -7,7 +7,7 @@
 //!   terminations;
 //! - Tokio's `tracing` instrumentation, for wakes, task names, blocking
 //!   sections and resource waits, through either
-//!   [`TasklineSubscriber`](subscriber::TasklineSubscriber) (recommended: in
+//!   [`TasklineSubscriber`] (recommended: in
 //!   front of your subscriber stack, without the registry's per-span cost) or
 //!   the plain [`tracing_subscriber::Layer`] [`layer::TasklineLayer`].
 //!

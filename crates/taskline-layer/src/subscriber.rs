@@ -10,7 +10,7 @@
 //! sees them only through `tracing_subscriber::registry()`, which allocates,
 //! reference-counts and tracks every one of those spans: on spawn-heavy and
 //! channel-heavy code that registry costs more than everything taskline
-//! records (see [`TasklineLayer`](crate::layer::TasklineLayer)'s cost notes).
+//! records (see [`TasklineLayer`]'s cost notes).
 //!
 //! `TasklineSubscriber` sits in front of your subscriber stack instead. It
 //! owns Tokio's callsites (`runtime.spawn` spans of targets `tokio::task` and
