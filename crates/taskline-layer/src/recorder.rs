@@ -376,7 +376,9 @@ impl Recorder {
         self.inner.hooks_attached.load(Ordering::Relaxed)
     }
 
-    /// Marks that the hooks instrument a runtime for this recorder.
+    /// Marks that the hooks instrument a runtime for this recorder (only
+    /// the unstable task hooks report spawns, so only they set it).
+    #[cfg_attr(not(tokio_unstable), allow(dead_code))]
     pub(crate) fn set_hooks_attached(&self) {
         self.inner.hooks_attached.store(true, Ordering::Relaxed);
     }

@@ -64,7 +64,10 @@ fn every_corpus_file_reads_without_panic_and_valid_ones_re_encode() {
                 .expect("encode");
                 let back = read_trace(&again)
                     .unwrap_or_else(|e| panic!("{}: re-encoded: {e}", path.display()));
-                assert_eq!(back.events, rec.events, "{}", path.display());
+                // Exact per recording thread (the cross-thread interleaving of
+                // a hostile file's out-of-order timestamps is not kept).
+                assert_eq!(back.by_thread(), rec.by_thread(), "{}", path.display());
+                assert_eq!(back.events.len(), rec.events.len(), "{}", path.display());
                 assert_eq!(back.dropped_events, rec.dropped_events);
             }
             Err(e) => assert!(e.offset <= data.len(), "{}: {e}", path.display()),
