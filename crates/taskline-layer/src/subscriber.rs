@@ -88,6 +88,13 @@
 //!   so every thread has it.
 //! - Spans are not reference-counted: a task span's `Terminate` is recorded
 //!   at its first close (Tokio never clones task spans).
+//! - Tokio's instrumentation is at `TRACE`, so the subscriber's level hint is
+//!   `TRACE`: `trace!` / `debug!` callsites elsewhere no longer stop at the
+//!   static level check but at their callsite's cached interest, which your
+//!   filters decide once per callsite (`never` for what they disable).
+//! - It keeps the plain layer's internals for the rules it shares (poll
+//!   inference, field decoding); that includes the layer's 64 KiB span
+//!   table, which the subscriber never fills.
 
 use std::any::TypeId;
 use std::cell::RefCell;
