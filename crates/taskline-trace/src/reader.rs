@@ -256,8 +256,7 @@ fn read_v2(bytes: &[u8]) -> Result<Recording, TraceError> {
     }
     let unfinished = unfinished_tail.is_some() || st.stats.is_none();
     let stats = st.stats.unwrap_or_default();
-    // Stable: events of one thread (and of equal timestamps) keep their file order.
-    st.events.sort_by_key(|e| e.ts_ns);
+    sort_keeping_thread_order(&mut st.events);
     Ok(Recording {
         events: st.events,
         registry: Registry::from_parts(st.strings, st.sites, st.threads),
@@ -270,6 +269,29 @@ fn read_v2(bytes: &[u8]) -> Result<Recording, TraceError> {
         format_version: 2,
         unfinished,
     })
+}
+
+/// Orders `events` (each thread's in file order) by timestamp while every
+/// thread keeps its own order: the key is the running maximum of that
+/// thread's timestamps, so a timestamp that goes backwards (a clock read
+/// after a core migration, a damaged file) stays after the events its
+/// thread recorded before it instead of jumping ahead of them. The sort is
+/// stable, so equal keys keep their file order.
+fn sort_keeping_thread_order(events: &mut Vec<Event>) {
+    let mut high: Vec<u64> = Vec::new();
+    let mut keyed: Vec<(u64, Event)> = events
+        .drain(..)
+        .map(|e| {
+            let t = usize::from(e.thread);
+            if high.len() <= t {
+                high.resize(t + 1, 0);
+            }
+            high[t] = high[t].max(e.ts_ns);
+            (high[t], e)
+        })
+        .collect();
+    keyed.sort_by_key(|&(key, _)| key);
+    events.extend(keyed.into_iter().map(|(_, e)| e));
 }
 
 /// The `compressed_packets` payload of a packet, if it is a compressed block.
