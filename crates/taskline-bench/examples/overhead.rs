@@ -428,6 +428,11 @@ fn child(args: &Args) {
         if let Some((path, handle)) = installed.trace.take() {
             let finished = handle.finish_recorder(&recorder);
             let written = handle.events_written();
+            // The trace writer's own queue can overflow too: those events
+            // are lost to the trace just like ring drops.
+            result.dropped = result
+                .dropped
+                .map(|d| d + handle.events_dropped_by_writer());
             let _ = std::fs::remove_file(&path);
             if let Err(e) = finished {
                 eprintln!("taskline trace failed: {e}");
