@@ -27,7 +27,7 @@ mod wire;
 mod writer;
 
 pub use error::{TraceError, TraceErrorKind};
-pub use reader::{CounterSample, Recording, read_trace};
+pub use reader::{CounterSample, Recording, events_by_thread, read_trace};
 pub use writer::{
     DEFAULT_MAX_TRACKED_TASKS, FLUSH_THRESHOLD, PerfettoWriter, RSS_SAMPLE_INTERVAL, TraceHandle,
     TraceOptions, WRITER_QUEUE_BATCHES, encode_trace, encode_trace_with, encode_trace_with_dropped,

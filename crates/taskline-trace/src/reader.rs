@@ -86,12 +86,19 @@ impl Recording {
     /// assert_eq!(rec.by_thread()[&1], vec![a, b]);
     /// ```
     pub fn by_thread(&self) -> std::collections::BTreeMap<u16, Vec<Event>> {
-        let mut threads: std::collections::BTreeMap<u16, Vec<Event>> = Default::default();
-        for e in &self.events {
-            threads.entry(e.thread).or_default().push(*e);
-        }
-        threads
+        events_by_thread(&self.events)
     }
+}
+
+/// `events` split by recording thread, each thread's in the order given
+/// (see [`Recording::by_thread`]): how a round trip through a trace is
+/// compared.
+pub fn events_by_thread(events: &[Event]) -> std::collections::BTreeMap<u16, Vec<Event>> {
+    let mut threads: std::collections::BTreeMap<u16, Vec<Event>> = Default::default();
+    for e in events {
+        threads.entry(e.thread).or_default().push(*e);
+    }
+    threads
 }
 
 /// Calls `f` with each whole top-level `Trace.packet` (body, offset). Stops

@@ -542,18 +542,21 @@ impl<W: Write + Send + 'static> TraceHandle<W> {
     }
 }
 
+impl<W> Shared<W> {
+    /// The writer thread's queue, `None` once the writer is finished (or
+    /// encodes on the consumer thread).
+    fn sender(&self) -> Option<SyncSender<Msg>> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
 impl<W: Write + Send + 'static> Sink for PerfettoWriter<W> {
     fn on_events(&mut self, events: &[Event], registry: &Registry) {
         let Some(mirror) = self.mirror.as_mut() else {
             self.shared.on_events(events, registry);
             return;
         };
-        let tx = self
-            .shared
-            .queue
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let tx = self.shared.sender();
         let Some(tx) = tx else {
             // Finished: what `Shared::on_events` does after `finish`.
             self.shared.on_events(events, registry);
@@ -571,12 +574,7 @@ impl<W: Write + Send + 'static> Sink for PerfettoWriter<W> {
     }
 
     fn on_flush(&mut self, registry: &Registry) {
-        let tx = self
-            .shared
-            .queue
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let tx = self.shared.sender();
         if let (Some(mirror), Some(tx)) = (self.mirror.as_mut(), tx) {
             let (ack, done) = sync_channel(1);
             if tx.send(Msg::Flush(mirror.get(registry), ack)).is_ok() {

@@ -4,8 +4,9 @@
 mod common;
 
 use common::{Rng, events, registry};
-use taskline_layer::event::Event;
-use taskline_trace::{TraceErrorKind, TraceOptions, encode_trace, encode_trace_with, read_trace};
+use taskline_trace::{
+    TraceErrorKind, TraceOptions, encode_trace, encode_trace_with, events_by_thread, read_trace,
+};
 
 fn small_trace() -> Vec<u8> {
     let reg = registry();
@@ -16,26 +17,13 @@ fn small_trace() -> Vec<u8> {
     buf
 }
 
-/// The events of each thread, in order.
-fn per_thread(events: &[Event]) -> Vec<Vec<Event>> {
-    let mut out: Vec<Vec<Event>> = Vec::new();
-    for e in events {
-        let t = usize::from(e.thread);
-        if out.len() <= t {
-            out.resize(t + 1, Vec::new());
-        }
-        out[t].push(*e);
-    }
-    out
-}
-
 /// Every cut of `bytes` is an error with an offset inside the cut, or a
 /// partial read marked unfinished whose events are a prefix of each
 /// thread's events.
 fn check_every_truncation(bytes: &[u8]) {
     let full = read_trace(bytes).expect("the whole trace reads");
     assert!(!full.unfinished);
-    let full = per_thread(&full.events);
+    let full = events_by_thread(&full.events);
     let mut partial = 0;
     for len in 0..bytes.len() {
         match read_trace(&bytes[..len]) {
@@ -46,8 +34,8 @@ fn check_every_truncation(bytes: &[u8]) {
                     "truncated at {len} of {} read as complete",
                     bytes.len()
                 );
-                for (t, evs) in per_thread(&r.events).iter().enumerate() {
-                    assert_eq!(evs[..], full[t][..evs.len()], "thread {t} cut at {len}");
+                for (t, evs) in events_by_thread(&r.events) {
+                    assert_eq!(evs[..], full[&t][..evs.len()], "thread {t} cut at {len}");
                 }
             }
             Err(e) => assert!(e.offset <= len, "offset {} past input {len}: {e}", e.offset),
@@ -74,13 +62,13 @@ fn every_truncation_of_a_compressed_trace_is_an_error_or_an_unfinished_prefix() 
     encode_trace_with(&evs, &reg, 0, opts, &mut buf).expect("encode");
     assert_eq!(read_trace(&buf).expect("reads").events.len(), evs.len());
     // Cutting a compressed trace at every byte is slow in debug builds: every 7th.
-    let full = per_thread(&read_trace(&buf).unwrap().events);
+    let full = events_by_thread(&read_trace(&buf).unwrap().events);
     for len in (0..buf.len()).step_by(7) {
         match read_trace(&buf[..len]) {
             Ok(r) => {
                 assert!(r.unfinished);
-                for (t, e) in per_thread(&r.events).iter().enumerate() {
-                    assert_eq!(e[..], full[t][..e.len()]);
+                for (t, e) in events_by_thread(&r.events) {
+                    assert_eq!(e[..], full[&t][..e.len()]);
                 }
             }
             Err(e) => assert!(e.offset <= len, "{e}"),

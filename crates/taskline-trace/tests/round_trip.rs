@@ -11,7 +11,7 @@ use taskline_layer::registry::Registry;
 use taskline_layer::sink::Sink;
 use taskline_trace::{
     PerfettoWriter, TraceOptions, encode_trace, encode_trace_with, encode_trace_with_dropped,
-    read_trace,
+    events_by_thread, read_trace,
 };
 
 fn assert_same_registry(a: &Registry, b: &Registry) {
@@ -147,19 +147,6 @@ fn write_errors_are_counted_and_returned_not_panicked() {
     assert_eq!(err.to_string(), "disk full");
 }
 
-/// The events of each thread, in order.
-fn per_thread(events: &[Event]) -> Vec<Vec<Event>> {
-    let mut out: Vec<Vec<Event>> = Vec::new();
-    for e in events {
-        let t = usize::from(e.thread);
-        if out.len() <= t {
-            out.resize(t + 1, Vec::new());
-        }
-        out[t].push(*e);
-    }
-    out
-}
-
 /// A realistic stream: `threads` workers polling tasks spawned by thread 0,
 /// each thread's timestamps increasing, merged in timestamp order.
 fn realistic(rng: &mut Rng, tasks: u64, threads: u16) -> Vec<Event> {
@@ -234,7 +221,11 @@ fn every_sequence_reads_back_in_order_across_interleavings_and_chunkings() {
             let bytes = h.finish_with_registry(&reg).unwrap();
             let rec = read_trace(&bytes).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
             assert!(!rec.unfinished);
-            assert_eq!(per_thread(&rec.events), per_thread(&evs), "seed {seed}");
+            assert_eq!(
+                events_by_thread(&rec.events),
+                events_by_thread(&evs),
+                "seed {seed}"
+            );
             assert_eq!(rec.events.len(), evs.len());
             // Random workers and task ids defeat most predictions; still well
             // under version 1's 36 bytes per event.
@@ -264,7 +255,7 @@ fn a_ring_that_wrapped_reads_back_from_where_the_window_starts() {
         // Every thread's events come back exactly as written, the swapped
         // (backwards) pair included: the reader orders across threads by
         // timestamp but never reorders a thread.
-        let same = per_thread(&rec.events) == per_thread(&window);
+        let same = events_by_thread(&rec.events) == events_by_thread(&window);
         assert!(same, "start {start}");
         assert_eq!(rec.events.len(), window.len());
     }

@@ -178,15 +178,8 @@ fn recorded_workload_round_trips_and_validates() {
     // Each thread's events come back exactly, in recorded order (across
     // threads the reader returns timestamp order; events delivered late by
     // a flush may sit elsewhere in the delivered stream).
-    let per_thread = |evs: &[Event]| {
-        let mut m: std::collections::BTreeMap<u16, Vec<Event>> = Default::default();
-        for e in evs {
-            m.entry(e.thread).or_default().push(*e);
-        }
-        m
-    };
     assert!(
-        per_thread(&back.events) == per_thread(&events),
+        back.by_thread() == taskline_trace::events_by_thread(&events),
         "the trace holds exactly the recorded events"
     );
     assert_eq!(back.registry.strings(), rec.registry().strings());
