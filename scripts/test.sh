@@ -16,7 +16,7 @@ cargo test --workspace
 
 step "stable Tokio: everything builds without --cfg tokio_unstable and says what it cannot record"
 RUSTFLAGS="" cargo check --workspace --all-targets --target-dir target/stable-tokio
-RUSTFLAGS="" cargo test -p taskline-layer --test capabilities --target-dir target/stable-tokio
+RUSTFLAGS="" cargo test -p taskline-core --test capabilities --target-dir target/stable-tokio
 
 step "main job smoke run: every Mandelbrot variant under taskline, small size"
 rm -rf target/demo-smoke

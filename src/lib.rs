@@ -42,7 +42,8 @@
 //! registry's price.
 //!
 //! ## Crates
-//! - [`layer`]: the task recorder (runtime hooks + `tracing` layer, aggregates, report).
+//! - `taskline-core` (re-exported at this crate's root): the task recorder
+//!   (runtime hooks, `tracing` subscriber and layer, aggregates, report).
 //! - `trace` (feature `trace`): Perfetto trace writer/reader, flight recorder, Go-style analyses.
 //! - `otel` (feature `otel`): OpenTelemetry runtime and task metrics over OTLP.
 
@@ -51,11 +52,9 @@ use std::sync::OnceLock;
 mod setup;
 pub use setup::{SetupError, Taskline, TasklineBuilder};
 
-pub use taskline_layer as layer;
-pub use taskline_layer::{
-    Recorder, RecorderConfig, RuntimeBuilderExt, Snapshot, SubscriberError, TasklineSubscriber,
-    capabilities, layer::TasklineLayer,
-};
+/// The recorder's types (events, recorder, sources, aggregates), one path
+/// each: `taskline::Recorder`, `taskline::Snapshot`, ...
+pub use taskline_core::*;
 #[cfg(feature = "otel")]
 pub use taskline_otel as otel;
 #[cfg(feature = "trace")]
@@ -98,7 +97,7 @@ pub fn init_global(config: RecorderConfig) -> Result<&'static Recorder, InitErro
 #[derive(Debug)]
 pub enum InitError {
     /// The configuration is invalid.
-    Config(taskline_layer::ConfigError),
+    Config(taskline_core::ConfigError),
     /// [`global()`] was already used (or `init_global` already called).
     AlreadyInitialized,
 }

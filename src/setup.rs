@@ -4,9 +4,8 @@
 #[cfg(feature = "trace")]
 use std::path::PathBuf;
 
-use taskline_layer::{
-    ConfigError, Recorder, RecorderConfig, SubscriberError, TasklineSubscriber,
-    layer::TasklineLayer,
+use taskline_core::{
+    ConfigError, Recorder, RecorderConfig, SubscriberError, TasklineLayer, TasklineSubscriber,
 };
 
 #[cfg(feature = "otel")]

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use taskline::Taskline;
-use taskline_layer::RuntimeBuilderExt;
-use taskline_layer::event::EventKind;
+use taskline_core::EventKind;
+use taskline_core::RuntimeBuilderExt;
 use taskline_trace::flight::FlightConfig;
 
 const CHILD: &str = "TASKLINE_PANIC_DUMP_CHILD";

@@ -1,6 +1,6 @@
 //! Per-poll recording cost of taskline's runtime hooks: the yield-heavy micro
 //! workload (`2 x workers` tasks each doing `yield_now().await` in a loop) on
-//! a plain runtime vs one instrumented with `taskline_layer::hooks`.
+//! a plain runtime vs one instrumented with `taskline_core::hooks`.
 //!
 //! Quick by default (small sample, short measurement):
 //! `cargo bench -p taskline-bench --bench overhead`. Criterion reports time
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use taskline_bench::{Params, Spawner, Workload, run};
-use taskline_layer::recorder::Recorder;
+use taskline_core::Recorder;
 
 /// `yield_now` calls per task and iteration.
 const YIELDS: usize = 2_000;
@@ -31,7 +31,7 @@ fn runtime(recorder: Option<&Recorder>) -> tokio::runtime::Runtime {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.worker_threads(params().workers);
     if let Some(r) = recorder {
-        taskline_layer::hooks::instrument(&mut builder, r);
+        taskline_core::instrument(&mut builder, r);
     }
     builder.build().expect("runtime")
 }
@@ -85,7 +85,7 @@ fn bench(c: &mut Criterion) {
     );
 }
 
-/// The per-event clock read: `taskline_layer::clock::now_ns()` (an `Instant`
+/// The per-event clock read: `taskline_core::now_ns()` (an `Instant`
 /// since a process epoch, i.e. `clock_gettime(CLOCK_MONOTONIC)` via the vDSO)
 /// vs the raw TSC, which a recorder could convert to ns on the consumer side.
 fn clock(c: &mut Criterion) {
@@ -94,7 +94,7 @@ fn clock(c: &mut Criterion) {
         .sample_size(20)
         .measurement_time(Duration::from_secs(2))
         .warm_up_time(Duration::from_millis(500));
-    group.bench_function("taskline now_ns", |b| b.iter(taskline_layer::clock::now_ns));
+    group.bench_function("taskline now_ns", |b| b.iter(taskline_core::now_ns));
     group.bench_function("Instant::now", |b| b.iter(Instant::now));
     #[cfg(target_arch = "x86_64")]
     // SAFETY: RDTSC has no preconditions on x86_64.

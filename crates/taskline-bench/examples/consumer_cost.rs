@@ -35,11 +35,11 @@ use opentelemetry_sdk::metrics::{
     PeriodicReader, SdkMeterProvider, Temporality, exporter::PushMetricExporter,
 };
 use taskline_bench::Rng;
-use taskline_layer::RecorderConfig;
-use taskline_layer::aggregate::Aggregator;
-use taskline_layer::event::{Event, EventKind, NO_VALUE, TaskKind, WakeOp, flags};
-use taskline_layer::registry::Registry;
-use taskline_layer::sink::Sink;
+use taskline_core::Aggregator;
+use taskline_core::RecorderConfig;
+use taskline_core::Registry;
+use taskline_core::Sink;
+use taskline_core::{Event, EventKind, NO_VALUE, TaskKind, WakeOp, flags};
 use taskline_otel::task::{TaskMetricsConfig, TaskMetricsSink};
 use taskline_trace::flight::{FlightConfig, FlightRecorder};
 

@@ -312,17 +312,16 @@ fn child(args: &Args) {
         .worker_threads(args.workers)
         .thread_name(WORKER_NAME)
         .enable_all();
-    let recorder =
-        (config.hooks() || config.layer()).then(taskline_layer::recorder::Recorder::with_defaults);
+    let recorder = (config.hooks() || config.layer()).then(taskline_core::Recorder::with_defaults);
     if let Some(rec) = &recorder
         && config.hooks()
     {
-        taskline_layer::hooks::instrument(&mut builder, rec);
+        taskline_core::instrument(&mut builder, rec);
     }
     if config.registry() {
         match &recorder {
             Some(rec) if config.layer() => tracing_subscriber::registry()
-                .with(taskline_layer::layer::TasklineLayer::new(rec))
+                .with(taskline_core::TasklineLayer::new(rec))
                 .init(),
             _ => tracing_subscriber::registry().with(NoopLayer).init(),
         }

@@ -218,7 +218,7 @@ struct RunResult {
 #[derive(Default)]
 struct Installed {
     spawner: Spawner,
-    taskline: Option<taskline_layer::recorder::Recorder>,
+    taskline: Option<taskline_core::Recorder>,
     /// `taskline-trace`: the trace file and the writer's handle.
     trace: Option<(
         std::path::PathBuf,
@@ -233,14 +233,14 @@ struct Installed {
 /// The recorder of a taskline configuration: the defaults, with or without
 /// aggregation, and `--ring-capacity` if given (a bad value exits with the
 /// recorder's own message).
-fn taskline_recorder(args: &Args, aggregate: bool) -> taskline_layer::recorder::Recorder {
-    let defaults = taskline_layer::config::RecorderConfig::default();
-    let config = taskline_layer::config::RecorderConfig {
+fn taskline_recorder(args: &Args, aggregate: bool) -> taskline_core::Recorder {
+    let defaults = taskline_core::RecorderConfig::default();
+    let config = taskline_core::RecorderConfig {
         aggregate,
         ring_capacity: args.ring_capacity.unwrap_or(defaults.ring_capacity),
         ..defaults
     };
-    taskline_layer::recorder::Recorder::new(config).unwrap_or_else(|e| {
+    taskline_core::Recorder::new(config).unwrap_or_else(|e| {
         eprintln!("{e}");
         std::process::exit(2)
     })
@@ -305,18 +305,18 @@ fn child(args: &Args) {
             // The hooks too, so the difference to taskline-full is what the
             // subscriber itself does.
             let recorder = taskline_recorder(args, true);
-            taskline_layer::hooks::instrument(&mut builder, &recorder);
+            taskline_core::instrument(&mut builder, &recorder);
             tracing::subscriber::set_global_default(TokioFloor).expect("first subscriber");
             installed.taskline = Some(recorder);
         }
         Config::TasklineHooks | Config::TasklineLayer | Config::TasklineBoth => {
             let recorder = taskline_recorder(args, true);
             if config != Config::TasklineLayer {
-                taskline_layer::hooks::instrument(&mut builder, &recorder);
+                taskline_core::instrument(&mut builder, &recorder);
             }
             if config != Config::TasklineHooks {
                 tracing_subscriber::registry()
-                    .with(taskline_layer::layer::TasklineLayer::new(&recorder))
+                    .with(taskline_core::TasklineLayer::new(&recorder))
                     .init();
             }
             installed.taskline = Some(recorder);
@@ -326,8 +326,8 @@ fn child(args: &Args) {
         // of a registry; `-resources` also records resource waits.
         Config::TasklineFull | Config::TasklineFullResources => {
             let recorder = taskline_recorder(args, true);
-            taskline_layer::hooks::instrument(&mut builder, &recorder);
-            taskline_layer::TasklineSubscriber::new(&recorder, tracing_subscriber::registry())
+            taskline_core::instrument(&mut builder, &recorder);
+            taskline_core::TasklineSubscriber::new(&recorder, tracing_subscriber::registry())
                 .expect("registry-backed")
                 .with_resource_waits(config == Config::TasklineFullResources)
                 .try_init()
@@ -340,7 +340,7 @@ fn child(args: &Args) {
         // (dial9's deal: record now, analyse later).
         Config::TasklineRecordOnly | Config::TasklineTrace => {
             let recorder = taskline_recorder(args, false);
-            taskline_layer::hooks::instrument(&mut builder, &recorder);
+            taskline_core::instrument(&mut builder, &recorder);
             if config == Config::TasklineTrace {
                 let path = std::env::temp_dir()
                     .join(format!("taskline-bench-{}.pftrace", std::process::id()));

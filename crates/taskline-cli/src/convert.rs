@@ -12,8 +12,8 @@ use std::io::{self, BufWriter, Write};
 use std::path::Path;
 
 use serde_json::{Value, json};
-use taskline_layer::event::{CounterKind, Event, EventKind};
-use taskline_layer::registry::Registry;
+use taskline_core::Registry;
+use taskline_core::{CounterKind, Event, EventKind};
 
 use crate::cli::{ConvertArgs, Format};
 use crate::error::CliError;

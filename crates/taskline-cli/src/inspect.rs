@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Serialize;
-use taskline_layer::event::EventKind;
+use taskline_core::EventKind;
 use taskline_trace::Recording;
 
 use crate::cli::InspectArgs;

@@ -6,9 +6,9 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use taskline_layer::config::RecorderConfig;
-use taskline_layer::hooks::RuntimeBuilderExt;
-use taskline_layer::recorder::Recorder;
+use taskline_core::Recorder;
+use taskline_core::RecorderConfig;
+use taskline_core::RuntimeBuilderExt;
 use taskline_trace::PerfettoWriter;
 use taskline_trace::analysis::{AnalysisConfig, Analyzer};
 

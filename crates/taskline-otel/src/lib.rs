@@ -4,7 +4,7 @@
 //! - [`RuntimeMetricsExporter`]: observable instruments over Tokio's
 //!   `RuntimeMetrics`, for one or several runtimes (attribute
 //!   `tokio.runtime.name`), read only when the SDK collects.
-//! - [`TaskMetricsSink`]: a [`taskline_layer::Sink`] turning the recorder's
+//! - [`TaskMetricsSink`]: a [`taskline_core::Sink`] turning the recorder's
 //!   events into `tokio.task.*` histograms and counters on the recorder's
 //!   consumer thread.
 //! - [`init_otlp`]: an `SdkMeterProvider` with a periodic reader and the
@@ -15,7 +15,7 @@
 //!
 //! ```no_run
 //! use taskline_otel::{OtlpConfig, RuntimeMetricsExporter, TaskMetricsConfig, TaskMetricsSink, init_otlp};
-//! use taskline_layer::{Recorder, RuntimeBuilderExt};
+//! use taskline_core::{Recorder, RuntimeBuilderExt};
 //!
 //! let otlp = init_otlp(OtlpConfig::new().with_service_name("my-service"))?;
 //! let recorder = Recorder::with_defaults();

@@ -16,9 +16,9 @@ use std::time::Duration;
 
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{BoundCounter, BoundHistogram, Counter, Histogram, Meter};
-use taskline_layer::event::{Event, EventKind, NO_VALUE};
-use taskline_layer::registry::Registry;
-use taskline_layer::sink::Sink;
+use taskline_core::Registry;
+use taskline_core::Sink;
+use taskline_core::{Event, EventKind, NO_VALUE};
 
 /// Attribute holding the spawn site (`file:line:col`) when
 /// [`TaskMetricsConfig::by_spawn_site`] is on.
@@ -126,7 +126,7 @@ struct TaskState {
 /// use taskline_otel::task::{TaskMetricsConfig, TaskMetricsSink};
 /// let provider = opentelemetry_sdk::metrics::SdkMeterProvider::builder().build();
 /// let meter = opentelemetry::metrics::MeterProvider::meter(&provider, "taskline");
-/// let recorder = taskline_layer::Recorder::with_defaults();
+/// let recorder = taskline_core::Recorder::with_defaults();
 /// recorder.add_sink(TaskMetricsSink::new(&meter, TaskMetricsConfig::default()));
 /// # recorder.shutdown();
 /// ```
@@ -162,7 +162,7 @@ impl std::fmt::Debug for TaskMetricsSink {
 
 impl TaskMetricsSink {
     /// Creates the instruments on `meter`; add the sink to a recorder with
-    /// [`Recorder::add_sink`](taskline_layer::Recorder::add_sink).
+    /// [`Recorder::add_sink`](taskline_core::Recorder::add_sink).
     pub fn new(meter: &Meter, config: TaskMetricsConfig) -> Self {
         let hist = |name: &'static str, desc: &'static str| {
             meter

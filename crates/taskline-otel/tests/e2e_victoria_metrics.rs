@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use opentelemetry::KeyValue;
 use serde_json::Value;
-use taskline_layer::{Recorder, RuntimeBuilderExt};
+use taskline_core::{Recorder, RuntimeBuilderExt};
 use taskline_otel::task::{TaskMetricsConfig, TaskMetricsSink};
 use taskline_otel::{OtlpConfig, RuntimeMetricsExporter, init_otlp};
 

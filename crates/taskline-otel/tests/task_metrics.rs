@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::{Kind, Point, collect, points, provider};
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::MeterProvider as _;
-use taskline_layer::{Recorder, RuntimeBuilderExt};
+use taskline_core::{Recorder, RuntimeBuilderExt};
 use taskline_otel::task::{
     DEFAULT_BOUNDARIES, OTHER_SITE, SPAWN_SITE, TaskMetricsConfig, TaskMetricsSink,
 };

@@ -13,9 +13,9 @@
 use std::cell::RefCell;
 use std::time::Instant;
 
-use taskline_layer::config::RecorderConfig;
-use taskline_layer::layer::TasklineLayer;
-use taskline_layer::{Recorder, RuntimeBuilderExt};
+use taskline_core::RecorderConfig;
+use taskline_core::TasklineLayer;
+use taskline_core::{Recorder, RuntimeBuilderExt};
 use taskline_trace::{PerfettoWriter, TraceOptions, encode_trace_with, read_trace};
 use tracing::Dispatch;
 use tracing::dispatcher::DefaultGuard;

@@ -13,7 +13,7 @@
 //! `Terminate` inside its task's last poll, a `Spawn` of the next task id
 //! from the same site carry no annotation at all.
 
-use taskline_layer::event::{Event, EventKind, NO_VALUE, NO_WORKER};
+use taskline_core::{Event, EventKind, NO_VALUE, NO_WORKER};
 
 /// Open slices tracked per track at most; deeper ones are not modelled (both
 /// sides agree, so events are still exact, only less compact).
@@ -111,7 +111,7 @@ impl SeqModel {
             }
             EventKind::TaskName => {
                 p.task = self.last_spawn.task;
-                p.flags = taskline_layer::event::flags::FROM_LAYER;
+                p.flags = taskline_core::flags::FROM_LAYER;
             }
             EventKind::PollStart => {
                 p.task = if self.woke_since_poll {

@@ -23,8 +23,8 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use taskline_layer::event::{Event, EventKind, flags};
-use taskline_layer::registry::{Registry, Site};
+use taskline_core::{Event, EventKind, flags};
+use taskline_core::{Registry, Site};
 
 use crate::derive::{SeqModel, derived_kind};
 use crate::schema::{self, AuxRef, annotation, defaults, interned, packet, track, track_event};

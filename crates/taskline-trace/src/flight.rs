@@ -46,10 +46,9 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use taskline_layer::clock;
-use taskline_layer::event::{Event, EventKind};
-use taskline_layer::registry::{Registry, Site, ThreadInfo};
-use taskline_layer::sink::Sink;
+use taskline_core::Sink;
+use taskline_core::{Event, EventKind};
+use taskline_core::{Registry, Site, ThreadInfo};
 
 use crate::encode_trace_with;
 
@@ -391,7 +390,7 @@ impl Shared {
 
     /// Check running polls against the threshold (the watchdog).
     fn watchdog(&self, threshold_ns: u64) {
-        let now = clock::now_ns();
+        let now = taskline_core::now_ns();
         let mut stuck = None;
         for p in lock(&self.open_polls).iter_mut().flatten() {
             let running = now.saturating_sub(p.start);
@@ -785,7 +784,7 @@ pub const PANIC_DUMP_TIMEOUT: Duration = Duration::from_secs(5);
 /// on the dump thread itself does not dump (either would wait on itself).
 /// The hook keeps `recorder` and the flight recorder alive for the rest of
 /// the process.
-pub fn dump_on_panic(recorder: &taskline_layer::Recorder, handle: &FlightRecorderHandle) {
+pub fn dump_on_panic(recorder: &taskline_core::Recorder, handle: &FlightRecorderHandle) {
     let recorder = recorder.clone();
     let handle = handle.clone();
     let last = Mutex::new(None::<Instant>);

@@ -1,6 +1,6 @@
 //! taskline's trace format: a Perfetto trace writer and reader.
 //!
-//! - [`PerfettoWriter`] is a [`Sink`](taskline_layer::sink::Sink) that streams
+//! - [`PerfettoWriter`] is a [`Sink`](taskline_core::Sink) that streams
 //!   the recording into a Perfetto protobuf trace (TrackEvent format) which
 //!   opens in <https://ui.perfetto.dev>: a track per worker thread with a
 //!   slice per poll, a track per blocking-pool thread with its blocking

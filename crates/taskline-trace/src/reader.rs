@@ -13,8 +13,8 @@
 
 use std::sync::Arc;
 
-use taskline_layer::event::{Event, EventKind};
-use taskline_layer::registry::{Registry, Site, ThreadInfo};
+use taskline_core::{Event, EventKind};
+use taskline_core::{Registry, Site, ThreadInfo};
 
 use crate::derive::{SeqModel, derived_kind};
 use crate::error::{TraceError, TraceErrorKind as K};
@@ -75,7 +75,7 @@ impl Recording {
     /// order in the input may come back in another interleaving).
     ///
     /// ```
-    /// use taskline_layer::{Event, EventKind, Registry};
+    /// use taskline_core::{Event, EventKind, Registry};
     /// let mut a = Event::new(EventKind::Park, 10, 0);
     /// a.thread = 1;
     /// let mut b = Event::new(EventKind::Unpark, 20, 0);

@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use taskline_layer::event::{Event, EventKind, TaskKind};
-use taskline_layer::registry::{Registry, Site, ThreadInfo};
+use taskline_core::{Event, EventKind, TaskKind};
+use taskline_core::{Registry, Site, ThreadInfo};
 
 use crate::error::{TraceError, TraceErrorKind as K};
 use crate::reader::Recording;

@@ -5,7 +5,7 @@
 //! Field numbers come from perfetto's `protos/perfetto/trace/**.proto` and were
 //! cross-checked against the PyPI `perfetto` package's descriptors.
 
-use taskline_layer::event::{EventKind, NO_VALUE, NO_WORKER};
+use taskline_core::{EventKind, NO_VALUE, NO_WORKER};
 
 /// `Trace.packet`.
 pub(crate) const TRACE_PACKET: u32 = 1;

@@ -18,10 +18,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
-use taskline_layer::event::Event;
-use taskline_layer::recorder::Recorder;
-use taskline_layer::registry::Registry;
-use taskline_layer::sink::Sink;
+use taskline_core::Event;
+use taskline_core::Recorder;
+use taskline_core::Registry;
+use taskline_core::Sink;
 
 use crate::encoder::{EncodeOptions, Encoder};
 
@@ -275,7 +275,7 @@ impl<W: Write> Shared<W> {
         st.enc.sync(registry);
         let st = &mut *st;
         if let Some(probe) = st.rss.as_mut() {
-            let now = taskline_layer::clock::now_ns();
+            let now = taskline_core::now_ns();
             if now >= st.next_rss_ns {
                 st.next_rss_ns = now + RSS_SAMPLE_INTERVAL.as_nanos() as u64;
                 match probe.read() {
@@ -365,7 +365,7 @@ impl<W: Write> Shared<W> {
 /// ```no_run
 /// use taskline_trace::PerfettoWriter;
 /// let (sink, handle) = PerfettoWriter::create("trace.pftrace").unwrap();
-/// let recorder = taskline_layer::Recorder::with_defaults();
+/// let recorder = taskline_core::Recorder::with_defaults();
 /// recorder.add_sink(sink);
 /// // ... run an instrumented runtime ...
 /// handle.finish_recorder(&recorder).unwrap();

@@ -1,8 +1,8 @@
 //! The analyses on a synthetic stream whose answers are computed by hand.
 
-use taskline_layer::event::{Event, EventKind, NO_VALUE, TaskKind, flags};
-use taskline_layer::registry::Registry;
-use taskline_layer::sink::Sink;
+use taskline_core::Registry;
+use taskline_core::Sink;
+use taskline_core::{Event, EventKind, NO_VALUE, TaskKind, flags};
 use taskline_trace::analysis::{AnalysisConfig, Analyzer, Report};
 
 const MS: u64 = 1_000_000;

@@ -4,9 +4,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use taskline_layer::config::RecorderConfig;
-use taskline_layer::hooks::RuntimeBuilderExt;
-use taskline_layer::recorder::Recorder;
+use taskline_core::Recorder;
+use taskline_core::RecorderConfig;
+use taskline_core::RuntimeBuilderExt;
 use taskline_trace::analysis::{AnalysisConfig, Analyzer};
 use taskline_trace::{PerfettoWriter, read_trace};
 

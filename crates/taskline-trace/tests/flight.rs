@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use taskline_layer::config::RecorderConfig;
-use taskline_layer::event::{Event, EventKind, TaskKind};
-use taskline_layer::hooks::RuntimeBuilderExt;
-use taskline_layer::recorder::Recorder;
-use taskline_layer::registry::Registry;
-use taskline_layer::sink::Sink;
+use taskline_core::Recorder;
+use taskline_core::RecorderConfig;
+use taskline_core::Registry;
+use taskline_core::RuntimeBuilderExt;
+use taskline_core::Sink;
+use taskline_core::{Event, EventKind, TaskKind};
 use taskline_trace::flight::{DumpReason, FlightConfig, FlightError, FlightRecorder};
 use taskline_trace::read_trace;
 
@@ -33,7 +33,7 @@ fn task_events(i: u64, ts: u64, site: u32) -> [Event; 4] {
     let mut spawn = Event::new(EventKind::Spawn, ts, i);
     spawn.aux = site;
     let mut start = Event::new(EventKind::PollStart, ts + 100, i);
-    start.arg = taskline_layer::event::NO_VALUE;
+    start.arg = taskline_core::NO_VALUE;
     let end = Event::new(EventKind::PollEnd, ts + 1_100, i);
     let term = Event::new(EventKind::Terminate, ts + 1_200, i);
     [spawn, start, end, term]

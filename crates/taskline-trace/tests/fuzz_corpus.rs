@@ -7,7 +7,7 @@ mod common;
 use std::path::PathBuf;
 
 use common::{Rng, events, registry};
-use taskline_layer::registry::Registry;
+use taskline_core::Registry;
 use taskline_trace::{encode_trace, encode_trace_with_dropped, read_trace};
 
 fn corpus_dir() -> PathBuf {

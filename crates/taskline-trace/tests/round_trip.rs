@@ -5,10 +5,10 @@ mod common;
 use std::io;
 
 use common::{Rng, events, registry};
-use taskline_layer::event::{Event, EventKind};
-use taskline_layer::event::{NO_VALUE, flags};
-use taskline_layer::registry::Registry;
-use taskline_layer::sink::Sink;
+use taskline_core::Registry;
+use taskline_core::Sink;
+use taskline_core::{Event, EventKind};
+use taskline_core::{NO_VALUE, flags};
 use taskline_trace::{
     PerfettoWriter, TraceOptions, encode_trace, encode_trace_with, encode_trace_with_dropped,
     events_by_thread, read_trace,
@@ -326,7 +326,7 @@ fn big_compressed_traces_read_back() {
 #[test]
 fn highly_compressible_traces_read_back() {
     let reg = Registry::new();
-    let site = reg.intern_site("concurrent.rs", 1, 1, taskline_layer::event::TaskKind::Task);
+    let site = reg.intern_site("concurrent.rs", 1, 1, taskline_core::TaskKind::Task);
     let mut evs = Vec::new();
     for i in 1..=2_500u64 {
         let ts = i * 10_000;

@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
-use taskline_layer::event::{Event, EventKind, flags};
-use taskline_layer::layer::TasklineLayer;
-use taskline_layer::{Recorder, Registry, RuntimeBuilderExt, Sink};
+use taskline_core::TasklineLayer;
+use taskline_core::{Event, EventKind, flags};
+use taskline_core::{Recorder, Registry, RuntimeBuilderExt, Sink};
 use taskline_trace::{PerfettoWriter, TraceOptions, read_trace};
 use tracing::Dispatch;
 use tracing::dispatcher::DefaultGuard;

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use taskline_layer::event::{Event, EventKind};
-use taskline_layer::{Registry, Sink};
+use taskline_core::{Event, EventKind};
+use taskline_core::{Registry, Sink};
 use taskline_trace::{PerfettoWriter, TraceOptions, WRITER_QUEUE_BATCHES, read_trace};
 
 /// An output whose writes wait until `open` is set.

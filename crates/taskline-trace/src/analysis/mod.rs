@@ -18,7 +18,7 @@
 //!   A task still idle at the end of the stream adds nothing.
 //!
 //! The per-site table and the latency percentiles come from the core's
-//! [`Aggregator`](taskline_layer::aggregate::Aggregator) (fed the same
+//! [`Aggregator`](taskline_core::Aggregator) (fed the same
 //! events); the rest is computed here with the same task-state rules, so the
 //! idle time by resource kind adds up to the idle time of the site table.
 //!
@@ -41,9 +41,9 @@ pub use report::{
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use taskline_layer::event::Event;
-use taskline_layer::registry::Registry;
-use taskline_layer::sink::Sink;
+use taskline_core::Event;
+use taskline_core::Registry;
+use taskline_core::Sink;
 
 use state::State;
 

@@ -9,8 +9,8 @@
 use std::fmt;
 
 use serde::Serialize;
-use taskline_layer::event::{EventKind, NO_WORKER};
-use taskline_layer::registry::Registry;
+use taskline_core::Registry;
+use taskline_core::{EventKind, NO_WORKER};
 
 use super::MMU_WINDOWS;
 use super::state::{NO_RESOURCE, OTHER, State};

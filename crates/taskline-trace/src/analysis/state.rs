@@ -2,10 +2,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use taskline_layer::aggregate::Aggregator;
-use taskline_layer::config::RecorderConfig;
-use taskline_layer::event::{Event, EventKind, NO_VALUE, NO_WORKER, flags};
-use taskline_layer::registry::Registry;
+use taskline_core::Aggregator;
+use taskline_core::RecorderConfig;
+use taskline_core::Registry;
+use taskline_core::{Event, EventKind, NO_VALUE, NO_WORKER, flags};
 
 use super::AnalysisConfig;
 use super::topk::TopK;

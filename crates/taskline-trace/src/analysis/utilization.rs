@@ -2,7 +2,7 @@
 //!
 //! "Busy" means a runtime worker is inside a poll (between a `PollStart` and
 //! the matching `PollEnd` carrying that worker index). Polls recorded without
-//! a worker index ([`NO_WORKER`](taskline_layer::event::NO_WORKER)) do not
+//! a worker index ([`NO_WORKER`](taskline_core::NO_WORKER)) do not
 //! count: they did not run on a worker. Workers are keyed by Tokio's worker
 //! index, so two runtimes in one stream share worker 0, 1, ...; and during
 //! `block_in_place` the index moves to a new thread while the old poll goes

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use taskline_layer::event::{Event, EventKind, NO_VALUE, NO_WORKER, TaskKind};
-use taskline_layer::registry::{Registry, Site, ThreadInfo};
+use taskline_core::{Event, EventKind, NO_VALUE, NO_WORKER, TaskKind};
+use taskline_core::{Registry, Site, ThreadInfo};
 
 /// xorshift64*: small, seeded, good enough to shuffle test inputs.
 pub struct Rng(u64);

@@ -1,0 +1,203 @@
+//! [`Snapshot`]: the owned copy of everything the [`Aggregator`](super::Aggregator)
+//! knows, and the statistics types it is made of.
+
+use hdrhistogram::Histogram;
+
+use crate::event::TaskKind;
+use crate::record::stats::RecorderStats;
+
+/// Percentiles of one histogram, in nanoseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HistogramSummary {
+    /// Values recorded.
+    pub count: u64,
+    /// Smallest value (ns, 0 when empty).
+    pub min: u64,
+    /// Median (ns).
+    pub p50: u64,
+    /// 90th percentile (ns).
+    pub p90: u64,
+    /// 99th percentile (ns).
+    pub p99: u64,
+    /// Largest value (ns, at the histogram's precision).
+    pub max: u64,
+}
+
+impl HistogramSummary {
+    pub(super) fn of(h: &Histogram<u64>) -> Self {
+        if h.is_empty() {
+            return Self::default();
+        }
+        HistogramSummary {
+            count: h.len(),
+            min: h.min(),
+            p50: h.value_at_quantile(0.5),
+            p90: h.value_at_quantile(0.9),
+            p99: h.value_at_quantile(0.99),
+            max: h.max(),
+        }
+    }
+}
+
+/// Where a live task is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaskPhase {
+    /// Spawned or woken, not yet polled.
+    Runnable,
+    /// Being polled.
+    Polling,
+    /// Polled, waiting to be woken.
+    Idle,
+}
+
+/// Statistics of one live, tracked task.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskStats {
+    /// Tokio task id.
+    pub id: u64,
+    /// Spawn site id (see [`Registry::site`](crate::Registry::site)).
+    pub site: u32,
+    /// Task name, if given with `tokio::task::Builder::name`.
+    pub name: Option<String>,
+    /// Where the task is now.
+    pub state: TaskPhase,
+    /// Times the task was polled.
+    pub polls: u64,
+    /// Total time being polled (ns): how much worker time the task used.
+    pub busy_ns: u64,
+    /// Total time runnable but not polled (ns): time lost to scheduling.
+    pub scheduled_ns: u64,
+    /// Total time waiting to be woken (ns): time spent waiting on I/O, timers, locks...
+    pub idle_ns: u64,
+    /// Times the task was woken (needs the tracing layer).
+    pub wakes: u64,
+    /// Times the task woke itself (e.g. `yield_now`, budget exhaustion).
+    pub self_wakes: u64,
+    /// Polls longer than the slow-poll threshold.
+    pub slow_polls: u64,
+    /// Resource kind the task last waited on (e.g. `Semaphore`), from the layer.
+    pub last_resource: Option<String>,
+}
+
+/// Statistics of one spawn site, over every task spawned there (live and terminated).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SiteStats {
+    /// Site id (see [`Registry::site`](crate::Registry::site)); `Registry::OVERFLOW` for unknown.
+    pub id: u32,
+    /// Display name: the first task name seen at the site, else `file:line:col`.
+    pub name: String,
+    /// `file:line:col`.
+    pub location: String,
+    /// What kind of task is spawned here.
+    pub kind: TaskKind,
+    /// Tasks spawned here.
+    pub spawned: u64,
+    /// Tracked tasks spawned here that terminated.
+    pub terminated: u64,
+    /// Tracked tasks spawned here that are alive.
+    pub alive: u64,
+    /// Tasks spawned while `max_tracked_tasks` were live: counted in
+    /// `spawned`, nowhere else.
+    pub untracked: u64,
+    /// Polls of tracked tasks.
+    pub polls: u64,
+    /// Total poll time (ns).
+    pub busy_ns: u64,
+    /// Total scheduling delay, runnable -> polled (ns).
+    pub scheduled_ns: u64,
+    /// Total idle time, poll end -> wake (ns).
+    pub idle_ns: u64,
+    /// Sum of spawn -> first poll delays (ns); divide by `first_polls` for the mean.
+    pub first_poll_delay_ns: u64,
+    /// Tasks polled at least once.
+    pub first_polls: u64,
+    /// Wakes of tasks spawned here.
+    pub wakes: u64,
+    /// Self-wakes of tasks spawned here.
+    pub self_wakes: u64,
+    /// Polls longer than the slow-poll threshold.
+    pub slow_polls: u64,
+    /// Waits on resources by resource kind, sorted by kind id.
+    pub resource_waits: Vec<(String, u64)>,
+    /// Poll durations (only for the first [`MAX_SITE_HISTOGRAMS`](crate::MAX_SITE_HISTOGRAMS) sites; 2 significant digits).
+    pub poll_duration: Option<HistogramSummary>,
+    /// Scheduling delays (as `poll_duration`).
+    pub schedule_delay: Option<HistogramSummary>,
+    /// Idle times (as `poll_duration`).
+    pub idle_time: Option<HistogramSummary>,
+}
+
+/// Statistics of one runtime worker thread.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkerStats {
+    /// The recorder's thread number.
+    pub thread: u16,
+    /// OS thread name.
+    pub thread_name: String,
+    /// Tokio worker index (per runtime: two runtimes both have a worker 0).
+    pub worker: u32,
+    /// Polls run on this worker.
+    pub polls: u64,
+    /// Time spent polling (ns).
+    pub busy_ns: u64,
+    /// Times the worker parked (went idle).
+    pub parks: u64,
+    /// Time parked (ns).
+    pub parked_ns: u64,
+}
+
+/// Everything the aggregator knows, as plain owned data. `Display` prints
+/// the text report.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Snapshot {
+    /// Events the aggregator processed (a termination the runtime hooks fold
+    /// into a `PollEnd` arrives as two: `Terminate` and `PollEnd`).
+    pub events: u64,
+    /// The recorder's counters when taken with `Recorder::snapshot`, `None`
+    /// for a standalone aggregator.
+    pub recorder: Option<RecorderStats>,
+    /// Polls longer than this (ns) are slow.
+    pub slow_poll_threshold_ns: u64,
+    /// Tasks spawned (each task once, whichever source reported it).
+    pub spawned: u64,
+    /// Tracked tasks that terminated.
+    pub terminated: u64,
+    /// Tracked tasks alive now.
+    pub alive: u64,
+    /// Tasks not tracked individually because `max_tracked_tasks` were live.
+    pub untracked: u64,
+    /// Tracked tasks runnable now (woken or spawned, not yet polled).
+    pub runnable: u64,
+    /// Most tracked tasks runnable at once.
+    pub max_runnable: u64,
+    /// Polls started (all tasks, including untracked ones and `block_on`).
+    pub polls: u64,
+    /// Total poll time (ns) of polls whose start and end were seen.
+    pub busy_ns: u64,
+    /// Polls longer than `slow_poll_threshold_ns`.
+    pub slow_polls: u64,
+    /// Wakes (needs the tracing layer).
+    pub wakes: u64,
+    /// Self-wakes.
+    pub self_wakes: u64,
+    /// Sum of spawn -> first poll delays (ns) of tracked tasks.
+    pub first_poll_delay_ns: u64,
+    /// Tracked tasks polled at least once.
+    pub first_polls: u64,
+    /// Blocking sections (`spawn_blocking` runs, `block_in_place`) completed.
+    pub blocking_sections: u64,
+    /// Time in blocking sections (ns).
+    pub blocking_ns: u64,
+    /// Poll durations (ns, 2 significant digits: 1% resolution).
+    pub poll_duration: HistogramSummary,
+    /// Scheduling delays, runnable -> polled (ns, 2 significant digits: 1% resolution).
+    pub schedule_delay: HistogramSummary,
+    /// Idle times, poll end -> wake (ns, 2 significant digits: 1% resolution).
+    pub idle_time: HistogramSummary,
+    /// Per spawn site, sorted by site id.
+    pub sites: Vec<SiteStats>,
+    /// Per worker thread, sorted by thread number.
+    pub workers: Vec<WorkerStats>,
+    /// Live tracked tasks, sorted by id.
+    pub tasks: Vec<TaskStats>,
+}

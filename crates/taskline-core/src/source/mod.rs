@@ -1,0 +1,19 @@
+//! The event sources that feed a [`Recorder`](crate::Recorder):
+//! - [`hooks`]: Tokio's runtime hooks, the cheap source of spawns, polls and
+//!   terminations, installed on a `tokio::runtime::Builder`;
+//! - [`subscriber`] and [`layer`]: Tokio's own `tracing` instrumentation, for
+//!   wakes (who woke whom), task names, blocking sections and resource waits;
+//! - [`context`]: the per-thread "which task is being polled" state they share,
+//!   so a poll seen by both is recorded once.
+
+pub(crate) mod context;
+pub(crate) mod hooks;
+pub(crate) mod layer;
+pub(crate) mod subscriber;
+pub(crate) mod task_id;
+
+pub use context::set_current_task;
+pub use hooks::{Capabilities, RuntimeBuilderExt, STABLE_WARNING, capabilities, instrument};
+pub use layer::{TaskSpan, TasklineLayer, block_in_place};
+pub use subscriber::{SubscriberError, TasklineSubscriber};
+pub use task_id::task_id_u64;
