@@ -7,9 +7,7 @@
 //! nanosecond decimals) since the recorder's epoch.
 
 use std::collections::HashMap;
-use std::fs::{self, File};
-use std::io::{self, BufWriter, Write};
-use std::path::Path;
+use std::io::{self, Write};
 
 use serde_json::{Value, json};
 use taskline_core::Registry;
@@ -27,41 +25,11 @@ pub fn run(args: &ConvertArgs) -> Result<(), CliError> {
     let loaded = load(&args.trace)?;
     let rec = &loaded.recording;
     match args.to {
-        Format::ChromeJson => write_atomically(&args.out, |out| {
+        Format::ChromeJson => taskline_trace::write_atomically(&args.out, |out| {
             chrome_json(&rec.events, &rec.registry, out)
         })
         .map_err(|e| CliError::new(format!("cannot write {}: {e}", args.out.display()))),
     }
-}
-
-/// Write `out` through a temporary file in the same directory, then rename.
-fn write_atomically(
-    path: &Path,
-    write: impl FnOnce(&mut BufWriter<File>) -> io::Result<()>,
-) -> io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => ".".into(),
-    };
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let result = (|| {
-        let mut out = BufWriter::new(File::create(&tmp)?);
-        write(&mut out)?;
-        let file = out.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
 }
 
 fn us(ts_ns: u64) -> f64 {

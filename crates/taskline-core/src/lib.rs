@@ -43,6 +43,7 @@
 
 mod aggregate;
 mod event;
+mod id_map;
 mod record;
 mod source;
 #[cfg(test)]
@@ -56,6 +57,7 @@ pub use aggregate::{
 pub use event::{
     BlockingKind, CounterKind, Event, EventKind, NO_VALUE, NO_WORKER, TaskKind, WakeOp, flags,
 };
+pub use id_map::{IdHasher, IdMap};
 pub use record::{
     ConfigError, Recorder, RecorderConfig, RecorderStats, Registry, Sink, Site, ThreadInfo,
     clock_epoch, init_clock, instant_to_ns, now_ns,

@@ -10,9 +10,8 @@
 //!   again (or, hooks only, to the moment Tokio says it was scheduled, or to
 //!   the next poll when schedule-latency tracking is off).
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::time::Duration;
+use taskline_core::IdMap;
 
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{BoundCounter, BoundHistogram, Counter, Histogram, Meter};
@@ -71,31 +70,6 @@ enum Phase {
     Polling,
     Idle,
 }
-
-/// Multiplicative hasher for task and site ids (already unique integers):
-/// the consumer looks a task up on nearly every event, and SipHash cost
-/// more than the rest of the lookup.
-#[derive(Default)]
-struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        }
-    }
-    fn write_u32(&mut self, v: u32) {
-        self.write_u64(u64::from(v));
-    }
-    fn write_u64(&mut self, v: u64) {
-        self.0 = (v ^ self.0).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
-
-type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
 
 /// One attribute set's instruments, bound once: recording through a bound
 /// instrument skips the SDK's per-call hashing and lookup of the attribute

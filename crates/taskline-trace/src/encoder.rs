@@ -20,8 +20,7 @@
 //! arrow and lifecycle events are no longer deduplicated (events are still
 //! written losslessly).
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use taskline_core::IdMap;
 
 use taskline_core::{Event, EventKind, flags};
 use taskline_core::{Registry, Site};
@@ -40,26 +39,6 @@ pub(crate) const COMPRESS_BLOCK: usize = 256 * 1024;
 const RECENT_TERMINATIONS: usize = 4096;
 /// Derived counters (alive, runnable tasks) are sampled at most this often, in event time.
 pub(crate) const SAMPLE_INTERVAL_NS: u64 = 1_000_000;
-
-/// A multiplicative hasher for task ids (ids are already well spread; SipHash is wasted work here).
-#[derive(Default, Clone, Copy)]
-pub(crate) struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x517c_c1b7_2722_0a95);
-        }
-    }
-    fn write_u64(&mut self, x: u64) {
-        self.0 = (x ^ (x >> 29)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    }
-}
-
-type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
 
 /// Initial slots of [`TaskTable`]'s direct-mapped part (it doubles on a
 /// collision up to `max_tracked_tasks` rounded up to a power of two).
@@ -1146,7 +1125,7 @@ mod task_table_tests {
     #[test]
     fn task_table_matches_a_hash_map() {
         let mut t = TaskTable::new(4096);
-        let mut m: HashMap<u64, u64> = HashMap::new();
+        let mut m: std::collections::HashMap<u64, u64> = Default::default();
         let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
         for step in 0..200_000u64 {
             x ^= x << 13;

@@ -37,9 +37,8 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::fs::{self, File};
-use std::io::{self, BufWriter};
-use std::path::{Path, PathBuf};
+use std::io;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -425,7 +424,7 @@ impl Shared {
             compress: true,
             ..crate::TraceOptions::lossless()
         };
-        let bytes = write_atomically(&path, seq, |out| {
+        let bytes = crate::write_atomically(&path, |out| {
             encode_trace_with(&events, &registry, 0, options, out)
         })
         .map_err(FlightError::Io)?;
@@ -436,44 +435,6 @@ impl Shared {
             reason: req.reason.clone(),
         })
     }
-}
-
-/// Write a file through a temporary file in the same directory, fsync and rename.
-fn write_atomically(
-    path: &Path,
-    seq: u64,
-    write: impl FnOnce(&mut BufWriter<File>) -> io::Result<u64>,
-) -> io::Result<u64> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    fs::create_dir_all(&dir)?;
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "dump path has no file name"))?;
-    let tmp = dir.join(format!(
-        ".{}.{}-{seq}.tmp",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let result = (|| {
-        let mut out = BufWriter::new(File::create(&tmp)?);
-        let bytes = write(&mut out)?;
-        let file = out.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
-        drop(file);
-        fs::rename(&tmp, path)?;
-        // Make the rename durable; not every platform can open a directory.
-        if let Ok(d) = File::open(&dir) {
-            let _ = d.sync_all();
-        }
-        Ok(bytes)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
 }
 
 /// `YYYYmmddTHHMMSS.mmmZ` for a wall-clock time (UTC).

@@ -16,6 +16,7 @@
 //! layout.
 
 pub mod analysis;
+mod atomic_file;
 mod derive;
 mod encoder;
 mod error;
@@ -26,6 +27,7 @@ mod schema;
 mod wire;
 mod writer;
 
+pub use atomic_file::write_atomically;
 pub use error::{TraceError, TraceErrorKind};
 pub use reader::{CounterSample, Recording, events_by_thread, read_trace};
 pub use writer::{

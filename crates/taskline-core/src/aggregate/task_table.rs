@@ -23,29 +23,7 @@
 //! forth. Rebuilding moves every entry, so its cost is amortized over the
 //! inserts or removals that caused it.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-
-/// Multiplicative hasher for task ids (already unique integers).
-#[derive(Default)]
-pub(crate) struct IdHasher(u64);
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    fn write_u64(&mut self, v: u64) {
-        self.0 = v.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    }
-}
-
-/// A hash map keyed by integer ids with [`IdHasher`].
-pub(crate) type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
+use crate::IdMap;
 
 /// Ways per bucket: a task may sit in any slot of its bucket. A bucket's
 /// ids and its spill count share one 64-byte cache line.
@@ -70,7 +48,7 @@ pub(crate) struct TaskTable<V> {
     /// Entries in the slots.
     direct: usize,
     /// Entries whose bucket was full (and id 0).
-    overflow: IdMap<V>,
+    overflow: IdMap<u64, V>,
     max_buckets: usize,
     /// Removals that left the table under 1/32 full since it was last busier
     /// than that (or rebuilt): it shrinks once that reaches the slot count.
