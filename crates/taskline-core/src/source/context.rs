@@ -6,6 +6,8 @@
 
 use std::cell::Cell;
 
+use crate::event::NO_WORKER;
+
 thread_local! {
     static CURRENT: Cell<u64> = const { Cell::new(0) };
     /// The task whose hooked poll runs on this thread; 0 = none.
@@ -115,4 +117,13 @@ mod tests {
         assert!(!terminate_in_poll(5), "the layer's poll, not a hooked one");
         set_current_task(0);
     }
+}
+
+/// The Tokio worker index of this thread, or [`NO_WORKER`] off the
+/// runtime's workers (blocking pool, `block_on`, foreign threads).
+#[inline]
+pub fn worker() -> u32 {
+    tokio::runtime::worker_index()
+        .and_then(|i| u32::try_from(i).ok())
+        .unwrap_or(NO_WORKER)
 }

@@ -25,9 +25,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::runtime::Builder;
 
-use crate::event::{Event, EventKind, NO_WORKER};
+use crate::event::{Event, EventKind};
 use crate::record::clock;
 use crate::record::recorder::Recorder;
+use crate::source::context::worker;
 
 /// What the runtime hooks can record in this build.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,13 +58,6 @@ pub const STABLE_WARNING: &str = "taskline: built without --cfg tokio_unstable; 
 
 #[cfg(not(tokio_unstable))]
 static WARNED: AtomicBool = AtomicBool::new(false);
-
-#[inline]
-fn worker() -> u32 {
-    tokio::runtime::worker_index()
-        .and_then(|i| u32::try_from(i).ok())
-        .unwrap_or(NO_WORKER)
-}
 
 /// Installs taskline's runtime hooks on `builder`, recording into `recorder`.
 /// Replaces earlier callbacks for the same hooks (Tokio keeps one per hook).
@@ -108,82 +102,14 @@ impl RuntimeBuilderExt for Builder {
 
 #[cfg(tokio_unstable)]
 mod unstable {
-    use std::cell::RefCell;
-    use std::panic::Location;
-
     use tokio::runtime::{Builder, TaskMeta};
 
-    use super::worker;
     use crate::event::{Event, EventKind, NO_VALUE, TaskKind, flags};
     use crate::record::clock;
     use crate::record::recorder::Recorder;
-    use crate::record::registry::Registry;
-    use crate::source::context;
+    use crate::source::context::{self, worker};
+    use crate::source::intern_cache::site_of_location;
     use crate::source::task_id::task_id_u64;
-
-    /// Slots of the per-thread spawn-site cache (a power of two).
-    const SITE_CACHE_SLOTS: usize = 256;
-
-    /// One cached `(recorder, spawn location) -> site id` mapping.
-    #[derive(Clone, Copy)]
-    struct SiteSlot {
-        recorder: u64,
-        location: usize,
-        site: u32,
-    }
-
-    const EMPTY_SLOT: SiteSlot = SiteSlot {
-        recorder: 0,
-        location: 0,
-        site: 0,
-    };
-
-    thread_local! {
-        /// Direct-mapped cache by `Location` address: a spawn costs a
-        /// multiply, a shift and a compare instead of a hash-map lookup. A
-        /// collision only means a second trip to the registry (a read lock).
-        /// Fixed size (6 KiB per thread), no destructor.
-        static SITES: RefCell<[SiteSlot; SITE_CACHE_SLOTS]> =
-            const { RefCell::new([EMPTY_SLOT; SITE_CACHE_SLOTS]) };
-    }
-
-    #[inline]
-    fn slot_of(location: usize) -> usize {
-        // Fibonacci hashing: the top bits of a multiply spread neighbouring
-        // addresses (Locations are 24 bytes apart) over the whole table.
-        ((location as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-            >> (u64::BITS - SITE_CACHE_SLOTS.trailing_zeros())) as usize
-    }
-
-    fn site_id(recorder: &Recorder, loc: &'static Location<'static>) -> u32 {
-        let id = recorder.id();
-        let location = loc as *const Location<'static> as usize;
-        let intern = || {
-            recorder
-                .registry()
-                .intern_site(loc.file(), loc.line(), loc.column(), TaskKind::Task)
-        };
-        SITES
-            .try_with(|c| {
-                let Ok(mut slots) = c.try_borrow_mut() else {
-                    return intern();
-                };
-                let slot = &mut slots[slot_of(location)];
-                if slot.recorder == id && slot.location == location {
-                    return slot.site;
-                }
-                let site = intern();
-                if site != Registry::OVERFLOW {
-                    *slot = SiteSlot {
-                        recorder: id,
-                        location,
-                        site,
-                    };
-                }
-                site
-            })
-            .unwrap_or_else(|_| intern())
-    }
 
     pub(super) fn install(builder: &mut Builder, recorder: &Recorder) {
         // Tokio reads the clock on every schedule when this is on: opt-in.
@@ -193,7 +119,7 @@ mod unstable {
         let r = recorder.clone();
         builder.on_task_spawn(move |meta: &TaskMeta<'_>| {
             let mut e = Event::new(EventKind::Spawn, clock::now_ns(), task_id_u64(meta.id()));
-            e.aux = site_id(&r, meta.spawned_at());
+            e.aux = site_of_location(r.id(), r.registry(), meta.spawned_at());
             e.flags = TaskKind::Task as u8;
             r.record(e);
         });

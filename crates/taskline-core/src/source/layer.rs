@@ -88,14 +88,14 @@
 //! for another span is never misread); only spans that found no free slot
 //! at creation go through the registry. `waker.clone` / `waker.drop` events
 //! cost a field visit. Spawn sites, resource kinds and span names go through
-//! a small per-thread cache, so steady-state interning takes no lock and
-//! allocates nothing.
+//! the sources' per-thread interning cache (shared with the runtime hooks),
+//! so steady-state interning takes no lock and allocates nothing.
 //!
 //! The dominant cost is not this layer but `tracing_subscriber::registry()`
 //! itself, which allocates and tracks a span per task and per resource
-//! operation: on a task-per-pixel Mandelbrot (a million tiny tasks) the
-//! registry with an *empty* layer already costs 1.1-1.2x, on a channel-fed
-//! pool about 3x. [`TasklineSubscriber`](crate::source::subscriber::TasklineSubscriber)
+//! operation: on spawn-heavy and channel-heavy code the registry with an
+//! *empty* layer already costs more than everything taskline records (the
+//! measurements are in the bench crate's README). [`TasklineSubscriber`](crate::source::subscriber::TasklineSubscriber)
 //! records the same events without the registry (it sits in front of your
 //! stack instead of inside it) and is the recommended source; use this layer
 //! where a tool beside it needs Tokio's spans too (`console-subscriber`), or
@@ -112,7 +112,6 @@
 
 use std::cell::RefCell;
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tracing::field::{Field, Visit};
@@ -122,11 +121,12 @@ use tracing::{Metadata, Subscriber};
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::event::{BlockingKind, Event, EventKind, NO_VALUE, NO_WORKER, TaskKind, WakeOp, flags};
+use crate::event::{BlockingKind, Event, EventKind, NO_VALUE, TaskKind, WakeOp, flags};
 use crate::record::clock;
 use crate::record::recorder::Recorder;
 use crate::record::registry::Registry;
-use crate::source::context;
+use crate::source::context::{self, worker};
+use crate::source::intern_cache::{intern_site, intern_str};
 
 /// Span name of Tokio's task spans.
 pub(crate) const SPAWN_SPAN: &str = "runtime.spawn";
@@ -278,11 +278,6 @@ impl TasklineLayer {
         self.record_spans
     }
 
-    /// This layer's key in the per-thread caches.
-    pub(crate) fn cache_key(&self) -> u64 {
-        self.id
-    }
-
     /// Records a `Wake` of `woken` by `op`, naming the task this thread is
     /// polling (if any) as the waker.
     pub(crate) fn record_wake(&self, woken: u64, op: WakeOp) {
@@ -328,7 +323,14 @@ impl TasklineLayer {
             } else {
                 v.file.as_str()
             };
-            let site = intern_site(self.id, self.registry(), file, v.line, v.col, kind);
+            let site = intern_site(
+                self.recorder.id(),
+                self.registry(),
+                file,
+                v.line,
+                v.col,
+                kind,
+            );
             let size = v.original_size.or(v.size).unwrap_or(0);
             self.emit(
                 EventKind::Spawn,
@@ -357,7 +359,7 @@ impl TasklineLayer {
         t.saved.store(OWNED | (prev & !OWNED), Ordering::Relaxed);
         let blocking = t.kind == TaskKind::Blocking;
         let ts = clock::now_ns();
-        let worker = worker_index();
+        let worker = worker();
         let mut woken = t.woken.swap(false, Ordering::Relaxed);
         if t.in_table {
             woken |= self.spans.take_woken(span, t.task);
@@ -396,7 +398,7 @@ impl TasklineLayer {
         }
         context::set_current_task(saved & !OWNED);
         let ts = clock::now_ns();
-        let worker = worker_index();
+        let worker = worker();
         let deferred = with_local(|l| {
             if l.layer != self.id {
                 return false;
@@ -601,14 +603,18 @@ where
             if v.concrete_type.is_empty() {
                 return;
             }
-            let kind = intern_str(self.id, self.registry(), v.concrete_type.as_str());
+            let kind = intern_str(
+                self.recorder.id(),
+                self.registry(),
+                v.concrete_type.as_str(),
+            );
             Ext::Resource(ResourceSpan {
                 kind,
                 internal: v.internal,
             })
         } else if self.record_spans && !is_tokio_target(meta.target()) {
             Ext::App(AppSpan {
-                name: intern_str(self.id, self.registry(), name),
+                name: intern_str(self.recorder.id(), self.registry(), name),
             })
         } else {
             return;
@@ -1039,14 +1045,6 @@ pub(crate) fn is_tokio_target(target: &str) -> bool {
         || target.starts_with("runtime::")
 }
 
-/// The Tokio worker index of this thread, or [`NO_WORKER`].
-#[inline]
-fn worker_index() -> u32 {
-    tokio::runtime::worker_index()
-        .and_then(|i| u32::try_from(i).ok())
-        .unwrap_or(NO_WORKER)
-}
-
 /// Runs `f` with [`tokio::task::block_in_place`], recording the section as
 /// `BlockingStart` / `BlockingEnd` with [`BlockingKind::BlockInPlace`].
 ///
@@ -1091,7 +1089,7 @@ where
             self.recorder.record(e);
         }
     }
-    let worker = worker_index();
+    let worker = worker();
     let mut e = Event::new(EventKind::BlockingStart, clock::now_ns(), 0);
     e.aux = worker;
     e.flags = BlockingKind::BlockInPlace as u8;
@@ -1470,112 +1468,6 @@ impl SpanTable {
             _ => false,
         }
     }
-}
-
-// ---------------------------------------------------------------------------
-// Per-thread interning cache: the registry takes a lock and allocates a key
-// per lookup; this cache makes a repeated site / string a hash, an index and
-// a memcmp. Direct-mapped, fixed size, allocated once per thread.
-// ---------------------------------------------------------------------------
-
-const CACHE_SLOTS: usize = 256;
-/// `kind` value marking a plain string entry (sites use the `TaskKind`).
-const STRING_TAG: u8 = 0xff;
-
-struct Slot {
-    layer: u64,
-    hash: u64,
-    line: u32,
-    col: u32,
-    tag: u8,
-    id: u32,
-    text: Arc<str>,
-}
-
-thread_local! {
-    static CACHE: RefCell<Vec<Option<Slot>>> = const { RefCell::new(Vec::new()) };
-}
-
-/// FxHash-style hash of a string plus the extra key parts.
-fn key_hash(layer: u64, s: &str, line: u32, col: u32, tag: u8) -> u64 {
-    const K: u64 = 0x517c_c1b7_2722_0a95;
-    let mut h = layer.wrapping_mul(K);
-    let mut mix = |v: u64| h = (h.rotate_left(5) ^ v).wrapping_mul(K);
-    let bytes = s.as_bytes();
-    let mut chunks = bytes.chunks_exact(8);
-    for c in &mut chunks {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(c);
-        mix(u64::from_le_bytes(a));
-    }
-    for &b in chunks.remainder() {
-        mix(u64::from(b));
-    }
-    mix((u64::from(line) << 32) | u64::from(col));
-    mix(u64::from(tag) | ((bytes.len() as u64) << 8));
-    h
-}
-
-/// Looks `(s, line, col, tag)` up in this thread's cache, or computes it with
-/// `miss` and remembers it (unless it is [`Registry::OVERFLOW`]).
-fn cached(layer: u64, s: &str, line: u32, col: u32, tag: u8, miss: impl FnOnce() -> u32) -> u32 {
-    let hash = key_hash(layer, s, line, col, tag);
-    let idx = (hash >> 56) as usize % CACHE_SLOTS;
-    let hit = CACHE.try_with(|c| {
-        let c = c.try_borrow().ok()?;
-        let slot = c.get(idx)?.as_ref()?;
-        (slot.layer == layer
-            && slot.hash == hash
-            && slot.line == line
-            && slot.col == col
-            && slot.tag == tag
-            && &*slot.text == s)
-            .then_some(slot.id)
-    });
-    if let Ok(Some(id)) = hit {
-        return id;
-    }
-    let id = miss();
-    if id != Registry::OVERFLOW {
-        let _ = CACHE.try_with(|c| {
-            if let Ok(mut c) = c.try_borrow_mut() {
-                if c.is_empty() {
-                    c.resize_with(CACHE_SLOTS, || None);
-                }
-                if let Some(slot) = c.get_mut(idx) {
-                    *slot = Some(Slot {
-                        layer,
-                        hash,
-                        line,
-                        col,
-                        tag,
-                        id,
-                        text: Arc::from(s),
-                    });
-                }
-            }
-        });
-    }
-    id
-}
-
-/// [`Registry::intern`] through the per-thread cache.
-pub(crate) fn intern_str(layer: u64, registry: &Registry, s: &str) -> u32 {
-    cached(layer, s, 0, 0, STRING_TAG, || registry.intern(s))
-}
-
-/// [`Registry::intern_site`] through the per-thread cache.
-fn intern_site(
-    layer: u64,
-    registry: &Registry,
-    file: &str,
-    line: u32,
-    col: u32,
-    kind: TaskKind,
-) -> u32 {
-    cached(layer, file, line, col, kind as u8, || {
-        registry.intern_site(file, line, col, kind)
-    })
 }
 
 #[cfg(test)]

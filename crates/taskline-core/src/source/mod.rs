@@ -8,6 +8,7 @@
 
 pub(crate) mod context;
 pub(crate) mod hooks;
+pub(crate) mod intern_cache;
 pub(crate) mod layer;
 pub(crate) mod subscriber;
 pub(crate) mod task_id;

@@ -110,10 +110,10 @@ use tracing_subscriber::registry::{LookupSpan, Registry, SpanData};
 use crate::event::{EventKind, TaskKind};
 use crate::record::recorder::Recorder;
 use crate::source::context;
+use crate::source::intern_cache::intern_str;
 use crate::source::layer::{
     BLOCKING_TARGET, Cb, POLL_OP_TARGET, PollOpVisitor, RESOURCE_SPAN, ResourceVisitor, SPAWN_SPAN,
-    TaskSpan, TasklineLayer, WAKER_TARGET, WakerVisitor, borrow_thread_local, intern_str,
-    is_tokio_target,
+    TaskSpan, TasklineLayer, WAKER_TARGET, WakerVisitor, borrow_thread_local, is_tokio_target,
 };
 
 /// Bit 37 of `id - 1`: set in every id taskline assigns, in none the
@@ -615,7 +615,7 @@ impl<S> TasklineSubscriber<S> {
             return ignored_id();
         }
         let kind = intern_str(
-            self.engine.cache_key(),
+            self.engine.recorder().id(),
             self.engine.registry(),
             v.concrete_type.as_str(),
         );
@@ -774,7 +774,7 @@ fn app_span_name<S: Subscriber>(sub: &TasklineSubscriber<S>, id: &span::Id) -> O
     let data = registry.span_data(id)?;
     let name = data.metadata().name();
     Some(intern_str(
-        sub.engine.cache_key(),
+        sub.engine.recorder().id(),
         sub.engine.registry(),
         name,
     ))
