@@ -14,10 +14,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use taskline_mandelbrot::{
-    Peer, Variant, default_workers, render, render_rayon, render_thread_scope,
-};
-
+use taskline_mandelbrot::{Renderer, Suite, default_workers};
 /// Reads a positive integer from `name`, or `default` if unset; exits with a
 /// clear message on a malformed value rather than benchmarking the wrong thing.
 fn env_usize(name: &str, default: usize) -> usize {
@@ -36,14 +33,7 @@ fn env_usize(name: &str, default: usize) -> usize {
 fn mandelbrot(c: &mut Criterion) {
     let size = u32::try_from(env_usize("TASKLINE_BENCH_SIZE", 256)).unwrap_or(u32::MAX);
     let workers = env_usize("TASKLINE_BENCH_WORKERS", default_workers());
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .build()
-        .expect("build the Tokio runtime");
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(workers)
-        .build()
-        .expect("build the rayon pool");
+    let suite = Suite::new(size, workers).expect("a valid size and worker count");
 
     let mut group = c.benchmark_group(format!("mandelbrot/{size}x{size}/w{workers}"));
     group.throughput(Throughput::Elements(u64::from(size) * u64::from(size)));
@@ -52,24 +42,15 @@ fn mandelbrot(c: &mut Criterion) {
     group.warm_up_time(Duration::from_millis(500));
     group.measurement_time(Duration::from_secs(if size > 1024 { 20 } else { 3 }));
 
-    for variant in Variant::ALL {
-        group.bench_function(BenchmarkId::new("tokio", variant), |b| {
-            b.iter(|| {
-                runtime
-                    .block_on(render(variant, black_box(size), size, workers))
-                    .expect("render")
-            })
+    for renderer in Renderer::ALL {
+        let id = match renderer {
+            Renderer::Tokio(v) => BenchmarkId::new("tokio", v),
+            Renderer::Peer(p) => BenchmarkId::new("peer", p),
+        };
+        group.bench_function(id, |b| {
+            b.iter(|| suite.run(black_box(renderer)).expect("render"))
         });
     }
-    group.bench_function(BenchmarkId::new("peer", Peer::Rayon), |b| {
-        b.iter(|| {
-            pool.install(|| render_rayon(black_box(size), size))
-                .expect("render")
-        })
-    });
-    group.bench_function(BenchmarkId::new("peer", Peer::ThreadScope), |b| {
-        b.iter(|| render_thread_scope(black_box(size), size, workers).expect("render"))
-    });
     group.finish();
 }
 

@@ -6,22 +6,17 @@
 //! criterion bench `benches/overhead.rs` measures the per-poll cost of the
 //! yield-heavy micro workload.
 //!
-//! Every workload is written once, generic over a [`Spawner`], so that every
+//! The five Mandelbrot workloads are `taskline_mandelbrot`'s own variants
+//! (the ones the demo runs), rendered through
+//! [`taskline_mandelbrot::render_with`] with a [`Spawner`], so every
 //! configuration runs exactly the same code; only `tokio-metrics` needs to
 //! wrap each future (its `TaskMonitor` instruments futures, not the runtime).
+//! The yield micro workload is the only one written here.
 
 use std::future::Future;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
 
+use taskline_mandelbrot::{Spawn, Variant, render_with};
 use tokio::task::JoinHandle;
-
-/// The Mandelbrot pixel function of the Go tutorial, from `taskline-mandelbrot`,
-/// taking `usize` coordinates.
-#[inline]
-pub fn pixel(i: usize, j: usize, width: usize, height: usize) -> u8 {
-    taskline_mandelbrot::pixel(i as u32, j as u32, width as u32, height as u32)
-}
 
 /// How a workload spawns its tasks.
 ///
@@ -38,11 +33,11 @@ pub enum Spawner {
     Monitor(tokio_metrics::TaskMonitor),
 }
 
-impl Spawner {
+impl Spawn for Spawner {
     /// Spawn `future` on the current runtime, wrapped as this spawner says.
     #[inline]
     #[track_caller]
-    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
@@ -95,6 +90,18 @@ impl Workload {
         }
     }
 
+    /// The Mandelbrot variant this workload renders (`None` for yield).
+    pub fn variant(self) -> Option<Variant> {
+        match self {
+            Workload::Serial => Some(Variant::Serial),
+            Workload::TaskPerPixel => Some(Variant::TaskPerPixel),
+            Workload::TaskPerColumn => Some(Variant::TaskPerColumn),
+            Workload::WorkerPoolPixels => Some(Variant::WorkerPoolPixels),
+            Workload::WorkerPoolColumns => Some(Variant::WorkerPoolColumns),
+            Workload::Yield => None,
+        }
+    }
+
     /// Parse a command-line name (see [`Workload::name`]).
     pub fn parse(s: &str) -> Option<Workload> {
         Workload::ALL.into_iter().find(|w| w.name() == s)
@@ -129,133 +136,48 @@ impl Params {
 /// and every configuration can be checked to compute the same result.
 pub type Checksum = u64;
 
-fn checksum(img: &[u8]) -> Checksum {
-    // FNV-1a: cheap, order-sensitive.
-    img.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
 /// Run `workload` on the current runtime, spawning through `spawner`.
 ///
 /// Like `taskline_mandelbrot::render`, everything (including the loop that
 /// spawns tasks or feeds the channel, Go's main goroutine) runs inside one
-/// spawned driver task, so all the work happens on runtime workers.
+/// spawned driver task, so all the work happens on runtime workers. The
+/// Mandelbrot workloads return their image's checksum, the yield workload
+/// the number of yields.
 pub async fn run(workload: Workload, spawner: &Spawner, p: Params) -> Checksum {
-    let s = spawner.clone();
-    spawner
-        .spawn(async move { drive(workload, &s, p).await })
-        .await
-        .expect("driver task panicked")
-}
-
-async fn drive(workload: Workload, spawner: &Spawner, p: Params) -> Checksum {
-    let (w, h) = (p.size, p.size);
-    match workload {
-        Workload::Serial => {
-            let mut img = vec![0u8; w * h];
-            for i in 0..w {
-                for j in 0..h {
-                    img[i * h + j] = pixel(i, j, w, h);
-                }
-            }
-            checksum(&img)
-        }
-        Workload::TaskPerPixel => {
-            let mut handles = Vec::with_capacity(w * h);
-            for i in 0..w {
-                for j in 0..h {
-                    handles.push(spawner.spawn(async move { pixel(i, j, w, h) }));
-                }
-            }
-            let mut img = Vec::with_capacity(w * h);
-            for handle in handles {
-                img.push(handle.await.expect("pixel task panicked"));
-            }
-            checksum(&img)
-        }
-        Workload::TaskPerColumn => {
-            let handles: Vec<_> = (0..w)
-                .map(|i| {
-                    spawner.spawn(
-                        async move { (0..h).map(|j| pixel(i, j, w, h)).collect::<Vec<u8>>() },
-                    )
-                })
-                .collect();
-            let mut img = Vec::with_capacity(w * h);
-            for handle in handles {
-                img.extend(handle.await.expect("column task panicked"));
-            }
-            checksum(&img)
-        }
-        Workload::WorkerPoolPixels => {
-            pool(spawner, p, 1, (0..w * h).map(move |k| (k / h, Some(k % h)))).await
-        }
-        Workload::WorkerPoolColumns => pool(spawner, p, w.max(1), (0..w).map(|i| (i, None))).await,
-        Workload::Yield => {
-            let handles: Vec<_> = (0..p.yield_tasks())
-                .map(|_| {
-                    let n = p.yields;
-                    spawner.spawn(async move {
-                        for _ in 0..n {
-                            tokio::task::yield_now().await;
-                        }
-                        n as u64
-                    })
-                })
-                .collect();
-            let mut total = 0;
-            for handle in handles {
-                total += handle.await.expect("yield task panicked");
-            }
-            total
+    let size = u32::try_from(p.size).expect("image size fits in u32");
+    match workload.variant() {
+        Some(variant) => render_with(spawner, variant, size, size, p.workers.max(1))
+            .await
+            .expect("render")
+            .checksum(),
+        None => {
+            let s = spawner.clone();
+            spawner
+                .spawn(async move { yields(&s, p).await })
+                .await
+                .expect("driver task panicked")
         }
     }
 }
 
-/// Worker-pool variants: `p.workers` pool tasks receive `(column, Some(row))`
-/// (one pixel) or `(column, None)` (a whole column) from a bounded channel of
-/// `capacity` and write into a shared image.
-async fn pool(
-    spawner: &Spawner,
-    p: Params,
-    capacity: usize,
-    jobs: impl Iterator<Item = (usize, Option<usize>)>,
-) -> Checksum {
-    let (w, h) = (p.size, p.size);
-    let img: Arc<[AtomicU8]> = (0..w * h).map(|_| AtomicU8::new(0)).collect();
-    let (tx, rx) = tokio::sync::mpsc::channel::<(usize, Option<usize>)>(capacity);
-    // tokio's mpsc has one receiver: the pool shares it behind an async mutex,
-    // which makes it a multi-consumer channel like Go's.
-    let rx = Arc::new(tokio::sync::Mutex::new(rx));
-    let workers: Vec<_> = (0..p.workers.max(1))
+/// The yield workload: `2 x workers` tasks each doing `yields` `yield_now().await`.
+async fn yields(spawner: &Spawner, p: Params) -> Checksum {
+    let handles: Vec<_> = (0..p.yield_tasks())
         .map(|_| {
-            let (rx, img) = (rx.clone(), img.clone());
+            let n = p.yields;
             spawner.spawn(async move {
-                loop {
-                    let job = rx.lock().await.recv().await;
-                    let Some((i, row)) = job else { break };
-                    match row {
-                        Some(j) => img[i * h + j].store(pixel(i, j, w, h), Ordering::Relaxed),
-                        None => {
-                            for j in 0..h {
-                                img[i * h + j].store(pixel(i, j, w, h), Ordering::Relaxed);
-                            }
-                        }
-                    }
+                for _ in 0..n {
+                    tokio::task::yield_now().await;
                 }
+                n as u64
             })
         })
         .collect();
-    for job in jobs {
-        tx.send(job).await.expect("pool workers gone");
+    let mut total = 0;
+    for handle in handles {
+        total += handle.await.expect("yield task panicked");
     }
-    drop(tx);
-    for worker in workers {
-        worker.await.expect("pool worker panicked");
-    }
-    let img: Vec<u8> = img.iter().map(|b| b.load(Ordering::Relaxed)).collect();
-    checksum(&img)
+    total
 }
 
 /// Peak resident set size of this process in KiB (`VmHWM` of
@@ -401,7 +323,7 @@ mod tests {
             .map(|&w| rt.block_on(run(w, &Spawner::Tokio, params())))
             .collect();
         assert!(sums.windows(2).all(|s| s[0] == s[1]), "{sums:?}");
-        // ... and the image of taskline-mandelbrot's own renderer (column-major, like ours).
+        // ... and the image of taskline-mandelbrot's own renderer with plain tokio::spawn.
         let p = params();
         let image = rt
             .block_on(taskline_mandelbrot::render(
@@ -411,7 +333,7 @@ mod tests {
                 2,
             ))
             .unwrap();
-        assert_eq!(checksum(image.as_column_major()), sums[0]);
+        assert_eq!(image.checksum(), sums[0]);
     }
 
     #[test]

@@ -14,24 +14,7 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use taskline_mandelbrot::{
-    Image, Peer, RenderError, Variant, default_workers, render, render_rayon, render_thread_scope,
-};
-
-/// One row of the table.
-enum Renderer {
-    Tokio(Variant),
-    Peer(Peer),
-}
-
-impl Renderer {
-    fn name(&self) -> String {
-        match self {
-            Renderer::Tokio(v) => v.to_string(),
-            Renderer::Peer(p) => format!("{p} (not tokio)"),
-        }
-    }
-}
+use taskline_mandelbrot::{Image, RenderError, Renderer, Suite, Variant, default_workers};
 
 struct Args {
     size: u32,
@@ -75,27 +58,8 @@ fn compare(args: &Args) -> Result<(), RenderError> {
         rounds,
         workers,
     } = *args;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .build()
-        .map_err(RenderError::Runtime)?;
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(workers)
-        .build()
-        .map_err(|e| RenderError::ThreadPool(e.to_string()))?;
-    let renderers: Vec<Renderer> = Variant::ALL
-        .into_iter()
-        .map(Renderer::Tokio)
-        .chain(Peer::ALL.into_iter().map(Renderer::Peer))
-        .collect();
-    let run_one = |r: &Renderer| -> Result<Image, RenderError> {
-        match r {
-            Renderer::Tokio(v) => runtime.block_on(render(*v, size, size, workers)),
-            Renderer::Peer(Peer::Rayon) => pool.install(|| render_rayon(size, size)),
-            Renderer::Peer(Peer::ThreadScope) => render_thread_scope(size, size, workers),
-        }
-    };
-
+    let suite = Suite::new(size, workers)?;
+    let renderers = Renderer::ALL;
     println!(
         "{size}x{size}, {workers} workers, {rounds} rounds (interleaved), {} CPUs",
         default_workers()
@@ -105,15 +69,12 @@ fn compare(args: &Args) -> Result<(), RenderError> {
     for _ in 0..rounds {
         for (k, r) in renderers.iter().enumerate() {
             let start = Instant::now();
-            let image = run_one(r)?;
+            let image = suite.run(*r)?;
             times[k].push(start.elapsed());
             match &reference {
                 None => reference = Some(image),
                 Some(expected) if *expected != image => {
-                    return Err(RenderError::Task(format!(
-                        "{} rendered a different image",
-                        r.name()
-                    )));
+                    return Err(RenderError::Task(format!("{r} rendered a different image")));
                 }
                 Some(_) => {}
             }
@@ -139,7 +100,7 @@ fn compare(args: &Args) -> Result<(), RenderError> {
         let (min, max) = (ms(t[0]), ms(t[t.len() - 1]));
         println!(
             "{:<26} {:>10.1} {:>21} {:>9.2} {:>9.2}",
-            r.name(),
+            r.to_string(),
             medians[k],
             format!("{min:.1}..{max:.1}"),
             medians[k] / serial,
@@ -153,7 +114,7 @@ fn compare(args: &Args) -> Result<(), RenderError> {
         .map_or((0, serial), |(k, m)| (k, *m));
     println!(
         "best tokio variant: {} at {:.2}x rayon ({:+.1}%)",
-        renderers[best_k].name(),
+        renderers[best_k],
         best / rayon,
         (best / rayon - 1.0) * 100.0
     );

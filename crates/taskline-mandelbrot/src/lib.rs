@@ -72,6 +72,7 @@ mod image;
 mod peers;
 mod pixel;
 mod render;
+mod suite;
 mod variant;
 
 pub use error::RenderError;
@@ -80,5 +81,6 @@ pub use peers::{render_rayon, render_thread_scope, run_peer};
 pub use pixel::{COMPLEXITY, MAX_ITERATIONS, go_uint8, norm, pixel};
 #[doc(hidden)]
 pub use pixel::{final_x, pixel_saturating};
-pub use render::{MAX_WORKERS, default_workers, render, run};
+pub use render::{MAX_WORKERS, Spawn, TokioSpawn, default_workers, render, render_with, run};
+pub use suite::{Renderer, Suite};
 pub use variant::{Peer, UnknownName, Variant};

@@ -1,8 +1,10 @@
 //! The Tokio variants (v1..v5) and the runtime that runs them.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use tokio::sync::{Mutex, mpsc};
+use tokio::task::JoinHandle;
 
 use crate::canvas::{Canvas, checked_len};
 use crate::{Image, RenderError, Variant, pixel};
@@ -22,6 +24,62 @@ pub(crate) fn resolve_workers(workers: usize) -> Result<usize, RenderError> {
         0 => Ok(default_workers()),
         n if n > MAX_WORKERS => Err(RenderError::TooManyWorkers(n)),
         n => Ok(n),
+    }
+}
+
+/// How the variants spawn their tasks: [`TokioSpawn`] is `tokio::spawn`; a
+/// benchmark or a tool that instruments futures (rather than the runtime)
+/// wraps each future in its own implementation and passes it to
+/// [`render_with`], so every configuration runs exactly the same variants.
+///
+/// Implementations should be `#[track_caller]` and end in a spawn marked so
+/// (like `tokio::spawn`), so each variant's tasks keep their own spawn site.
+///
+/// ```
+/// use taskline_mandelbrot::{Spawn, Variant, render_with};
+/// use tokio::task::JoinHandle;
+///
+/// /// Counts the tasks a variant spawns.
+/// #[derive(Clone, Default)]
+/// struct Counting(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+/// impl Spawn for Counting {
+///     #[track_caller]
+///     fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+///     where
+///         F: std::future::Future + Send + 'static,
+///         F::Output: Send + 'static,
+///     {
+///         self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+///         tokio::spawn(future)
+///     }
+/// }
+/// let rt = tokio::runtime::Runtime::new().unwrap();
+/// let counting = Counting::default();
+/// rt.block_on(render_with(&counting, Variant::TaskPerColumn, 8, 8, 2)).unwrap();
+/// assert_eq!(counting.0.load(std::sync::atomic::Ordering::Relaxed), 1 + 8); // driver + columns
+/// ```
+pub trait Spawn: Clone + Send + Sync + 'static {
+    /// Spawns `future` on the current runtime.
+    #[track_caller]
+    fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static;
+}
+
+/// Plain `tokio::spawn`, what [`render`] uses.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TokioSpawn;
+
+impl Spawn for TokioSpawn {
+    #[inline]
+    #[track_caller]
+    fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        tokio::spawn(future)
     }
 }
 
@@ -49,6 +107,17 @@ pub async fn render(
     height: u32,
     workers: usize,
 ) -> Result<Image, RenderError> {
+    render_with(&TokioSpawn, variant, width, height, workers).await
+}
+
+/// [`render`], spawning every task (the driver included) through `spawner`.
+pub async fn render_with<S: Spawn>(
+    spawner: &S,
+    variant: Variant,
+    width: u32,
+    height: u32,
+    workers: usize,
+) -> Result<Image, RenderError> {
     if tokio::runtime::Handle::try_current().is_err() {
         return Err(RenderError::NoRuntime);
     }
@@ -56,13 +125,16 @@ pub async fn render(
     let canvas = Arc::new(Canvas::new(width, height)?);
     let driver = {
         let canvas = Arc::clone(&canvas);
-        tokio::spawn(async move {
+        let s = spawner.clone();
+        spawner.spawn(async move {
             match variant {
                 Variant::Serial => serial(&canvas, width),
-                Variant::TaskPerPixel => task_per_pixel(&canvas, width, height).await?,
-                Variant::TaskPerColumn => task_per_column(&canvas, width).await?,
-                Variant::WorkerPoolPixels => pool_pixels(&canvas, width, height, workers).await?,
-                Variant::WorkerPoolColumns => pool_columns(&canvas, width, workers).await?,
+                Variant::TaskPerPixel => task_per_pixel(&s, &canvas, width, height).await?,
+                Variant::TaskPerColumn => task_per_column(&s, &canvas, width).await?,
+                Variant::WorkerPoolPixels => {
+                    pool_pixels(&s, &canvas, width, height, workers).await?
+                }
+                Variant::WorkerPoolColumns => pool_columns(&s, &canvas, width, workers).await?,
             }
             Ok::<(), RenderError>(())
         })
@@ -100,11 +172,16 @@ fn serial(canvas: &Canvas, width: u32) {
 /// v2: one task per pixel, all spawned, then all awaited (Go's `WaitGroup`).
 /// Each task returns its pixel through its `JoinHandle`, so the tasks share
 /// nothing (not even a reference count); the driver stores the results.
-async fn task_per_pixel(canvas: &Canvas, width: u32, height: u32) -> Result<(), RenderError> {
+async fn task_per_pixel<S: Spawn>(
+    spawner: &S,
+    canvas: &Canvas,
+    width: u32,
+    height: u32,
+) -> Result<(), RenderError> {
     let mut handles = Vec::with_capacity(checked_len(width, height)?);
     for i in 0..width {
         for j in 0..height {
-            handles.push(tokio::spawn(async move { pixel(i, j, width, height) }));
+            handles.push(spawner.spawn(async move { pixel(i, j, width, height) }));
         }
     }
     let mut handles = handles.into_iter();
@@ -119,11 +196,15 @@ async fn task_per_pixel(canvas: &Canvas, width: u32, height: u32) -> Result<(), 
 }
 
 /// v3: one task per column, writing its column into the shared canvas.
-async fn task_per_column(canvas: &Arc<Canvas>, width: u32) -> Result<(), RenderError> {
+async fn task_per_column<S: Spawn>(
+    spawner: &S,
+    canvas: &Arc<Canvas>,
+    width: u32,
+) -> Result<(), RenderError> {
     let handles: Vec<_> = (0..width)
         .map(|i| {
             let canvas = Arc::clone(canvas);
-            tokio::spawn(async move { canvas.render_column(i) })
+            spawner.spawn(async move { canvas.render_column(i) })
         })
         .collect();
     for handle in handles {
@@ -139,7 +220,8 @@ async fn task_per_column(canvas: &Arc<Canvas>, width: u32) -> Result<(), RenderE
 /// most one pixel ahead and otherwise waits for a worker. Tokio's mpsc has one
 /// receiver, so the pool shares it behind a `tokio::sync::Mutex` held only while
 /// receiving (Go's channel also takes its internal lock on every receive).
-async fn pool_pixels(
+async fn pool_pixels<S: Spawn>(
+    spawner: &S,
     canvas: &Arc<Canvas>,
     width: u32,
     height: u32,
@@ -150,7 +232,7 @@ async fn pool_pixels(
     let handles: Vec<_> = (0..workers)
         .map(|_| {
             let (rx, canvas) = (Arc::clone(&rx), Arc::clone(canvas));
-            tokio::spawn(async move {
+            spawner.spawn(async move {
                 loop {
                     let next = rx.lock().await.recv().await;
                     let Some((i, j)) = next else { break };
@@ -175,14 +257,19 @@ async fn pool_pixels(
 
 /// v5: `workers` tasks fed column indices over a channel buffered to the width,
 /// so the feeder never waits; same shared receiver as [`pool_pixels`].
-async fn pool_columns(canvas: &Arc<Canvas>, width: u32, workers: usize) -> Result<(), RenderError> {
+async fn pool_columns<S: Spawn>(
+    spawner: &S,
+    canvas: &Arc<Canvas>,
+    width: u32,
+    workers: usize,
+) -> Result<(), RenderError> {
     let capacity = usize::try_from(width).unwrap_or(usize::MAX).max(1);
     let (tx, rx) = mpsc::channel::<u32>(capacity);
     let rx = Arc::new(Mutex::new(rx));
     let handles: Vec<_> = (0..workers)
         .map(|_| {
             let (rx, canvas) = (Arc::clone(&rx), Arc::clone(canvas));
-            tokio::spawn(async move {
+            spawner.spawn(async move {
                 loop {
                     let next = rx.lock().await.recv().await;
                     let Some(i) = next else { break };
