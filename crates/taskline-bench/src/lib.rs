@@ -1,4 +1,4 @@
-//! The overhead benchmark of issue #3: the workloads, the spawn indirection
+//! The overhead benchmark: the workloads, the spawn indirection
 //! that lets a tool wrap every spawned future, and peak-memory measurement.
 //!
 //! The table itself is printed by `examples/overhead.rs` (one fresh child
