@@ -16,7 +16,7 @@ cargo test --workspace
 
 step "stable Tokio: everything builds without --cfg tokio_unstable and says what it cannot record"
 RUSTFLAGS="" cargo check --workspace --all-targets --target-dir target/stable-tokio
-RUSTFLAGS="" cargo test -p taskline-core --test capabilities --target-dir target/stable-tokio
+RUSTFLAGS="" cargo test -p taskline-core --test capabilities --test wrap --target-dir target/stable-tokio
 
 step "main job smoke run: every Mandelbrot variant under taskline, small size"
 rm -rf target/demo-smoke
@@ -26,7 +26,7 @@ scripts/validate-trace.sh target/demo-smoke/*.perfetto-trace >/dev/null
 
 step "the overhead benchmark's taskline configurations run and keep the checksums (tiny size, one round, no timing claims)"
 cargo run -q -p taskline-bench --example overhead -- --size 64 --reps 1 --yields 2000 \
-    --configs none,taskline-hooks,taskline-both,taskline-record-only,taskline-trace,taskline-full,taskline-full-resources,tokio-floor \
+    --configs none,taskline-hooks,taskline-both,taskline-record-only,taskline-trace,taskline-full,taskline-full-resources,tokio-floor,taskline-wrap \
     --workloads task-per-pixel,yield --strict >/dev/null
 
 step "the service example: a blocking handler is caught by the flight recorder and named in the reports"

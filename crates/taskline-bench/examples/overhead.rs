@@ -43,6 +43,7 @@ enum Config {
     TasklineFull,
     TasklineFullResources,
     TokioFloor,
+    TasklineWrap,
     RegistryEmpty,
     TokioMetrics,
     Console,
@@ -51,7 +52,7 @@ enum Config {
 }
 
 impl Config {
-    const ALL: [Config; 14] = [
+    const ALL: [Config; 15] = [
         Config::None,
         Config::TasklineHooks,
         Config::TasklineLayer,
@@ -61,6 +62,7 @@ impl Config {
         Config::TasklineFull,
         Config::TasklineFullResources,
         Config::TokioFloor,
+        Config::TasklineWrap,
         Config::RegistryEmpty,
         Config::TokioMetrics,
         Config::Console,
@@ -79,6 +81,7 @@ impl Config {
             Config::TasklineFull => "taskline-full",
             Config::TasklineFullResources => "taskline-full-resources",
             Config::TokioFloor => "tokio-floor",
+            Config::TasklineWrap => "taskline-wrap",
             Config::RegistryEmpty => "registry-empty",
             Config::TokioMetrics => "tokio-metrics",
             Config::Console => "console",
@@ -349,6 +352,13 @@ fn child(args: &Args) {
                 recorder.add_sink(sink);
                 installed.trace = Some((path, handle));
             }
+            installed.taskline = Some(recorder);
+        }
+        // The stable-Tokio source: no hooks, no tracing; every task is
+        // spawned through `Recorder::spawn` (the wrapper sees its own wakes).
+        Config::TasklineWrap => {
+            let recorder = taskline_recorder(args, true);
+            installed.spawner = Spawner::Taskline(recorder.clone());
             installed.taskline = Some(recorder);
         }
         #[cfg(feature = "peers")]

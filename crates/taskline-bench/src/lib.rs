@@ -28,6 +28,8 @@ pub enum Spawner {
     /// Plain `tokio::spawn`.
     #[default]
     Tokio,
+    /// `recorder.spawn(future)`: taskline's wrapper source.
+    Taskline(taskline_core::Recorder),
     /// `tokio::spawn(monitor.instrument(future))`.
     #[cfg(feature = "peers")]
     Monitor(tokio_metrics::TaskMonitor),
@@ -44,6 +46,7 @@ impl Spawn for Spawner {
     {
         match self {
             Spawner::Tokio => tokio::spawn(future),
+            Spawner::Taskline(r) => r.spawn(future),
             #[cfg(feature = "peers")]
             Spawner::Monitor(m) => tokio::spawn(m.instrument(future)),
         }

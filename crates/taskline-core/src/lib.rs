@@ -65,6 +65,6 @@ pub use record::{
 #[doc(hidden)]
 pub use source::set_current_task;
 pub use source::{
-    Capabilities, RuntimeBuilderExt, STABLE_WARNING, SubscriberError, TaskSpan, TasklineLayer,
-    TasklineSubscriber, block_in_place, capabilities, instrument, task_id_u64,
+    Capabilities, Instrumented, RuntimeBuilderExt, STABLE_WARNING, SubscriberError, TaskSpan,
+    TasklineLayer, TasklineSubscriber, block_in_place, capabilities, instrument, task_id_u64,
 };

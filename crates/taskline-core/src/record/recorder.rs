@@ -127,6 +127,9 @@ struct Inner {
     /// Set once the runtime hooks instrument a runtime builder for this
     /// recorder (see [`Recorder::hooks_attached`]).
     hooks_attached: AtomicBool,
+    /// Whether a `tracing` source (layer or subscriber) records wakes into
+    /// this recorder (see [`Recorder::wakes_from_tracing`]).
+    wakes_from_tracing: AtomicBool,
     consumer: Mutex<Consumer>,
     /// Set to stop the consumer thread (which is then unparked).
     stop: Arc<AtomicBool>,
@@ -211,6 +214,7 @@ impl Recorder {
             sink_panics: AtomicU64::new(0),
             aggregating: AtomicBool::new(config.aggregate),
             hooks_attached: AtomicBool::new(false),
+            wakes_from_tracing: AtomicBool::new(false),
             consumer: Mutex::new(Consumer {
                 chunk: Vec::with_capacity(CHUNK_EVENTS + 1),
                 staging: Vec::new(),
@@ -387,6 +391,23 @@ impl Recorder {
     #[cfg_attr(not(tokio_unstable), allow(dead_code))]
     pub(crate) fn set_hooks_attached(&self) {
         self.inner.hooks_attached.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether a `tracing` source ([`TasklineLayer`](crate::TasklineLayer) or
+    /// [`TasklineSubscriber`](crate::TasklineSubscriber)) was created for
+    /// this recorder: it records the wakes of every task from Tokio's own
+    /// waker instrumentation, so a wrapped future
+    /// ([`Recorder::spawn`]) leaves wakes to it instead of recording each
+    /// twice.
+    pub fn wakes_from_tracing(&self) -> bool {
+        self.inner.wakes_from_tracing.load(Ordering::Relaxed)
+    }
+
+    /// Marks that a `tracing` source records wakes for this recorder (Tokio
+    /// emits waker events only with `tokio_unstable`).
+    #[cfg_attr(not(tokio_unstable), allow(dead_code))]
+    pub(crate) fn set_wakes_from_tracing(&self) {
+        self.inner.wakes_from_tracing.store(true, Ordering::Relaxed);
     }
 
     /// The recorder's interned strings, sites and threads.

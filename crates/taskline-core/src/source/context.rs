@@ -16,6 +16,7 @@ thread_local! {
 }
 
 /// Marks the start of a hooked poll of `task` on this thread.
+#[cfg_attr(not(tokio_unstable), allow(dead_code))]
 #[inline]
 pub fn enter_poll(task: u64) {
     let _ = CURRENT.try_with(|c| c.set(task));
@@ -23,6 +24,7 @@ pub fn enter_poll(task: u64) {
 }
 
 /// Marks the end of the hooked poll on this thread.
+#[cfg_attr(not(tokio_unstable), allow(dead_code))]
 #[inline]
 pub fn exit_poll() {
     let _ = CURRENT.try_with(|c| c.set(0));
@@ -35,6 +37,7 @@ pub fn exit_poll() {
 /// then folds the termination into its `PollEnd` (see
 /// [`take_terminated`]). Returns `false` otherwise (the caller records a
 /// `Terminate` of its own).
+#[cfg_attr(not(tokio_unstable), allow(dead_code))]
 #[inline]
 pub fn terminate_in_poll(task: u64) -> bool {
     if task == 0 || hooked_task() != task {
@@ -44,6 +47,7 @@ pub fn terminate_in_poll(task: u64) -> bool {
 }
 
 /// Whether the poll ending now terminated its task; clears the mark.
+#[cfg_attr(not(tokio_unstable), allow(dead_code))]
 #[inline]
 pub fn take_terminated() -> bool {
     TERMINATED.try_with(|c| c.replace(false)).unwrap_or(false)
@@ -76,6 +80,15 @@ pub fn in_hooked_poll() -> bool {
 #[inline]
 pub fn hooked_task() -> u64 {
     HOOKED.try_with(Cell::get).unwrap_or(0)
+}
+
+/// The Tokio worker index of this thread, or [`NO_WORKER`] off the
+/// runtime's workers (blocking pool, `block_on`, foreign threads).
+#[inline]
+pub fn worker() -> u32 {
+    tokio::runtime::worker_index()
+        .and_then(|i| u32::try_from(i).ok())
+        .unwrap_or(NO_WORKER)
 }
 
 #[cfg(test)]
@@ -117,13 +130,4 @@ mod tests {
         assert!(!terminate_in_poll(5), "the layer's poll, not a hooked one");
         set_current_task(0);
     }
-}
-
-/// The Tokio worker index of this thread, or [`NO_WORKER`] off the
-/// runtime's workers (blocking pool, `block_on`, foreign threads).
-#[inline]
-pub fn worker() -> u32 {
-    tokio::runtime::worker_index()
-        .and_then(|i| u32::try_from(i).ok())
-        .unwrap_or(NO_WORKER)
 }

@@ -246,6 +246,8 @@ impl TasklineLayer {
     /// A layer feeding `recorder`. Application spans are recorded when the
     /// recorder's configuration has `record_spans` set.
     pub fn new(recorder: &Recorder) -> Self {
+        #[cfg(tokio_unstable)]
+        recorder.set_wakes_from_tracing();
         TasklineLayer {
             recorder: recorder.clone(),
             record_spans: recorder.config().record_spans,

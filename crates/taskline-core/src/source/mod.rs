@@ -3,6 +3,8 @@
 //!   terminations, installed on a `tokio::runtime::Builder`;
 //! - [`subscriber`] and [`layer`]: Tokio's own `tracing` instrumentation, for
 //!   wakes (who woke whom), task names, blocking sections and resource waits;
+//! - [`wrap`]: a spawned future instrumented by taskline itself
+//!   ([`Recorder::spawn`](crate::Recorder::spawn)), the source on stable Tokio;
 //! - [`context`]: the per-thread "which task is being polled" state they share,
 //!   so a poll seen by both is recorded once.
 
@@ -12,9 +14,11 @@ pub(crate) mod intern_cache;
 pub(crate) mod layer;
 pub(crate) mod subscriber;
 pub(crate) mod task_id;
+mod wrap;
 
 pub use context::set_current_task;
 pub use hooks::{Capabilities, RuntimeBuilderExt, STABLE_WARNING, capabilities, instrument};
 pub use layer::{TaskSpan, TasklineLayer, block_in_place};
 pub use subscriber::{SubscriberError, TasklineSubscriber};
 pub use task_id::task_id_u64;
+pub use wrap::Instrumented;

@@ -1,0 +1,297 @@
+//! The wrapper source: a spawned future instrumented by taskline itself, so
+//! tasks are recorded on stable Tokio (no `--cfg tokio_unstable`, no runtime
+//! hooks, no `tracing` machinery).
+//!
+//! [`Recorder::spawn`] wraps a future in [`Instrumented`] and spawns it with
+//! `tokio::spawn`. The wrapper records the same events the runtime hooks
+//! do, so every consumer reads it with no special case:
+//! - `Spawn` (site from `#[track_caller]`) when the spawn returns the task's
+//!   id, or at the first poll if that comes first (whichever side wins a
+//!   compare-and-swap records it, with a timestamp taken before the swap, so
+//!   the `Spawn` never follows the task's first `PollStart`);
+//! - `PollStart` / `PollEnd` around each poll, with the worker index
+//!   (`tokio::runtime::worker_index`, stable); the first `PollStart` carries
+//!   the delay from the spawn as its schedule latency;
+//! - `Wake` through a wrapped waker: the wrapper polls the future with a
+//!   waker of its own that records the wake (naming the task this thread is
+//!   polling, or 0 from outside any recorded poll) and forwards it to Tokio's;
+//! - the termination, folded into the last `PollEnd` like the hooks do, or a
+//!   `Terminate` outside any poll when the task is dropped (aborted, or its
+//!   runtime shut down) before it completed.
+//!
+//! With the runtime hooks also on, a poll the hooks recorded
+//! (`context::hooked_task()` is this task) is not recorded again, nor are
+//! spawns and terminations (the hooks report those); wakes are left to a
+//! `tracing` source when one records them ([`Recorder::wakes_from_tracing`]).
+//! So hooks + wrapper gives wakes without any `tracing` cost.
+//!
+//! Cost per task: one allocation (the state shared with the waker); per
+//! poll: two clock reads, two ring pushes and one uncontended lock (keeping
+//! Tokio's waker); per wake: one push and the lock.
+
+use std::future::Future;
+use std::panic::Location;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Wake, Waker};
+
+use tokio::task::JoinHandle;
+
+use crate::event::{Event, EventKind, NO_VALUE, TaskKind, WakeOp, flags};
+use crate::record::clock;
+use crate::record::recorder::Recorder;
+use crate::source::context::{self, worker};
+use crate::source::intern_cache::{intern_str, site_of_location};
+use crate::source::task_id::task_id_u64;
+
+/// `Shared::spawn_state`: nobody recorded the `Spawn` yet.
+const SPAWN_PENDING: u8 = 0;
+/// `Shared::spawn_state`: the `Spawn` is recorded (or left to the hooks).
+const SPAWN_DONE: u8 = 1;
+
+/// What the wrapper and its waker share.
+struct Shared {
+    recorder: Recorder,
+    /// Tokio's id of the task, 0 until known.
+    task: AtomicU64,
+    spawn_state: AtomicU8,
+    /// When the wrapper was created (ns), for the first poll's delay.
+    created_ns: u64,
+    site: u32,
+    /// Interned name, or `u32::MAX` for none.
+    name: u32,
+    /// The waker Tokio gave the latest poll.
+    inner: Mutex<Option<Waker>>,
+}
+
+impl Shared {
+    /// Records `Spawn` (and the name) at `ts` for `task` unless someone did.
+    fn record_spawn_once(&self, task: u64, ts: u64) {
+        if self
+            .spawn_state
+            .compare_exchange(
+                SPAWN_PENDING,
+                SPAWN_DONE,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_err()
+        {
+            return;
+        }
+        let mut e = Event::new(EventKind::Spawn, ts, task);
+        e.aux = self.site;
+        e.flags = TaskKind::Task as u8;
+        self.recorder.record(e);
+        if self.name != u32::MAX {
+            let mut n = Event::new(EventKind::TaskName, ts, task);
+            n.aux = self.name;
+            self.recorder.record(n);
+        }
+    }
+
+    fn record_wake(&self, op: WakeOp) {
+        let task = self.task.load(Ordering::Relaxed);
+        if task == 0 || self.recorder.wakes_from_tracing() {
+            return;
+        }
+        let waker = context::current_task();
+        let mut e = Event::new(EventKind::Wake, clock::now_ns(), task);
+        e.arg = waker;
+        e.flags = op as u8 | if waker == task { flags::SELF_WAKE } else { 0 };
+        self.recorder.record(e);
+    }
+
+    /// Wakes the task through Tokio's latest waker (outside the lock).
+    fn forward(&self) {
+        let inner = self.inner().clone();
+        if let Some(w) = inner {
+            w.wake();
+        }
+    }
+
+    fn inner(&self) -> std::sync::MutexGuard<'_, Option<Waker>> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Wake for Shared {
+    fn wake(self: Arc<Self>) {
+        self.record_wake(WakeOp::Wake);
+        self.forward();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.record_wake(WakeOp::WakeByRef);
+        self.forward();
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A future recorded by taskline as a task of its own: see
+    /// [`Recorder::spawn`]. Built by [`Recorder::spawn`] and
+    /// [`Recorder::spawn_named`]; polling it outside a Tokio task records
+    /// nothing (it has no task id) and just polls the inner future.
+    pub struct Instrumented<F> {
+        #[pin]
+        inner: F,
+        shared: Arc<Shared>,
+        waker: Option<Waker>,
+        polled: bool,
+        done: bool,
+    }
+
+    impl<F> PinnedDrop for Instrumented<F> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if *this.done {
+                return;
+            }
+            let task = this.shared.task.load(Ordering::Relaxed);
+            if task != 0 && !this.shared.recorder.hooks_attached() {
+                // Dropped before completing: aborted, or its runtime shut down.
+                this.shared.recorder.record(Event::new(EventKind::Terminate, clock::now_ns(), task));
+            }
+        }
+    }
+}
+
+impl<F: Future> Future for Instrumented<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let Some(id) = tokio::task::try_id() else {
+            return this.inner.poll(cx);
+        };
+        let task = task_id_u64(id);
+        let shared = &**this.shared;
+        let rec = &shared.recorder;
+        let hooked = context::hooked_task() == task;
+        let first = !*this.polled;
+        if first {
+            *this.polled = true;
+            shared.task.store(task, Ordering::Relaxed);
+            if !rec.hooks_attached() {
+                shared.record_spawn_once(task, clock::now_ns());
+            }
+        }
+        // Read after the swap above: when the spawner recorded the Spawn,
+        // its timestamp is older than this.
+        let start = clock::now_ns();
+        if !hooked {
+            let mut e = Event::new(EventKind::PollStart, start, task);
+            e.arg = if first {
+                start.saturating_sub(shared.created_ns)
+            } else {
+                NO_VALUE
+            };
+            e.aux = worker();
+            rec.record(e);
+        }
+        {
+            let mut inner = shared.inner();
+            if !inner.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                *inner = Some(cx.waker().clone());
+            }
+        }
+        let waker = this
+            .waker
+            .get_or_insert_with(|| Waker::from(Arc::clone(this.shared)));
+        let previous = context::set_current_task(task);
+        let result = this.inner.poll(&mut Context::from_waker(waker));
+        context::set_current_task(previous);
+        if result.is_ready() {
+            *this.done = true;
+        }
+        if !hooked {
+            let mut e = Event::new(EventKind::PollEnd, clock::now_ns(), task);
+            e.aux = worker();
+            if result.is_ready() && !rec.hooks_attached() {
+                e.flags = flags::TERMINATED;
+            }
+            rec.record(e);
+        }
+        result
+    }
+}
+
+impl Recorder {
+    /// Spawns `future` on the current Tokio runtime (like `tokio::spawn`),
+    /// recorded by taskline as a task: its spawn site (the caller), polls,
+    /// wakes (through a wrapped waker), scheduling delay and completion or
+    /// drop. Works on stable Tokio; with the runtime hooks also on, each
+    /// poll is still counted once.
+    ///
+    /// Panics like `tokio::spawn` when called outside a runtime.
+    ///
+    /// ```
+    /// use taskline_core::Recorder;
+    /// let rec = Recorder::with_defaults();
+    /// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// rt.block_on(async {
+    ///     rec.spawn(async { tokio::task::yield_now().await }).await.unwrap();
+    /// });
+    /// let snapshot = rec.snapshot();
+    /// assert_eq!((snapshot.spawned, snapshot.polls, snapshot.wakes), (1, 2, 1));
+    /// # rec.shutdown();
+    /// ```
+    #[track_caller]
+    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.spawn_with_name(future, None, Location::caller())
+    }
+
+    /// [`Recorder::spawn`] with a task name (shown in reports and traces
+    /// like a `tokio::task::Builder::name`).
+    #[track_caller]
+    pub fn spawn_named<F>(&self, name: &str, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.spawn_with_name(future, Some(name), Location::caller())
+    }
+
+    fn spawn_with_name<F>(
+        &self,
+        future: F,
+        name: Option<&str>,
+        site: &'static Location<'static>,
+    ) -> JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let shared = Arc::new(Shared {
+            recorder: self.clone(),
+            task: AtomicU64::new(0),
+            spawn_state: AtomicU8::new(SPAWN_PENDING),
+            created_ns: clock::now_ns(),
+            site: site_of_location(self.id(), self.registry(), site),
+            name: name.map_or(u32::MAX, |n| intern_str(self.id(), self.registry(), n)),
+            inner: Mutex::new(None),
+        });
+        let wrapped = Instrumented {
+            inner: future,
+            shared: Arc::clone(&shared),
+            waker: None,
+            polled: false,
+            done: false,
+        };
+        let handle = tokio::spawn(wrapped);
+        if !self.hooks_attached() {
+            // Taken before the swap: if the first poll loses the race it
+            // reads the clock after this, so Spawn precedes its PollStart.
+            let ts = clock::now_ns();
+            let task = task_id_u64(handle.id());
+            shared.task.store(task, Ordering::Relaxed);
+            shared.record_spawn_once(task, ts);
+        }
+        handle
+    }
+}
