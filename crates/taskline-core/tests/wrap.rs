@@ -242,3 +242,43 @@ fn with_the_hooks_on_polls_are_counted_once_and_wakes_come_from_the_wrapper() {
     );
     rec.shutdown();
 }
+
+/// The same workload under tokio-metrics' `TaskMonitor` and under the
+/// wrapper: equal instrumented, first-poll, poll and idle counts.
+#[test]
+fn counts_equal_tokio_metrics_task_monitor() {
+    const TASKS: usize = 200;
+    const YIELDS: usize = 7;
+    async fn work(i: usize) {
+        for _ in 0..(i % YIELDS) {
+            tokio::task::yield_now().await;
+        }
+    }
+    let rt = multi_thread(2);
+    let monitor = tokio_metrics::TaskMonitor::new();
+    rt.block_on(async {
+        let handles: Vec<_> = (0..TASKS)
+            .map(|i| tokio::spawn(monitor.instrument(work(i))))
+            .collect();
+        for h in handles {
+            h.await.unwrap();
+        }
+    });
+    let rec = Recorder::with_defaults();
+    rt.block_on(async {
+        let handles: Vec<_> = (0..TASKS).map(|i| rec.spawn(work(i))).collect();
+        for h in handles {
+            h.await.unwrap();
+        }
+    });
+    drop(rt);
+    let m = monitor.cumulative();
+    let s = rec.snapshot();
+    assert_eq!(m.instrumented_count, TASKS as u64);
+    assert_eq!(s.spawned, m.instrumented_count);
+    assert_eq!(s.first_polls, m.first_poll_count);
+    assert_eq!(s.polls, m.total_poll_count);
+    assert_eq!(s.idle_time.count, m.total_idled_count);
+    assert_eq!(s.terminated, TASKS as u64);
+    rec.shutdown();
+}
