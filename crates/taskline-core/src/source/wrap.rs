@@ -36,7 +36,7 @@ use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 
-use tokio::task::JoinHandle;
+use tokio::task::{AbortHandle, JoinHandle, JoinSet};
 
 use crate::event::{Event, EventKind, NO_VALUE, TaskKind, WakeOp, flags};
 use crate::record::clock;
@@ -257,6 +257,34 @@ impl Recorder {
         self.spawn_with_name(future, Some(name), Location::caller())
     }
 
+    /// [`Recorder::spawn`] into `set` (like `JoinSet::spawn`).
+    ///
+    /// ```
+    /// use taskline_core::Recorder;
+    /// let rec = Recorder::with_defaults();
+    /// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    /// let sum = rt.block_on(async {
+    ///     let mut set = tokio::task::JoinSet::new();
+    ///     for i in 0..4u64 {
+    ///         rec.spawn_in(&mut set, async move { i });
+    ///     }
+    ///     set.join_all().await.into_iter().sum::<u64>()
+    /// });
+    /// assert_eq!((sum, rec.snapshot().spawned), (6, 4));
+    /// # rec.shutdown();
+    /// ```
+    #[track_caller]
+    pub fn spawn_in<F>(&self, set: &mut JoinSet<F::Output>, future: F) -> AbortHandle
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let (wrapped, shared) = self.wrap(future, None, Location::caller());
+        let handle = set.spawn(wrapped);
+        self.record_spawned(&shared, handle.id());
+        handle
+    }
+
     fn spawn_with_name<F>(
         &self,
         future: F,
@@ -267,6 +295,19 @@ impl Recorder {
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
+        let (wrapped, shared) = self.wrap(future, name, site);
+        let handle = tokio::spawn(wrapped);
+        self.record_spawned(&shared, handle.id());
+        handle
+    }
+
+    /// The wrapper around `future`, and the state it shares with its waker.
+    fn wrap<F: Future>(
+        &self,
+        future: F,
+        name: Option<&str>,
+        site: &'static Location<'static>,
+    ) -> (Instrumented<F>, Arc<Shared>) {
         let shared = Arc::new(Shared {
             recorder: self.clone(),
             task: AtomicU64::new(0),
@@ -283,15 +324,18 @@ impl Recorder {
             polled: false,
             done: false,
         };
-        let handle = tokio::spawn(wrapped);
+        (wrapped, shared)
+    }
+
+    /// The spawner's side of the `Spawn` race (see the module docs).
+    fn record_spawned(&self, shared: &Shared, id: tokio::task::Id) {
         if !self.hooks_attached() {
             // Taken before the swap: if the first poll loses the race it
             // reads the clock after this, so Spawn precedes its PollStart.
             let ts = clock::now_ns();
-            let task = task_id_u64(handle.id());
+            let task = task_id_u64(id);
             shared.task.store(task, Ordering::Relaxed);
             shared.record_spawn_once(task, ts);
         }
-        handle
     }
 }
