@@ -26,8 +26,8 @@
 //! So hooks + wrapper gives wakes without any `tracing` cost.
 //!
 //! Cost per task: one allocation (the state shared with the waker); per
-//! poll: two clock reads, two ring pushes and one uncontended lock (keeping
-//! Tokio's waker); per wake: one push and the lock.
+//! poll: two clock reads and two ring pushes (plus a lock when Tokio hands
+//! the task a different waker); per wake: one push and one uncontended lock.
 
 use std::future::Future;
 use std::panic::Location;
@@ -137,7 +137,11 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: F,
         shared: Arc<Shared>,
+        // The waker handed to the inner future (records, then forwards).
         waker: Option<Waker>,
+        // Tokio's waker as of the last poll, so an unchanged one (the usual
+        // case) costs no lock.
+        seen: Option<Waker>,
         polled: bool,
         done: bool,
     }
@@ -190,11 +194,9 @@ impl<F: Future> Future for Instrumented<F> {
             e.aux = worker();
             rec.record(e);
         }
-        {
-            let mut inner = shared.inner();
-            if !inner.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                *inner = Some(cx.waker().clone());
-            }
+        if !this.seen.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            *this.seen = Some(cx.waker().clone());
+            *shared.inner() = Some(cx.waker().clone());
         }
         let waker = this
             .waker
@@ -321,6 +323,7 @@ impl Recorder {
             inner: future,
             shared: Arc::clone(&shared),
             waker: None,
+            seen: None,
             polled: false,
             done: false,
         };
