@@ -200,12 +200,6 @@ impl TasklineBuilder {
             runtimes: Mutex::new(Vec::new()),
         };
         // `taskline` drops (and cleans up) on every early return below.
-        let dispatch = match self.tracing {
-            Some(make) => Some(
-                make(&taskline.recorder, self.resource_waits).map_err(SetupError::Subscriber)?,
-            ),
-            None => None,
-        };
         #[cfg(feature = "trace")]
         {
             if let Some(path) = self.trace_file {
@@ -235,7 +229,13 @@ impl TasklineBuilder {
                 .add_sink(TaskMetricsSink::new(&guard.meter(), tasks));
             taskline.otlp = Some(guard);
         }
-        if let Some(dispatch) = dispatch {
+        // The subscriber is made last, after every output started. Made
+        // before the OTLP pipeline (whose HTTP client runs a Tokio runtime of
+        // its own, hitting Tokio's waker callsites first), it records no
+        // wake at all: tests/end_to_end.rs checks the wakes with OTLP on.
+        if let Some(make) = self.tracing {
+            let dispatch =
+                make(&taskline.recorder, self.resource_waits).map_err(SetupError::Subscriber)?;
             tracing::dispatcher::set_global_default(dispatch)
                 .map_err(|e| SetupError::Subscriber(SubscriberError::AlreadySet(e)))?;
             world::set_global(taskline.recorder.id());

@@ -82,14 +82,23 @@ fn set_up_errors_are_typed_and_keep_their_cause() {
         ring_capacity: 3,
         ..RecorderConfig::default()
     };
-    let e = Taskline::builder().recorder_config(bad).start().unwrap_err();
+    let e = Taskline::builder()
+        .recorder_config(bad)
+        .start()
+        .unwrap_err();
     assert!(matches!(e, SetupError::Config(_)), "{e:?}");
     let cause = e.source().expect("the config error");
     assert!(cause.is::<taskline::ConfigError>(), "{cause:?}");
-    assert!(!e.to_string().contains(&cause.to_string()), "not flattened: {e}");
+    assert!(
+        !e.to_string().contains(&cause.to_string()),
+        "not flattened: {e}"
+    );
 
     let missing = common::temp_dir("front-door-errors").join("no/such/dir/t.pftrace");
-    let e = Taskline::builder().trace_file(&missing).start().unwrap_err();
+    let e = Taskline::builder()
+        .trace_file(&missing)
+        .start()
+        .unwrap_err();
     let SetupError::TraceFile { path, source } = &e else {
         panic!("{e:?}")
     };
@@ -98,7 +107,10 @@ fn set_up_errors_are_typed_and_keep_their_cause() {
     assert!(e.source().expect("cause").is::<std::io::Error>());
 
     let e = Taskline::builder().dump_on_panic().start().unwrap_err();
-    assert!(matches!(e, SetupError::DumpOnPanicWithoutFlightRecorder), "{e:?}");
+    assert!(
+        matches!(e, SetupError::DumpOnPanicWithoutFlightRecorder),
+        "{e:?}"
+    );
     assert!(e.source().is_none());
 
     let e = Taskline::builder()
@@ -109,7 +121,11 @@ fn set_up_errors_are_typed_and_keep_their_cause() {
         .start()
         .unwrap_err();
     assert!(matches!(e, SetupError::Flight(_)), "{e:?}");
-    assert!(e.source().expect("cause").is::<taskline::trace::flight::FlightError>());
+    assert!(
+        e.source()
+            .expect("cause")
+            .is::<taskline::trace::flight::FlightError>()
+    );
 
     // A stack without a registry underneath: refused, nothing installed.
     let e = Taskline::builder()
@@ -129,7 +145,10 @@ fn set_up_errors_are_typed_and_keep_their_cause() {
     })
     .join()
     .expect("thread");
-    assert!(global_is_none, "a failed start installs no global subscriber");
+    assert!(
+        global_is_none,
+        "a failed start installs no global subscriber"
+    );
 }
 
 #[test]
@@ -153,7 +172,10 @@ fn a_dead_otlp_endpoint_is_counted_and_shutdown_is_bounded() {
     rt.block_on(async {
         // The application is never held up by the failing exports.
         while taskline.otlp_stats().expect("otlp on").failed == 0 {
-            assert!(started.elapsed() < Duration::from_secs(20), "no export failed");
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "no export failed"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     });
@@ -163,7 +185,10 @@ fn a_dead_otlp_endpoint_is_counted_and_shutdown_is_bounded() {
     let started = Instant::now();
     let result = taskline.shutdown();
     let took = started.elapsed();
-    assert!(took < bound + Duration::from_secs(1), "shutdown took {took:?}");
+    assert!(
+        took < bound + Duration::from_secs(1),
+        "shutdown took {took:?}"
+    );
     // The last export fails too: reported, with its cause.
     match result {
         Ok(()) => {}
