@@ -129,8 +129,10 @@ impl TasklineBuilder {
         self
     }
 
-    /// How long shutdown waits for the last OTLP export before giving up
-    /// with [`SetupError::Timeout`] (default [`DEFAULT_SHUTDOWN_TIMEOUT`]).
+    /// How long shutdown (and the guard's drop) waits for the last OTLP
+    /// export before giving up with [`SetupError::Timeout`] (default
+    /// [`DEFAULT_SHUTDOWN_TIMEOUT`]; nothing else in shutdown waits on the
+    /// network).
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
         self
@@ -185,10 +187,12 @@ impl TasklineBuilder {
     /// started is stopped again.
     pub fn start(self) -> Result<Taskline, SetupError> {
         let recorder = Recorder::new(self.config).map_err(SetupError::Config)?;
+        #[allow(unused_mut)] // the outputs are set below, per feature
         let mut taskline = Taskline {
             instrumented: world::join(&recorder),
             recorder,
             finished: false,
+            #[cfg(feature = "otel")]
             shutdown_timeout: self.shutdown_timeout,
             #[cfg(feature = "trace")]
             trace: None,
@@ -269,6 +273,7 @@ pub struct Taskline {
     recorder: Recorder,
     instrumented: Arc<AtomicBool>,
     finished: bool,
+    #[cfg(feature = "otel")]
     shutdown_timeout: Duration,
     #[cfg(feature = "trace")]
     trace: Option<TraceHandle<std::fs::File>>,

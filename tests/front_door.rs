@@ -8,7 +8,7 @@ use std::error::Error as _;
 use std::time::{Duration, Instant};
 
 use taskline::trace::flight::FlightConfig;
-use taskline::{EventKind, RecorderConfig, SetupError, Taskline};
+use taskline::{RecorderConfig, SetupError, Taskline};
 
 const TASKS: usize = 200;
 
@@ -44,9 +44,9 @@ fn dropping_the_guard_finishes_the_trace_file() {
     assert_eq!(rec.dropped_events, 0);
     #[cfg(tokio_unstable)]
     {
-        assert!(common::count(&rec.events, EventKind::PollStart) >= TASKS);
-        assert!(common::count(&rec.events, EventKind::Spawn) >= TASKS);
-        assert!(common::count(&rec.events, EventKind::Terminate) >= TASKS);
+        assert!(common::count(&rec.events, taskline::EventKind::PollStart) >= TASKS);
+        assert!(common::count(&rec.events, taskline::EventKind::Spawn) >= TASKS);
+        assert!(common::count(&rec.events, taskline::EventKind::Terminate) >= TASKS);
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -65,6 +65,7 @@ fn one_recorder_feeds_the_hooks_and_the_subscriber() {
     rt.block_on(common::hand_over(20));
     drop(rt);
     let snapshot = taskline.snapshot();
+    assert!(snapshot.recorder.is_some(), "the recorder's own snapshot");
     #[cfg(tokio_unstable)]
     {
         assert!(snapshot.spawned >= 40, "{snapshot}");
