@@ -21,7 +21,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use taskline::otel::OtlpConfig;
-use taskline::{Recorder, RecorderConfig, RuntimeBuilderExt, Snapshot, Taskline};
+use taskline::{Recorder, RecorderConfig, Snapshot, Taskline};
 use taskline_mandelbrot::{Variant, default_workers, render};
 
 const USAGE: &str = "usage: mandelbrot [--size N] [--workers N] [--out DIR] [--variants a,b,..] [--no-trace] [--otlp]
@@ -278,7 +278,11 @@ fn run_child(o: &Options, variant: Variant) -> Result<(), String> {
         max_tracked_tasks: 1 << 21,
         ..RecorderConfig::default()
     };
-    let mut setup = Taskline::builder().recorder_config(config);
+    // Wakes, task names and blocking sections from Tokio's instrumentation,
+    // without the tracing registry's per-span cost.
+    let mut setup = Taskline::builder()
+        .recorder_config(config)
+        .tracing(tracing_subscriber::registry());
     if o.trace {
         setup = setup.trace_file(trace_path(&o.out, variant));
     }
@@ -291,22 +295,16 @@ fn run_child(o: &Options, variant: Variant) -> Result<(), String> {
                 .with_interval(Duration::from_secs(1)),
         );
     }
-    let taskline = setup.start().map_err(|e| e.to_string())?;
+    let taskline = setup.start().map_err(|e| chain(&e))?;
     let recorder = taskline.recorder().clone();
-    // Wakes, task names and blocking sections from Tokio's instrumentation,
-    // without the tracing registry's per-span cost.
-    taskline
-        .subscriber(tracing_subscriber::registry())
-        .and_then(|s| s.try_init())
-        .map_err(|e| e.to_string())?;
-
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    builder
-        .worker_threads(o.workers)
-        .enable_all()
-        .taskline(&recorder);
-    let runtime = builder.build().map_err(|e| e.to_string())?;
-    taskline.watch_runtime(runtime.handle(), "mandelbrot");
+    let runtime = taskline
+        .build_runtime(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(o.workers)
+                .enable_all(),
+            "mandelbrot",
+        )
+        .map_err(|e| chain(&e))?;
 
     let started = Instant::now();
     let image = runtime
@@ -332,7 +330,7 @@ fn run_child(o: &Options, variant: Variant) -> Result<(), String> {
     let trace = taskline.trace_file().cloned();
     // Flushes the recorder (so the OTel task sink has every event), then the
     // last OTLP export, then finishes the trace with the drop count.
-    taskline.shutdown().map_err(|e| e.to_string())?;
+    taskline.shutdown().map_err(|e| chain(&e))?;
     let (trace_bytes, trace_events) =
         trace.map_or((0, 0), |h| (h.bytes_written(), h.events_written()));
     println!(
@@ -345,6 +343,17 @@ fn run_child(o: &Options, variant: Variant) -> Result<(), String> {
         .encode()
     );
     Ok(())
+}
+
+/// An error and its causes, one after the other.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    text
 }
 
 fn row_from(

@@ -29,6 +29,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http_body_util::Full;
@@ -37,7 +38,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use taskline::RuntimeBuilderExt;
+use taskline::Taskline;
 use taskline::trace::flight::FlightConfig;
 use tracing_subscriber::prelude::*;
 
@@ -125,32 +126,30 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             setup =
                 setup.otlp(taskline::otel::OtlpConfig::new().with_service_name("taskline-service"));
         }
-        let taskline = setup.start()?;
         if o.layer {
             // Your own layers go inside `registry()`, as before.
-            taskline
-                .subscriber(tracing_subscriber::registry())?
-                .with_resource_waits(o.resources)
-                .try_init()?;
-        } else if o.plain_layer {
+            setup = setup
+                .tracing(tracing_subscriber::registry())
+                .resource_waits(o.resources);
+        }
+        let taskline = setup.start()?;
+        if o.plain_layer {
             tracing_subscriber::registry().with(taskline.layer()).init();
         } else if o.registry_only {
             tracing_subscriber::registry().init();
         }
-        builder.taskline(taskline.recorder());
-        Some(taskline)
+        Some(Arc::new(taskline))
     } else {
         None
     };
+    // Hooks on the runtime, its metrics over OTLP (with --otlp).
+    let runtime = match &taskline {
+        Some(t) => t.build_runtime(&mut builder, "service")?,
+        None => builder.build()?,
+    };
     // -----------------------------------------------------------------------
 
-    let runtime = builder.build()?;
-    if let Some(t) = &taskline {
-        t.watch_runtime(runtime.handle(), "service");
-    }
-    let recorder = taskline.as_ref().map(|t| t.recorder().clone());
-    let flight = taskline.as_ref().and_then(|t| t.flight_recorder().cloned());
-    let served = runtime.block_on(serve(o.addr, o.exit_after, recorder, flight))?;
+    let served = runtime.block_on(serve(o.addr, o.exit_after, taskline.clone()))?;
     drop(runtime);
     eprintln!("served {served} requests");
     if let Some(t) = taskline {
@@ -158,7 +157,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let stats = f.stats();
             eprintln!("flight recorder: {stats:?}");
         }
-        t.shutdown()?;
+        // The runtime (and with it every handler's clone) is gone; if a clone
+        // still lived, the last one to drop would finish the same way.
+        if let Ok(t) = Arc::try_unwrap(t) {
+            t.shutdown()?;
+        }
     }
     Ok(())
 }
@@ -166,8 +169,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 async fn serve(
     addr: SocketAddr,
     exit_after: Option<Duration>,
-    recorder: Option<taskline::Recorder>,
-    flight: Option<taskline::trace::flight::FlightRecorderHandle>,
+    taskline: Option<Arc<Taskline>>,
 ) -> std::io::Result<u64> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     eprintln!("listening on http://{}", listener.local_addr()?);
@@ -184,13 +186,12 @@ async fn serve(
             accepted = listener.accept() => accepted?,
             () = &mut deadline => break,
         };
-        let recorder = recorder.clone();
-        let flight = flight.clone();
+        let taskline = taskline.clone();
         let served = served.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| {
                 served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                handle(req, recorder.clone(), flight.clone())
+                handle(req, taskline.clone())
             });
             let _ = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -202,8 +203,7 @@ async fn serve(
 
 async fn handle(
     req: Request<Incoming>,
-    recorder: Option<taskline::Recorder>,
-    flight: Option<taskline::trace::flight::FlightRecorderHandle>,
+    taskline: Option<Arc<Taskline>>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let text = |status: StatusCode, body: String| {
         let mut r = Response::new(Full::new(Bytes::from(body)));
@@ -231,14 +231,14 @@ async fn handle(
             std::thread::sleep(Duration::from_millis(ms));
             text(StatusCode::OK, format!("blocked a worker for {ms} ms\n"))
         }
-        "/report" => match recorder {
-            Some(r) => text(StatusCode::OK, r.snapshot().to_string()),
+        "/report" => match taskline {
+            Some(t) => text(StatusCode::OK, t.report()),
             None => text(
                 StatusCode::NOT_FOUND,
                 "taskline is off (--no-taskline)\n".into(),
             ),
         },
-        "/dump" => match flight {
+        "/dump" => match taskline.as_ref().and_then(|t| t.flight_recorder()) {
             Some(f) => match f.dump_to_dir("on-demand").wait(Duration::from_secs(10)) {
                 Ok(info) => text(StatusCode::OK, format!("{info:?}\n")),
                 Err(e) => text(

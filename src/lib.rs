@@ -3,43 +3,53 @@
 //! See what your Tokio runtime did: which task ran on which worker, for how
 //! long, who woke it, how long it waited to be polled and what it blocked on.
 //!
-//! ## Adopt it in one line
+//! ## One front door
 //!
-//! Instrument the runtime builder (the cheap source: Tokio's runtime hooks):
+//! [`Taskline::builder`] starts everything, [`Taskline::build_runtime`]
+//! instruments your runtime, and the guard finishes every output when it is
+//! shut down or dropped:
 //!
 //! ```
-//! use taskline::RuntimeBuilderExt;
+//! use tracing_subscriber::prelude::*;
 //!
-//! let rt = tokio::runtime::Builder::new_multi_thread()
-//!     .enable_all()
-//!     .taskline(taskline::global()) // <- the one line
-//!     .build()
-//!     .unwrap();
+//! # let dir = std::env::temp_dir().join(format!("taskline-doc-{}", std::process::id()));
+//! # std::fs::create_dir_all(&dir).unwrap();
+//! # let path = dir.join("app.pftrace");
+//! let taskline = taskline::Taskline::builder()
+//!     // wakes, task names, blocking sections: taskline's subscriber in
+//!     // front of your own tracing stack, installed as the global default
+//!     .tracing(tracing_subscriber::registry().with(tracing_subscriber::fmt::layer()))
+//!     .trace_file(&path) // a Perfetto trace, finished on drop
+//!     .start()?;
+//! let rt = taskline.build_runtime(
+//!     tokio::runtime::Builder::new_multi_thread().enable_all(), // your builder
+//!     "main",
+//! )?;
 //! rt.block_on(async {
 //!     tokio::spawn(async { tokio::task::yield_now().await }).await.unwrap();
 //! });
-//! let snapshot = taskline::global().snapshot();
-//! assert!(snapshot.spawned >= 1 || !taskline::capabilities().task_events);
+//! drop(rt);
+//! println!("{}", taskline.report());
+//! taskline.shutdown()?; // or just drop it
+//! # let trace = taskline::trace::read_trace(&std::fs::read(&path).unwrap()).unwrap();
+//! # assert!(!trace.unfinished);
+//! # std::fs::remove_dir_all(&dir).unwrap();
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! and, to also see wakes (who woke whom), task names and blocking sections
-//! (Tokio's `tracing` feature), put taskline's subscriber in front of your
-//! `tracing` stack, in place of its `.init()`:
+//! The builder also takes a flight recorder
+//! ([`TasklineBuilder::flight_recorder`]) and OTLP export
+//! ([`TasklineBuilder::otlp`]: task metrics, and runtime metrics of every
+//! runtime `build_runtime` built). Without `.tracing(..)` only the runtime
+//! hooks record (spawns, polls, terminations, parks: the cheap source).
+//! [`Taskline::subscriber`] gives the subscriber to install yourself (e.g.
+//! per thread) and [`Taskline::layer`] a plain `tracing_subscriber` layer
+//! for stacks that need Tokio's spans too, at the registry's price.
 //!
-//! ```no_run
-//! use tracing_subscriber::prelude::*;
-//! taskline::init_subscriber(
-//!     tracing_subscriber::registry().with(tracing_subscriber::fmt::layer()),
-//! )
-//! .expect("no other global subscriber");
-//! ```
-//!
-//! Both feed the same [`global()`] recorder and never count a poll twice.
-//! The subscriber records Tokio's instrumentation without the
-//! `tracing_subscriber` registry and forwards everything else to your
-//! layers unchanged ([`TasklineSubscriber`]); [`layer()`] is the plain
-//! [`TasklineLayer`] for stacks that must see Tokio's spans too, at the
-//! registry's price.
+//! Every source feeds the guard's one recorder and a poll is never counted
+//! twice. A runtime instrumented for one recorder while the global
+//! subscriber feeds another is reported once on stderr and by
+//! [`Taskline::mixing`] / [`Taskline::report`].
 //!
 //! ## Crates
 //! - `taskline-core` (re-exported at this crate's root): the task recorder
@@ -47,10 +57,11 @@
 //! - `trace` (feature `trace`): Perfetto trace writer/reader, flight recorder, Go-style analyses.
 //! - `otel` (feature `otel`): OpenTelemetry runtime and task metrics over OTLP.
 
-use std::sync::OnceLock;
-
 mod setup;
-pub use setup::{SetupError, Taskline, TasklineBuilder};
+mod world;
+
+pub use setup::{DEFAULT_SHUTDOWN_TIMEOUT, SetupError, Taskline, TasklineBuilder};
+pub use world::Mixing;
 
 /// The recorder's types (events, recorder, sources, aggregates), one path
 /// each: `taskline::Recorder`, `taskline::Snapshot`, ...
@@ -59,96 +70,3 @@ pub use taskline_core::*;
 pub use taskline_otel as otel;
 #[cfg(feature = "trace")]
 pub use taskline_trace as trace;
-
-static GLOBAL: OnceLock<Recorder> = OnceLock::new();
-
-/// The process-wide recorder behind the one-line helpers, created with
-/// [`RecorderConfig::default()`] on first use.
-///
-/// Use [`init_global`] before the first call to choose another configuration.
-pub fn global() -> &'static Recorder {
-    GLOBAL.get_or_init(Recorder::with_defaults)
-}
-
-/// Sets the process-wide recorder's configuration. Fails (returning the
-/// configuration error, or the unused recorder's config when one exists
-/// already) if the configuration is invalid or [`global()`] was already used.
-///
-/// ```
-/// let config = taskline::RecorderConfig {
-///     slow_poll_threshold: std::time::Duration::from_millis(5),
-///     ..Default::default()
-/// };
-/// taskline::init_global(config).expect("first and valid");
-/// assert_eq!(taskline::global().config().slow_poll_threshold.as_millis(), 5);
-/// ```
-pub fn init_global(config: RecorderConfig) -> Result<&'static Recorder, InitError> {
-    let recorder = Recorder::new(config).map_err(InitError::Config)?;
-    match GLOBAL.set(recorder) {
-        Ok(()) => Ok(global()),
-        Err(unused) => {
-            unused.shutdown();
-            Err(InitError::AlreadyInitialized)
-        }
-    }
-}
-
-/// Why [`init_global`] failed.
-#[derive(Debug)]
-pub enum InitError {
-    /// The configuration is invalid.
-    Config(taskline_core::ConfigError),
-    /// [`global()`] was already used (or `init_global` already called).
-    AlreadyInitialized,
-}
-
-impl std::fmt::Display for InitError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            InitError::Config(e) => write!(f, "invalid taskline configuration: {e}"),
-            InitError::AlreadyInitialized => {
-                f.write_str("the global taskline recorder already exists")
-            }
-        }
-    }
-}
-
-impl std::error::Error for InitError {}
-
-/// A [`TasklineLayer`] feeding the [`global()`] recorder, for
-/// `tracing_subscriber::registry().with(taskline::layer())`. It pays the
-/// registry's cost for every Tokio task span and resource operation (see
-/// the README's Overhead section); [`subscriber`] records the same at a
-/// fraction of that.
-pub fn layer() -> TasklineLayer {
-    TasklineLayer::new(global())
-}
-
-/// taskline's subscriber feeding the [`global()`] recorder, in front of
-/// `inner` (a `tracing_subscriber::registry()` stack with your layers).
-/// Install it with `.try_init()`, or turn on resource waits first with
-/// [`TasklineSubscriber::with_resource_waits`].
-///
-/// ```
-/// use tracing_subscriber::prelude::*;
-/// let subscriber = taskline::subscriber(tracing_subscriber::registry())
-///     .expect("registry-backed")
-///     .with_resource_waits(true);
-/// let _guard = tracing::subscriber::set_default(subscriber);
-/// ```
-pub fn subscriber<S>(inner: S) -> Result<TasklineSubscriber<S>, SubscriberError>
-where
-    S: tracing::Subscriber + Send + Sync + 'static,
-{
-    TasklineSubscriber::new(global(), inner)
-}
-
-/// [`subscriber`]`(inner)` installed as the process's global default: the
-/// one line that adds wakes, task names and blocking sections. Fails if
-/// `inner` has no registry underneath or another global subscriber exists.
-pub fn init_subscriber<S>(inner: S) -> Result<(), SubscriberError>
-where
-    S: tracing::Subscriber + Send + Sync + 'static,
-{
-    subscriber(inner)?.try_init()
-}

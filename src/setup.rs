@@ -1,28 +1,57 @@
-//! [`Taskline`]: everything taskline can do for a service, started in one
-//! call and shut down cleanly.
+//! The front door: [`Taskline::builder`] starts the recorder and every output
+//! asked for, installs taskline's `tracing` subscriber in front of the
+//! user's stack when asked, and returns the [`Taskline`] guard. The guard
+//! instruments runtimes ([`Taskline::build_runtime`]), registers their OTel
+//! runtime metrics, and finishes everything when shut down or dropped: the
+//! trace file gets its end marker, the flight recorder's window is brought
+//! up to date, the OTLP pipeline makes its last export. One recorder feeds
+//! every source, so hooks and subscriber can never disagree about where
+//! events go; a second recorder mixed in by hand is reported by the
+//! world check (see [`Mixing`]).
 
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 #[cfg(feature = "trace")]
 use std::path::PathBuf;
+use std::sync::Arc;
+#[cfg(feature = "otel")]
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use taskline_core::{
-    ConfigError, Recorder, RecorderConfig, SubscriberError, TasklineLayer, TasklineSubscriber,
+    ConfigError, Recorder, RecorderConfig, Snapshot, SubscriberError, TasklineLayer,
+    TasklineSubscriber,
 };
+use tokio::runtime::{Builder, Runtime};
 
+use crate::world::{self, Mixing};
 #[cfg(feature = "otel")]
 use taskline_otel::{
-    OtlpConfig, OtlpGuard, RuntimeMetricsExporter, TaskMetricsConfig, TaskMetricsSink,
+    ExportStats, OtlpConfig, OtlpGuard, RuntimeMetricsExporter, TaskMetricsConfig, TaskMetricsSink,
 };
 #[cfg(feature = "trace")]
 use taskline_trace::{
     PerfettoWriter, TraceHandle,
-    flight::{FlightConfig, FlightRecorder, FlightRecorderHandle},
+    flight::{FlightConfig, FlightError, FlightRecorder, FlightRecorderHandle},
 };
 
+/// How long [`Taskline::shutdown`] (and the guard's drop) waits for the last
+/// OTLP export by default.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Builds taskline's subscriber around the user's stack once the recorder
+/// exists (the stack's type is erased here, so the builder is not generic).
+type TracingSetup =
+    Box<dyn FnOnce(&Recorder, bool) -> Result<tracing::Dispatch, SubscriberError> + Send>;
+
 /// Builder for [`Taskline`]; see [`Taskline::builder`].
-#[derive(Default)]
 #[must_use = "call .start() to start recording"]
 pub struct TasklineBuilder {
     config: RecorderConfig,
+    tracing: Option<TracingSetup>,
+    resource_waits: bool,
+    shutdown_timeout: Duration,
     #[cfg(feature = "trace")]
     trace_file: Option<PathBuf>,
     #[cfg(feature = "trace")]
@@ -33,6 +62,35 @@ pub struct TasklineBuilder {
     otlp: Option<(OtlpConfig, TaskMetricsConfig)>,
 }
 
+impl Default for TasklineBuilder {
+    fn default() -> Self {
+        TasklineBuilder {
+            config: RecorderConfig::default(),
+            tracing: None,
+            resource_waits: false,
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
+            #[cfg(feature = "trace")]
+            trace_file: None,
+            #[cfg(feature = "trace")]
+            flight: None,
+            #[cfg(feature = "trace")]
+            dump_on_panic: false,
+            #[cfg(feature = "otel")]
+            otlp: None,
+        }
+    }
+}
+
+impl fmt::Debug for TasklineBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TasklineBuilder")
+            .field("config", &self.config)
+            .field("tracing", &self.tracing.is_some())
+            .field("resource_waits", &self.resource_waits)
+            .finish_non_exhaustive()
+    }
+}
+
 impl TasklineBuilder {
     /// The recorder's configuration (buffer sizes, slow-poll threshold, ...).
     pub fn recorder_config(mut self, config: RecorderConfig) -> Self {
@@ -40,8 +98,48 @@ impl TasklineBuilder {
         self
     }
 
-    /// Stream a Perfetto trace of everything recorded to `path` (finished by
-    /// [`Taskline::shutdown`]).
+    /// Installs taskline's subscriber in front of `inner` (your
+    /// `tracing_subscriber::registry()` stack with its layers, as you would
+    /// have `.init()`ed it) as the process's global default when
+    /// [`start`](Self::start) succeeds. It adds wakes (who woke whom), task
+    /// names and blocking sections from Tokio's instrumentation and forwards
+    /// everything else to `inner` unchanged ([`TasklineSubscriber`]).
+    ///
+    /// `start` fails with [`SetupError::Subscriber`] (and installs nothing)
+    /// if `inner` has no registry underneath or a global subscriber exists.
+    /// To install it yourself (e.g. per thread with
+    /// `tracing::subscriber::set_default`), use [`Taskline::subscriber`].
+    pub fn tracing<S>(mut self, inner: S) -> Self
+    where
+        S: tracing::Subscriber + Send + Sync + 'static,
+    {
+        self.tracing = Some(Box::new(move |recorder: &Recorder, resource_waits| {
+            let subscriber =
+                TasklineSubscriber::new(recorder, inner)?.with_resource_waits(resource_waits);
+            Ok(tracing::Dispatch::new(subscriber))
+        }));
+        self
+    }
+
+    /// With [`tracing`](Self::tracing): also record which resource a task
+    /// waits on (`Mutex`, `Semaphore`, `Sleep`, ...); see
+    /// [`TasklineSubscriber::with_resource_waits`] for what it costs.
+    pub fn resource_waits(mut self, on: bool) -> Self {
+        self.resource_waits = on;
+        self
+    }
+
+    /// How long shutdown (and the guard's drop) waits for the last OTLP
+    /// export before giving up with [`SetupError::Timeout`] (default
+    /// [`DEFAULT_SHUTDOWN_TIMEOUT`]; nothing else in shutdown waits on the
+    /// network).
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Stream a Perfetto trace of everything recorded to `path`, finished
+    /// (end marker, drop count) when the guard shuts down or drops.
     #[cfg(feature = "trace")]
     pub fn trace_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.trace_file = Some(path.into());
@@ -67,9 +165,9 @@ impl TasklineBuilder {
         self
     }
 
-    /// Export task metrics (and, with [`Taskline::watch_runtime`], runtime
-    /// metrics) over OTLP. `OtlpConfig::new()` honours the standard
-    /// `OTEL_EXPORTER_OTLP_*` variables.
+    /// Export task metrics, and the runtime metrics of every runtime built
+    /// with [`Taskline::build_runtime`], over OTLP. `OtlpConfig::new()`
+    /// honours the standard `OTEL_EXPORTER_OTLP_*` variables.
     #[cfg(feature = "otel")]
     pub fn otlp(mut self, config: OtlpConfig) -> Self {
         self.otlp = Some((config, TaskMetricsConfig::default()));
@@ -83,77 +181,100 @@ impl TasklineBuilder {
         self
     }
 
-    /// Starts the recorder and every output asked for. Nothing is installed
-    /// globally: add [`Taskline::layer`] to your subscriber and
-    /// [`Taskline::recorder`] to your runtime builder.
+    /// Starts the recorder and every output asked for, then installs the
+    /// subscriber given to [`tracing`](Self::tracing) (last, so a failed
+    /// start leaves no global subscriber behind). On error, whatever was
+    /// started is stopped again.
     pub fn start(self) -> Result<Taskline, SetupError> {
         let recorder = Recorder::new(self.config).map_err(SetupError::Config)?;
-        #[cfg(feature = "trace")]
-        let trace = match self.trace_file {
-            Some(path) => {
-                let (writer, handle) = PerfettoWriter::create(&path).map_err(|e| {
-                    SetupError::Output(format!("cannot create trace file {}: {e}", path.display()))
-                })?;
-                recorder.add_sink(writer);
-                Some(handle)
-            }
-            None => None,
-        };
-        #[cfg(feature = "trace")]
-        let flight = match self.flight {
-            Some(config) => {
-                let (sink, handle) = FlightRecorder::new(config)
-                    .map_err(|e| SetupError::Output(format!("flight recorder: {e}")))?;
-                recorder.add_sink(sink);
-                Some(handle)
-            }
-            None => None,
-        };
-        #[cfg(feature = "trace")]
-        install_panic_dump(self.dump_on_panic, &recorder, flight.as_ref())?;
-        #[cfg(feature = "otel")]
-        let otlp = match self.otlp {
-            Some((config, tasks)) => {
-                let guard = taskline_otel::init_otlp(config)
-                    .map_err(|e| SetupError::Output(format!("OTLP: {e}")))?;
-                recorder.add_sink(TaskMetricsSink::new(&guard.meter(), tasks));
-                Some(guard)
-            }
-            None => None,
-        };
-        Ok(Taskline {
+        #[allow(unused_mut)] // the outputs are set below, per feature
+        let mut taskline = Taskline {
+            instrumented: world::join(&recorder),
             recorder,
-            #[cfg(feature = "trace")]
-            trace,
-            #[cfg(feature = "trace")]
-            flight,
+            finished: false,
             #[cfg(feature = "otel")]
-            otlp,
+            shutdown_timeout: self.shutdown_timeout,
+            #[cfg(feature = "trace")]
+            trace: None,
+            #[cfg(feature = "trace")]
+            flight: None,
             #[cfg(feature = "otel")]
-            runtimes: std::sync::Mutex::new(Vec::new()),
-        })
+            otlp: None,
+            #[cfg(feature = "otel")]
+            runtimes: Mutex::new(Vec::new()),
+        };
+        // `taskline` drops (and cleans up) on every early return below.
+        #[cfg(feature = "trace")]
+        {
+            if let Some(path) = self.trace_file {
+                let (writer, handle) = PerfettoWriter::create(&path)
+                    .map_err(|source| SetupError::TraceFile { path, source })?;
+                taskline.recorder.add_sink(writer);
+                taskline.trace = Some(handle);
+            }
+            if let Some(config) = self.flight {
+                let (sink, handle) = FlightRecorder::new(config).map_err(SetupError::Flight)?;
+                taskline.recorder.add_sink(sink);
+                taskline.flight = Some(handle);
+            }
+            match (self.dump_on_panic, &taskline.flight) {
+                (false, _) => {}
+                (true, Some(handle)) => {
+                    taskline_trace::flight::dump_on_panic(&taskline.recorder, handle)
+                }
+                (true, None) => return Err(SetupError::DumpOnPanicWithoutFlightRecorder),
+            }
+        }
+        #[cfg(feature = "otel")]
+        if let Some((config, tasks)) = self.otlp {
+            let guard = taskline_otel::init_otlp(config).map_err(SetupError::Otlp)?;
+            taskline
+                .recorder
+                .add_sink(TaskMetricsSink::new(&guard.meter(), tasks));
+            taskline.otlp = Some(guard);
+        }
+        // The subscriber is made last, after every output started. Made
+        // before the OTLP pipeline (whose HTTP client runs a Tokio runtime of
+        // its own, hitting Tokio's waker callsites first), it records no
+        // wake at all: tests/end_to_end.rs checks the wakes with OTLP on.
+        if let Some(make) = self.tracing {
+            let dispatch =
+                make(&taskline.recorder, self.resource_waits).map_err(SetupError::Subscriber)?;
+            tracing::dispatcher::set_global_default(dispatch)
+                .map_err(|e| SetupError::Subscriber(SubscriberError::AlreadySet(e)))?;
+            world::set_global(taskline.recorder.id());
+        }
+        world::check(taskline.recorder.id());
+        Ok(taskline)
     }
 }
 
-/// A running taskline: the recorder plus whatever outputs the builder asked
-/// for (trace file, flight recorder, OTLP export).
+/// A running taskline: one recorder fed by the runtime hooks of the
+/// runtimes it instruments and (opt-in) by its `tracing` subscriber, plus
+/// the outputs the builder asked for (trace file, flight recorder, OTLP).
+/// [`shutdown`](Self::shutdown) finishes them and reports errors; dropping
+/// the guard does the same, printing errors to stderr (bounded: the OTLP
+/// export is given [`TasklineBuilder::shutdown_timeout`]; never panics).
+///
+/// Keep the guard alive as long as the runtimes: declare it first, so the
+/// runtimes drop (and their last tasks terminate) before it finishes.
 ///
 /// ```
-/// use taskline::RuntimeBuilderExt;
-///
 /// let taskline = taskline::Taskline::builder().start().unwrap();
-/// let rt = tokio::runtime::Builder::new_multi_thread()
-///     .enable_all()
-///     .taskline(taskline.recorder())
-///     .build()
+/// let rt = taskline
+///     .build_runtime(tokio::runtime::Builder::new_multi_thread().enable_all(), "main")
 ///     .unwrap();
 /// rt.block_on(async { tokio::spawn(async {}).await.unwrap() });
 /// drop(rt);
-/// println!("{}", taskline.recorder().snapshot());
+/// println!("{}", taskline.report());
 /// taskline.shutdown().unwrap();
 /// ```
 pub struct Taskline {
     recorder: Recorder,
+    instrumented: Arc<AtomicBool>,
+    finished: bool,
+    #[cfg(feature = "otel")]
+    shutdown_timeout: Duration,
     #[cfg(feature = "trace")]
     trace: Option<TraceHandle<std::fs::File>>,
     #[cfg(feature = "trace")]
@@ -161,7 +282,15 @@ pub struct Taskline {
     #[cfg(feature = "otel")]
     otlp: Option<OtlpGuard>,
     #[cfg(feature = "otel")]
-    runtimes: std::sync::Mutex<Vec<RuntimeMetricsExporter>>,
+    runtimes: Mutex<Vec<RuntimeMetricsExporter>>,
+}
+
+impl fmt::Debug for Taskline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Taskline")
+            .field("recorder", &self.recorder)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Taskline {
@@ -170,28 +299,106 @@ impl Taskline {
         TasklineBuilder::default()
     }
 
-    /// The recorder: pass it to `Builder::taskline(..)` (runtime hooks), take
-    /// [`Recorder::snapshot`]s, add your own sinks.
+    /// Instruments `builder` with the runtime hooks (spawn, poll, terminate,
+    /// park), builds the runtime and, with [`TasklineBuilder::otlp`],
+    /// exports its `RuntimeMetrics` under `tokio.runtime.name = name`.
+    ///
+    /// The hooks replace `on_task_spawn`, `on_before_task_poll`,
+    /// `on_after_task_poll`, `on_task_terminate`, `on_thread_park` and
+    /// `on_thread_unpark` callbacks set on `builder` before (Tokio keeps one
+    /// per hook).
+    pub fn build_runtime(&self, builder: &mut Builder, name: &str) -> Result<Runtime, SetupError> {
+        let runtime = self
+            .instrument(builder)
+            .build()
+            .map_err(SetupError::Runtime)?;
+        self.watch_runtime(runtime.handle(), name);
+        Ok(runtime)
+    }
+
+    /// Instruments `builder` with the runtime hooks for this recorder,
+    /// for a runtime you build yourself; pair it with
+    /// [`watch_runtime`](Self::watch_runtime) for its OTel metrics.
+    pub fn instrument<'a>(&self, builder: &'a mut Builder) -> &'a mut Builder {
+        taskline_core::instrument(builder, &self.recorder);
+        self.instrumented.store(true, Ordering::Relaxed);
+        world::check(self.recorder.id());
+        builder
+    }
+
+    /// Exports this runtime's `RuntimeMetrics` over OTLP under
+    /// `tokio.runtime.name = name` until the guard finishes. A no-op
+    /// without [`TasklineBuilder::otlp`] (or without feature `otel`).
+    pub fn watch_runtime(&self, handle: &tokio::runtime::Handle, name: &str) {
+        #[cfg(feature = "otel")]
+        if let Some(guard) = &self.otlp {
+            let exporter = RuntimeMetricsExporter::register(&guard.meter(), handle.clone(), name);
+            self.runtimes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(exporter);
+        }
+        #[cfg(not(feature = "otel"))]
+        let _ = (handle, name);
+    }
+
+    /// The recorder: take [`Recorder::snapshot`]s, add your own sinks, or
+    /// pass it where a `&Recorder` is wanted.
     pub fn recorder(&self) -> &Recorder {
         &self.recorder
     }
 
+    /// Flushes, then a copy of the aggregates ([`Recorder::snapshot`]).
+    pub fn snapshot(&self) -> Snapshot {
+        self.recorder.snapshot()
+    }
+
+    /// The text report of a fresh [`snapshot`](Self::snapshot), preceded by
+    /// a warning line when this recorder is [mixed](Self::mixing) with another.
+    pub fn report(&self) -> String {
+        let snapshot = self.recorder.snapshot();
+        match self.mixing() {
+            Some(m) => format!("WARNING: {m}\n\n{snapshot}"),
+            None => snapshot.to_string(),
+        }
+    }
+
+    /// `Some` when this recorder and another are mixed: a runtime's hooks
+    /// record into one while the process's global `tracing` subscriber (or
+    /// a layer in it) records into the other, so neither has both polls
+    /// and wakes. The first detection also prints one line on stderr.
+    pub fn mixing(&self) -> Option<Mixing> {
+        world::check(self.recorder.id())
+    }
+
     /// taskline's `tracing` subscriber feeding this recorder, in front of
-    /// `inner` (your `tracing_subscriber::registry()` stack): wakes, task
-    /// names and blocking sections at a fraction of the registry's cost; see
-    /// [`TasklineSubscriber`]. Install it with `.try_init()`.
+    /// `inner` (your `tracing_subscriber::registry()` stack), for you to
+    /// install: `.try_init()` for the process, or
+    /// `tracing::subscriber::set_default` for one thread. Wakes, task names
+    /// and blocking sections at a fraction of the registry's cost; see
+    /// [`TasklineSubscriber`]. [`TasklineBuilder::tracing`] installs it for you.
     pub fn subscriber<S>(&self, inner: S) -> Result<TasklineSubscriber<S>, SubscriberError>
     where
         S: tracing::Subscriber + Send + Sync + 'static,
     {
+        world::add_probe::<TasklineSubscriber<S>>(|d| {
+            d.downcast_ref::<TasklineSubscriber<S>>()
+                .map(|s| s.recorder().id())
+        });
         TasklineSubscriber::new(&self.recorder, inner)
     }
 
-    /// A `tracing` layer feeding this recorder, for a subscriber stack you
-    /// assemble yourself. It pays the registry's cost for every Tokio span;
-    /// prefer [`subscriber`](Self::subscriber).
-    pub fn layer(&self) -> TasklineLayer {
-        TasklineLayer::new(&self.recorder)
+    /// A `tracing_subscriber` layer feeding this recorder
+    /// ([`TasklineLayer`]), for stacks that need Tokio's spans themselves.
+    /// It pays the registry's cost for every Tokio span; prefer
+    /// [`subscriber`](Self::subscriber).
+    pub fn layer<S>(&self) -> impl tracing_subscriber::Layer<S> + Send + Sync + 'static
+    where
+        S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    {
+        use tracing_subscriber::Layer as _;
+        world::add_probe::<RecorderTag>(|d| d.downcast_ref::<RecorderTag>().map(|t| t.0));
+        TasklineLayer::new(&self.recorder).and_then(RecorderTag(self.recorder.id()))
     }
 
     /// The trace file's handle (bytes and events written), if enabled. Clone
@@ -207,45 +414,51 @@ impl Taskline {
         self.flight.as_ref()
     }
 
-    /// Export this runtime's `RuntimeMetrics` over OTLP under
-    /// `tokio.runtime.name = name`. A no-op without [`TasklineBuilder::otlp`].
+    /// The OTLP export's counters (succeeded, failed), if enabled.
     #[cfg(feature = "otel")]
-    pub fn watch_runtime(&self, handle: &tokio::runtime::Handle, name: &str) {
-        if let Some(guard) = &self.otlp {
-            let exporter = RuntimeMetricsExporter::register(&guard.meter(), handle.clone(), name);
-            if let Ok(mut runtimes) = self.runtimes.lock() {
-                runtimes.push(exporter);
-            }
-        }
+    pub fn otlp_stats(&self) -> Option<ExportStats> {
+        self.otlp.as_ref().map(OtlpGuard::export_stats)
     }
 
-    /// Flushes the recorder, finishes the trace file and flushes and stops
-    /// the OTLP export. Reports the first error, after trying everything.
-    pub fn shutdown(self) -> Result<(), SetupError> {
+    /// Finishes everything: flushes the recorder (every sink, the flight
+    /// recorder's window included, gets every event), makes the last OTLP
+    /// export (waiting at most [`TasklineBuilder::shutdown_timeout`]),
+    /// writes the trace file's end marker and stops the recorder. Tries
+    /// everything and returns the first error.
+    pub fn shutdown(mut self) -> Result<(), SetupError> {
+        self.finish()
+    }
+
+    fn finish(&mut self) -> Result<(), SetupError> {
+        if std::mem::replace(&mut self.finished, true) {
+            return Ok(());
+        }
         #[allow(unused_mut)] // only the trace/otel outputs can fail
         let mut first_error: Option<SetupError> = None;
+        world::check(self.recorder.id());
         self.recorder.flush();
         #[cfg(feature = "otel")]
         {
             // The provider's shutdown does the final export, which must still
             // see the runtimes; release their handles only afterwards.
-            if let Some(guard) = self.otlp
-                && let Err(e) = guard.shutdown()
+            if let Some(guard) = self.otlp.take()
+                && let Err(e) = shutdown_otlp(guard, self.shutdown_timeout)
             {
-                first_error.get_or_insert(SetupError::Output(format!("OTLP: {e}")));
+                first_error.get_or_insert(e);
             }
-            if let Ok(runtimes) = self.runtimes.lock() {
-                runtimes.iter().for_each(RuntimeMetricsExporter::unregister);
-            }
+            let runtimes =
+                std::mem::take(&mut *self.runtimes.lock().unwrap_or_else(|e| e.into_inner()));
+            runtimes.iter().for_each(RuntimeMetricsExporter::unregister);
         }
         #[cfg(feature = "trace")]
-        if let Some(trace) = self.trace {
+        if let Some(trace) = self.trace.take() {
             trace.set_dropped_events(self.recorder.stats().dropped);
             if let Err(e) = trace.finish_with_registry(self.recorder.registry()) {
-                first_error.get_or_insert(SetupError::Output(format!("trace file: {e}")));
+                first_error.get_or_insert(SetupError::FinishTrace(e));
             }
         }
         self.recorder.shutdown();
+        world::leave(self.recorder.id());
         match first_error {
             Some(e) => Err(e),
             None => Ok(()),
@@ -253,41 +466,150 @@ impl Taskline {
     }
 }
 
-/// Installs the panic dump asked for with [`TasklineBuilder::dump_on_panic`].
-#[cfg(feature = "trace")]
-fn install_panic_dump(
-    wanted: bool,
-    recorder: &Recorder,
-    flight: Option<&FlightRecorderHandle>,
-) -> Result<(), SetupError> {
-    match (wanted, flight) {
-        (false, _) => Ok(()),
-        (true, Some(handle)) => {
-            taskline_trace::flight::dump_on_panic(recorder, handle);
-            Ok(())
+impl Drop for Taskline {
+    fn drop(&mut self) {
+        match catch_unwind(AssertUnwindSafe(|| self.finish())) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("taskline: shutdown: {}", ErrorChain(&e)),
+            Err(_) => eprintln!("taskline: shutdown panicked; outputs may be incomplete"),
         }
-        (true, None) => Err(SetupError::Output(
-            "dump_on_panic needs a flight_recorder to dump".to_owned(),
-        )),
     }
 }
 
-/// Why [`TasklineBuilder::start`] or [`Taskline::shutdown`] failed.
+/// Shuts the OTLP pipeline down on a helper thread and waits for it at most
+/// `timeout`: the SDK bounds its own shutdown, this bounds it whatever the
+/// SDK does.
+#[cfg(feature = "otel")]
+fn shutdown_otlp(guard: OtlpGuard, timeout: Duration) -> Result<(), SetupError> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let spawned = std::thread::Builder::new()
+        .name("taskline-otlp-shutdown".into())
+        .spawn(move || {
+            let _ = tx.send(guard.shutdown());
+        });
+    if let Err(e) = spawned {
+        return Err(SetupError::Runtime(e));
+    }
+    match rx.recv_timeout(timeout) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(SetupError::Otlp(e)),
+        Err(_) => Err(SetupError::Timeout {
+            what: "the last OTLP export",
+            after: timeout,
+        }),
+    }
+}
+
+/// Marks a [`Taskline::layer`] with its recorder's id, so the world can
+/// tell which recorder a global subscriber with that layer feeds. Does
+/// nothing else.
+struct RecorderTag(u64);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for RecorderTag {}
+
+/// Displays an error followed by its `source()` chain.
+struct ErrorChain<'a>(&'a dyn std::error::Error);
+
+impl fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        while let Some(e) = cause {
+            write!(f, ": {e}")?;
+            cause = e.source();
+        }
+        Ok(())
+    }
+}
+
+/// Why [`TasklineBuilder::start`], [`Taskline::build_runtime`] or
+/// [`Taskline::shutdown`] failed. The cause, where there is one, is
+/// [`source()`](std::error::Error::source), never flattened into the message.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum SetupError {
     /// The recorder configuration is invalid.
     Config(ConfigError),
-    /// An output (trace file, flight recorder, OTLP) could not be set up or finished.
-    Output(String),
+    /// taskline's subscriber could not be made or installed (no registry
+    /// under the given stack, or a global subscriber exists already).
+    Subscriber(SubscriberError),
+    /// The trace file could not be created.
+    #[cfg(feature = "trace")]
+    TraceFile {
+        /// The file asked for.
+        path: PathBuf,
+        /// Why it could not be created.
+        source: std::io::Error,
+    },
+    /// Finishing the trace file failed (a write failed, or it was finished already).
+    #[cfg(feature = "trace")]
+    FinishTrace(std::io::Error),
+    /// The flight recorder refused its configuration.
+    #[cfg(feature = "trace")]
+    Flight(FlightError),
+    /// [`TasklineBuilder::dump_on_panic`] without a flight recorder to dump.
+    #[cfg(feature = "trace")]
+    DumpOnPanicWithoutFlightRecorder,
+    /// The OTLP pipeline could not be built, or its last export failed.
+    #[cfg(feature = "otel")]
+    Otlp(taskline_otel::otlp::Error),
+    /// The runtime (or a helper thread) could not be built.
+    Runtime(std::io::Error),
+    /// Shutdown stopped waiting for something.
+    Timeout {
+        /// What was waited for.
+        what: &'static str,
+        /// How long.
+        after: Duration,
+    },
 }
 
-impl std::fmt::Display for SetupError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Display for SetupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SetupError::Config(e) => write!(f, "invalid taskline configuration: {e}"),
-            SetupError::Output(e) => f.write_str(e),
+            SetupError::Config(_) => f.write_str("invalid taskline recorder configuration"),
+            SetupError::Subscriber(_) => {
+                f.write_str("cannot install taskline's tracing subscriber")
+            }
+            #[cfg(feature = "trace")]
+            SetupError::TraceFile { path, .. } => {
+                write!(f, "cannot create trace file {}", path.display())
+            }
+            #[cfg(feature = "trace")]
+            SetupError::FinishTrace(_) => f.write_str("cannot finish the trace file"),
+            #[cfg(feature = "trace")]
+            SetupError::Flight(_) => f.write_str("cannot start the flight recorder"),
+            #[cfg(feature = "trace")]
+            SetupError::DumpOnPanicWithoutFlightRecorder => {
+                f.write_str("dump_on_panic needs a flight_recorder to dump")
+            }
+            #[cfg(feature = "otel")]
+            SetupError::Otlp(_) => f.write_str("OTLP metrics export"),
+            SetupError::Runtime(_) => f.write_str("cannot build the Tokio runtime"),
+            SetupError::Timeout { what, after } => {
+                write!(f, "gave up waiting for {what} after {after:?}")
+            }
         }
     }
 }
 
-impl std::error::Error for SetupError {}
+impl std::error::Error for SetupError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SetupError::Config(e) => Some(e),
+            SetupError::Subscriber(e) => Some(e),
+            #[cfg(feature = "trace")]
+            SetupError::TraceFile { source, .. } => Some(source),
+            #[cfg(feature = "trace")]
+            SetupError::FinishTrace(e) => Some(e),
+            #[cfg(feature = "trace")]
+            SetupError::Flight(e) => Some(e),
+            #[cfg(feature = "trace")]
+            SetupError::DumpOnPanicWithoutFlightRecorder => None,
+            #[cfg(feature = "otel")]
+            SetupError::Otlp(e) => Some(e),
+            SetupError::Runtime(e) => Some(e),
+            SetupError::Timeout { .. } => None,
+        }
+    }
+}

@@ -40,6 +40,8 @@ pub enum Error {
     Exporter(opentelemetry_otlp::ExporterBuildError),
     /// Flush or shutdown of the SDK failed (e.g. the export timed out).
     Sdk(opentelemetry_sdk::error::OTelSdkError),
+    /// The private Tokio runtime the gRPC exporter needs could not be built.
+    Runtime(std::io::Error),
 }
 
 impl fmt::Display for Error {
@@ -48,6 +50,7 @@ impl fmt::Display for Error {
             Error::Config(m) => write!(f, "invalid OTLP configuration: {m}"),
             Error::Exporter(e) => write!(f, "cannot build the OTLP exporter: {e}"),
             Error::Sdk(e) => write!(f, "OpenTelemetry SDK: {e}"),
+            Error::Runtime(_) => f.write_str("cannot build the gRPC exporter's runtime"),
         }
     }
 }
@@ -58,6 +61,7 @@ impl std::error::Error for Error {
             Error::Config(_) => None,
             Error::Exporter(e) => Some(e),
             Error::Sdk(e) => Some(e),
+            Error::Runtime(e) => Some(e),
         }
     }
 }
@@ -195,7 +199,7 @@ fn grpc_exporter(
         .enable_all()
         .thread_name("taskline-otlp-grpc")
         .build()
-        .map_err(|e| Error::Config(format!("cannot build the gRPC exporter's runtime: {e}")))?;
+        .map_err(Error::Runtime)?;
     let _enter = runtime.enter();
     let mut b = MetricExporter::builder()
         .with_tonic()
