@@ -22,9 +22,9 @@ use std::time::{Duration, Instant};
 
 use taskline::otel::OtlpConfig;
 use taskline::{Recorder, RecorderConfig, Snapshot, Taskline};
-use taskline_mandelbrot::{Variant, default_workers, render};
+use taskline_mandelbrot::{Spawn, Variant, default_workers, render, render_with};
 
-const USAGE: &str = "usage: mandelbrot [--size N] [--workers N] [--out DIR] [--variants a,b,..] [--no-trace] [--otlp]
+const USAGE: &str = "usage: mandelbrot [--size N] [--workers N] [--out DIR] [--variants a,b,..] [--no-trace] [--otlp] [--wrap]
 
   --size N        image is N x N pixels (default 1024; the Go tutorial uses 2048)
   --workers N     Tokio worker threads and pool size (default: available cores)
@@ -33,7 +33,9 @@ const USAGE: &str = "usage: mandelbrot [--size N] [--workers N] [--out DIR] [--v
                   pool-pixels, pool-columns (default: all)
   --no-trace      do not write Perfetto traces
   --otlp          also export runtime and task metrics over OTLP while running
-                  (endpoint from OTEL_EXPORTER_OTLP_ENDPOINT, default http://localhost:4318)";
+                  (endpoint from OTEL_EXPORTER_OTLP_ENDPOINT, default http://localhost:4318)
+  --wrap          spawn every task through taskline's wrapper (Recorder::spawn), the
+                  source on stable Tokio (always on in a build without tokio_unstable)";
 
 /// Command-line options shared by parent and child.
 #[derive(Clone, Debug)]
@@ -46,6 +48,9 @@ struct Options {
     otlp: bool,
     /// Child only: run the variant without taskline (the baseline).
     bare: bool,
+    /// Spawn through taskline's wrapper (`Recorder::spawn`), the source on
+    /// stable Tokio; always on in a build without `tokio_unstable`.
+    wrap: bool,
 }
 
 fn parse(args: &[String]) -> Result<(Options, Option<Variant>), String> {
@@ -57,6 +62,7 @@ fn parse(args: &[String]) -> Result<(Options, Option<Variant>), String> {
         trace: true,
         otlp: false,
         bare: false,
+        wrap: !taskline::capabilities().task_events,
     };
     let mut child = None;
     let mut it = args.iter();
@@ -93,6 +99,7 @@ fn parse(args: &[String]) -> Result<(Options, Option<Variant>), String> {
             "--no-trace" => o.trace = false,
             "--otlp" => o.otlp = true,
             "--bare" => o.bare = true,
+            "--wrap" => o.wrap = true,
             "--child" => {
                 child = Some(
                     value("--child")?
@@ -239,6 +246,21 @@ impl Row {
     }
 }
 
+/// Spawns the variants' tasks through taskline's wrapper source.
+#[derive(Clone)]
+struct Wrapped(taskline::Recorder);
+
+impl Spawn for Wrapped {
+    #[track_caller]
+    fn spawn<F>(&self, future: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.0.spawn(future)
+    }
+}
+
 fn trace_path(out: &Path, variant: Variant) -> PathBuf {
     out.join(format!("mandelbrot-{}.perfetto-trace", variant.name()))
 }
@@ -307,9 +329,13 @@ fn run_child(o: &Options, variant: Variant) -> Result<(), String> {
         .map_err(|e| chain(&e))?;
 
     let started = Instant::now();
-    let image = runtime
-        .block_on(render(variant, o.size, o.size, o.workers))
-        .map_err(|e| e.to_string())?;
+    let image = if o.wrap {
+        let spawner = Wrapped(recorder.clone());
+        runtime.block_on(render_with(&spawner, variant, o.size, o.size, o.workers))
+    } else {
+        runtime.block_on(render(variant, o.size, o.size, o.workers))
+    }
+    .map_err(|e| e.to_string())?;
     let wall = started.elapsed();
     if variant == Variant::Serial {
         let png = o.out.join("mandelbrot.png");
@@ -419,10 +445,17 @@ fn run_parent(o: &Options, args: &[String]) -> Result<(), String> {
         .map_err(|e| format!("cannot create {}: {e}", o.out.display()))?;
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     eprintln!(
-        "Mandelbrot {0}x{0}, {1} workers, {2} variants, each in its own process without taskline and under it (hooks + subscriber)",
+        "Mandelbrot {0}x{0}, {1} workers, {2} variants, each in its own process without taskline and under it ({3})",
         o.size,
         o.workers,
-        o.variants.len()
+        o.variants.len(),
+        if !taskline::capabilities().task_events {
+            "stable Tokio: tasks spawned through taskline's wrapper"
+        } else if o.wrap {
+            "hooks + subscriber + wrapper"
+        } else {
+            "hooks + subscriber"
+        }
     );
     let mut rows = Vec::new();
     for (n, variant) in o.variants.iter().enumerate() {
@@ -504,15 +537,15 @@ fn print_table(o: &Options, rows: &[Row]) {
     let serial = rows.iter().find(|r| r.variant == Variant::Serial.name());
     println!();
     println!(
-        "| variant | wall ms | without taskline ms | taskline cost | speedup vs serial | tasks spawned | polls | sched delay p50 | sched delay p99 | max runnable | worker utilization | workers parked | work tasks waiting | peak RSS MiB | dropped |"
+        "| variant | wall ms | without taskline ms | taskline cost | speedup vs serial | tasks spawned | polls | wakes | sched delay p50 | sched delay p99 | max runnable | worker utilization | workers parked | work tasks waiting | peak RSS MiB | dropped |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in rows {
         let speedup = serial
             .map(|s| format!("{:.2}x", s.wall_ns as f64 / r.wall_ns.max(1) as f64))
             .unwrap_or_else(|| "-".into());
         println!(
-            "| {} | {} | {} | {:.2}x | {} | {} | {} | {} | {} | {} | {:.0}% | {} ms | {} ms | {:.0} | {} |",
+            "| {} | {} | {} | {:.2}x | {} | {} | {} | {} | {} | {} | {} | {:.0}% | {} ms | {} ms | {:.0} | {} |",
             r.variant,
             ms(r.wall_ns),
             ms(r.bare_wall_ns),
@@ -520,6 +553,7 @@ fn print_table(o: &Options, rows: &[Row]) {
             speedup,
             r.spawned,
             r.polls,
+            r.wakes,
             us(r.sched_p50_ns),
             us(r.sched_p99_ns),
             r.max_runnable,
@@ -532,7 +566,14 @@ fn print_table(o: &Options, rows: &[Row]) {
     }
     println!();
     println!(
-        "taskline cost = wall time under taskline (hooks + subscriber{}) / the same variant without taskline, one run each in this invocation.",
+        "taskline cost = wall time under taskline ({}{}) / the same variant without taskline, one run each in this invocation.",
+        if !taskline::capabilities().task_events {
+            "stable Tokio: every task spawned through taskline's wrapper"
+        } else if o.wrap {
+            "hooks + subscriber, tasks spawned through taskline's wrapper"
+        } else {
+            "hooks + subscriber"
+        },
         if o.trace { " + trace file" } else { "" }
     );
     println!();

@@ -70,3 +70,33 @@ pub use taskline_core::*;
 pub use taskline_otel as otel;
 #[cfg(feature = "trace")]
 pub use taskline_trace as trace;
+
+/// Spawns `future` like `tokio::spawn`, recorded as a task by the running
+/// [`Taskline`] (the most recently started guard that is not shut down),
+/// through taskline's wrapper: spawn site, polls, wakes, scheduling delay
+/// and completion, on stable Tokio too (see the README's "Stable Tokio").
+/// Without a running guard it is plain `tokio::spawn`.
+///
+/// Each call looks the guard up (one uncontended lock); on a hot spawn
+/// path, keep a clone of [`Taskline::recorder`] and call
+/// [`Recorder::spawn`] on it instead.
+///
+/// ```
+/// let taskline = taskline::Taskline::builder().start().unwrap();
+/// let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+/// rt.block_on(async { taskline::spawn(async { tokio::task::yield_now().await }).await.unwrap() });
+/// let snapshot = taskline.snapshot();
+/// assert_eq!((snapshot.spawned, snapshot.polls), (1, 2));
+/// taskline.shutdown().unwrap();
+/// ```
+#[track_caller]
+pub fn spawn<F>(future: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    match world::current() {
+        Some(recorder) => recorder.spawn(future),
+        None => tokio::spawn(future),
+    }
+}

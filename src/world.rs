@@ -91,6 +91,11 @@ pub(crate) fn join(recorder: &Recorder) -> Arc<AtomicBool> {
     instrumented
 }
 
+/// The recorder of the most recently started guard that is still running.
+pub(crate) fn current() -> Option<Recorder> {
+    world().members.last().map(|m| m.recorder.clone())
+}
+
 /// Removes a recorder whose guard finished.
 pub(crate) fn leave(recorder_id: u64) {
     world().members.retain(|m| m.recorder.id() != recorder_id);

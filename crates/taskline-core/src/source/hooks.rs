@@ -54,7 +54,7 @@ pub fn capabilities() -> Capabilities {
 }
 
 /// The line printed once per process when task events are unavailable.
-pub const STABLE_WARNING: &str = "taskline: built without --cfg tokio_unstable; recording worker park/unpark only (task spawn/poll/wake need tokio_unstable, see README)";
+pub const STABLE_WARNING: &str = "taskline: built without --cfg tokio_unstable: the runtime hooks record worker park/unpark only; spawn tasks through taskline::spawn / Recorder::spawn to record them (README: Stable Tokio)";
 
 #[cfg(not(tokio_unstable))]
 static WARNED: AtomicBool = AtomicBool::new(false);

@@ -560,7 +560,7 @@ impl TasklineLayer {
             "taskline: this tracing subscriber's filters disable TRACE, so Tokio's \
              instrumentation never reaches taskline's layer: no wakes, task names or blocking \
              sections are recorded. Put taskline's subscriber in front of the stack instead \
-             (taskline::init_subscriber(registry().with(...))), which records them whatever \
+             (Taskline::builder().tracing(registry().with(...))), which records them whatever \
              the filters say, or move the filter onto your output layer \
              (fmt::layer().with_filter(..)).",
         )

@@ -397,7 +397,7 @@ impl fmt::Display for SubscriberError {
             SubscriberError::AlreadySet(_) => f.write_str(
                 "a global default tracing subscriber is already installed; install \
                  taskline's subscriber instead of it, wrapping the same layers \
-                 (taskline::subscriber(registry().with(...)).try_init())",
+                 (Taskline::builder().tracing(registry().with(...)))",
             ),
         }
     }
