@@ -233,15 +233,18 @@ impl TasklineBuilder {
                 .add_sink(TaskMetricsSink::new(&guard.meter(), tasks));
             taskline.otlp = Some(guard);
         }
-        // The subscriber is made last, after every output started. Made
+        // The subscriber is made last, after every output started, and the
+        // interest cache is rebuilt once it is installed: a dispatcher made
         // before the OTLP pipeline (whose HTTP client runs a Tokio runtime of
-        // its own, hitting Tokio's waker callsites first), it records no
-        // wake at all: tests/end_to_end.rs checks the wakes with OTLP on.
+        // its own, hitting Tokio's waker callsites first) would otherwise
+        // record no wake at all (see `taskline_core::after_global_install`;
+        // tests/end_to_end.rs checks the wakes with OTLP on).
         if let Some(make) = self.tracing {
             let dispatch =
                 make(&taskline.recorder, self.resource_waits).map_err(SetupError::Subscriber)?;
             tracing::dispatcher::set_global_default(dispatch)
                 .map_err(|e| SetupError::Subscriber(SubscriberError::AlreadySet(e)))?;
+            taskline_core::after_global_install();
             world::set_global(taskline.recorder.id());
         }
         world::check(taskline.recorder.id());

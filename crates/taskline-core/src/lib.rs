@@ -66,5 +66,6 @@ pub use record::{
 pub use source::set_current_task;
 pub use source::{
     Capabilities, Instrumented, RuntimeBuilderExt, STABLE_WARNING, SubscriberError, TaskSpan,
-    TasklineLayer, TasklineSubscriber, block_in_place, capabilities, instrument, task_id_u64,
+    TasklineLayer, TasklineSubscriber, after_global_install, block_in_place, capabilities,
+    instrument, task_id_u64,
 };

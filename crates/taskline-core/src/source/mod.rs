@@ -19,6 +19,6 @@ mod wrap;
 pub use context::set_current_task;
 pub use hooks::{Capabilities, RuntimeBuilderExt, STABLE_WARNING, capabilities, instrument};
 pub use layer::{TaskSpan, TasklineLayer, block_in_place};
-pub use subscriber::{SubscriberError, TasklineSubscriber};
+pub use subscriber::{SubscriberError, TasklineSubscriber, after_global_install};
 pub use task_id::task_id_u64;
 pub use wrap::Instrumented;

@@ -504,7 +504,9 @@ where
     /// [`SubscriberError::AlreadySet`] (and installs nothing) if there is
     /// one already.
     pub fn try_init(self) -> Result<(), SubscriberError> {
-        tracing::subscriber::set_global_default(self).map_err(SubscriberError::AlreadySet)
+        tracing::subscriber::set_global_default(self).map_err(SubscriberError::AlreadySet)?;
+        after_global_install();
+        Ok(())
     }
 
     /// [`try_init`](Self::try_init), printing the error (once, to stderr)
@@ -514,6 +516,22 @@ where
             eprintln!("taskline: {e}");
         }
     }
+}
+
+/// Call after installing a taskline subscriber (or a stack containing the
+/// layer) as the process's global default by hand
+/// (`tracing::dispatcher::set_global_default`); [`TasklineSubscriber::try_init`]
+/// does it itself.
+///
+/// `tracing` caches each callsite's interest when the callsite first fires,
+/// and while a single dispatcher exists it asks the firing thread's default.
+/// A callsite first hit between making the subscriber and installing it (a
+/// runtime on another thread: an OTLP exporter's HTTP client, say) is
+/// cached as "never" on that thread's no-op default, and Tokio's waker
+/// events would never reach taskline. This rebuilds the cache from the
+/// installed default.
+pub fn after_global_install() {
+    tracing::callsite::rebuild_interest_cache();
 }
 
 impl<S> TasklineSubscriber<S> {
