@@ -102,8 +102,8 @@ def summarize(data: bytes) -> dict:
                 string_values[e.iid] = e.str.decode("utf-8")
         if p.HasField("track_descriptor"):
             t = p.track_descriptor
-            if t.description == "taskline trace format 2":
-                version = 2
+            if t.description in ("taskline trace format 2", "taskline trace format 3"):
+                version = int(t.description[-1])
             name = t.name or t.thread.thread_name or t.process.process_name
             tracks[t.uuid] = name
             if t.HasField("thread"):
@@ -128,7 +128,7 @@ def summarize(data: bytes) -> dict:
                 raise ValueError(f"packet {i}: uses interned data without SEQ_NEEDS_INCREMENTAL_STATE")
             cats = [categories.get(c, f"?{c}") for c in e.category_iids]
             cat = cats[0] if cats else ""
-            if not cat and version == 2:
+            if not cat and version >= 2:
                 # Version 2 writes no category where the kind follows from the name and type.
                 name = event_names.get(e.name_iid, "")
                 if e.type == TE.TYPE_INSTANT:
@@ -150,13 +150,17 @@ def summarize(data: bytes) -> dict:
                 if track_uuid not in counter_tracks:
                     raise ValueError(f"packet {i}: counter on a non-counter track")
                 counters_per_track[tracks[track_uuid]] += 1
+            # Version 3 writes the varint forms, reusing an id once its flow ended.
             flow_ids.extend(e.flow_ids)
+            flow_ids.extend(e.flow_ids_old)
             terminating.extend(e.terminating_flow_ids)
+            terminating.extend(e.terminating_flow_ids_old)
         unknown_fields += count_unknown(p)
     if unknown_fields:
         raise ValueError(f"{unknown_fields} fields unknown to the Perfetto protos")
-    if len(set(flow_ids)) != len(flow_ids):
-        raise ValueError("a flow id starts twice")
+    starts, ends = Counter(flow_ids), Counter(terminating)
+    if any(n > ends[i] + 1 for i, n in starts.items()):
+        raise ValueError("a flow id starts again without having ended")
     return {
         "bytes": len(data),
         "format_version": version,
@@ -179,7 +183,7 @@ def summarize(data: bytes) -> dict:
         "instants_per_category": dict(instants_per_category),
         "counters_per_track": dict(counters_per_track),
         "flows": len(flow_ids),
-        "flows_terminated": len(set(terminating) & set(flow_ids)),
+        "flows_terminated": sum(min(n, ends[i]) for i, n in starts.items()),
         "interned": {
             "categories": max((len(v[0]) for v in seq_interned.values()), default=0),
             "event_names": max((len(v[1]) for v in seq_interned.values()), default=0),

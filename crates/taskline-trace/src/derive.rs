@@ -37,6 +37,10 @@ pub(crate) struct SeqModel {
     /// most likely the next one polled here.
     woke_since_poll: bool,
     worker: u32,
+    /// Version 3: a `Wake` from the task the last `Wake` woke is predicted
+    /// to wake that wake's waker back (a reply: request/response channels,
+    /// ping-pong hand-offs).
+    replies: bool,
 }
 
 impl Default for SeqModel {
@@ -51,6 +55,7 @@ impl Default for SeqModel {
             last_wake: Event::default(),
             woke_since_poll: false,
             worker: NO_WORKER,
+            replies: true,
         }
     }
 }
@@ -67,6 +72,15 @@ fn end_of(begin: u8) -> Option<EventKind> {
 }
 
 impl SeqModel {
+    /// The model of a sequence of format `version` (2 or 3; [`Default`] is
+    /// the version the encoder writes).
+    pub(crate) fn for_version(version: u32) -> Self {
+        SeqModel {
+            replies: version >= 3,
+            ..SeqModel::default()
+        }
+    }
+
     /// The task running on the thread: the innermost open poll or blocking section's.
     fn current_task(&self) -> u64 {
         self.stack
@@ -126,8 +140,17 @@ impl SeqModel {
                 p.flags = self.last_poll_flags;
             }
             EventKind::Wake => {
-                p.task = self.last_wake.task;
-                p.arg = self.current_task();
+                let running = self.current_task();
+                p.task = if self.replies
+                    && running != 0
+                    && running == self.last_wake.task
+                    && self.last_wake.arg != 0
+                {
+                    self.last_wake.arg
+                } else {
+                    self.last_wake.task
+                };
+                p.arg = running;
                 p.flags = self.last_wake.flags;
             }
             EventKind::ResourceWait => p.task = self.current_task(),

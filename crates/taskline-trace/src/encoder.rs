@@ -1,5 +1,5 @@
 //! Turns [`Event`]s into framed Perfetto `TracePacket`s of trace format
-//! version 2 (no I/O). See `docs/trace-format.md` for the layout.
+//! version 3 (no I/O). See `docs/trace-format.md` for the layout.
 //!
 //! Each recording thread's events go on a packet sequence of their own, in
 //! the order they arrive (the ring order of that thread): no cross-thread
@@ -27,9 +27,7 @@ use taskline_core::{Registry, Site};
 
 use crate::derive::{SeqModel, derived_kind};
 use crate::schema::{self, AuxRef, annotation, defaults, interned, packet, track, track_event};
-use crate::wire::{
-    begin_nested, end_nested, put_bytes, put_fixed64, put_int32, put_uint, put_varint,
-};
+use crate::wire::{begin_nested, end_nested, put_bytes, put_int32, put_uint, put_varint};
 
 /// Registry entries per interned-data packet.
 const INTERN_CHUNK: usize = 256;
@@ -39,6 +37,11 @@ pub(crate) const COMPRESS_BLOCK: usize = 256 * 1024;
 const RECENT_TERMINATIONS: usize = 4096;
 /// Derived counters (alive, runnable tasks) are sampled at most this often, in event time.
 pub(crate) const SAMPLE_INTERVAL_NS: u64 = 1_000_000;
+
+/// Events after a `Wake` searched for the woken task's poll on the same thread.
+const LOOKAHEAD: usize = 16;
+/// Free flow ids kept for reuse at most.
+const MAX_FREE_FLOWS: usize = 4096;
 
 /// Initial slots of [`TaskTable`]'s direct-mapped part (it doubles on a
 /// collision up to `max_tracked_tasks` rounded up to a power of two).
@@ -289,6 +292,12 @@ pub(crate) struct Encoder {
     /// `recent_terms` stays empty (no hash insert per terminated task).
     spawn_sources: u8,
     next_flow: u64,
+    /// Flow ids whose flow was terminated, with the timestamp it ended at:
+    /// reused (oldest first) by a flow that starts later, so ids stay small.
+    free_flows: std::collections::VecDeque<(u64, u64)>,
+    /// Set by [`Encoder::event_at`] for a `Wake`: the task of the next
+    /// `PollStart` on the same thread within [`LOOKAHEAD`] events.
+    next_poll_here: Option<u64>,
     alive: i64,
     runnable: i64,
     next_sample_ts: u64,
@@ -376,6 +385,8 @@ impl Encoder {
             recent_order: std::collections::VecDeque::new(),
             spawn_sources: 0,
             next_flow: 1,
+            free_flows: std::collections::VecDeque::new(),
+            next_poll_here: None,
             alive: 0,
             runnable: 0,
             next_sample_ts: 0,
@@ -469,7 +480,7 @@ impl Encoder {
         put_int32(o, track::PROCESS_PID, pid);
         put_bytes(o, track::PROCESS_NAME, name.as_bytes());
         end_nested(o, pd);
-        put_bytes(o, track::DESCRIPTION, schema::FORMAT_MARKER_V2.as_bytes());
+        put_bytes(o, track::DESCRIPTION, schema::FORMAT_MARKER_V3.as_bytes());
         end_nested(o, td);
         end_nested(o, p);
         self.process_name = name;
@@ -834,6 +845,20 @@ impl Encoder {
         }
     }
 
+    /// Appends the packet of `batch[i]`, looking ahead in `batch` for what a
+    /// `Wake` leads to on its thread (see [`Encoder::event`]).
+    pub(crate) fn event_at(&mut self, batch: &[Event], i: usize, reg: &Registry) {
+        let e = &batch[i];
+        if e.kind == EventKind::Wake as u8 {
+            self.next_poll_here = batch[i + 1..]
+                .iter()
+                .take(LOOKAHEAD)
+                .find(|n| n.thread == e.thread && n.kind == EventKind::PollStart as u8)
+                .map(|n| n.task);
+        }
+        self.event(e, reg);
+    }
+
     /// Appends one event's packet. Events whose kind byte names no kind are
     /// skipped and counted; duplicate lifecycle reports are skipped (with
     /// `dedup_lifecycle`) and counted.
@@ -913,14 +938,28 @@ impl Encoder {
             }
             EventKind::Wake => {
                 let cross_task = e.arg != 0 && e.arg != e.task && !e.has_flag(flags::SELF_WAKE);
-                if cross_task {
-                    let id = self.next_flow;
+                // The woken task's next poll right after on this track needs no arrow.
+                let adjacent = self.next_poll_here.take() == Some(e.task);
+                if cross_task && !adjacent {
+                    let reuse = self
+                        .free_flows
+                        .front()
+                        .is_some_and(|&(_, end)| end < e.ts_ns);
+                    let id = if reuse {
+                        self.free_flows[0].0
+                    } else {
+                        self.next_flow
+                    };
                     if let Some(st) = self.task_entry(e.task)
                         && st.pending_flow.is_none()
                     {
                         st.pending_flow = Some(id);
                         flow = Some(id);
-                        self.next_flow += 1;
+                        if reuse {
+                            self.free_flows.pop_front();
+                        } else {
+                            self.next_flow += 1;
+                        }
                         self.stats.flows_written += 1;
                     }
                 }
@@ -1046,10 +1085,13 @@ impl Encoder {
             put_uint(o, track_event::COUNTER_VALUE, e.arg);
         }
         if let Some(id) = flow {
-            put_fixed64(o, track_event::FLOW_IDS, id);
+            put_uint(o, track_event::FLOW_IDS_OLD, id);
         }
         if let Some(id) = terminating {
-            put_fixed64(o, track_event::TERMINATING_FLOW_IDS, id);
+            put_uint(o, track_event::TERMINATING_FLOW_IDS_OLD, id);
+            if self.free_flows.len() < MAX_FREE_FLOWS {
+                self.free_flows.push_back((id, e.ts_ns));
+            }
         }
         end_nested(o, te);
         if name_text.is_some() || value_text.is_some() {

@@ -1,4 +1,4 @@
-//! [`read_trace`]: decodes a taskline trace (format version 1 or 2) back into
+//! [`read_trace`]: decodes a taskline trace (format version 1, 2 or 3) back into
 //! the exact events written and the registry naming their ids.
 //!
 //! The decoder is strict and defensive: every length is checked against the
@@ -59,7 +59,7 @@ pub struct Recording {
     pub packets: u64,
     /// Samples of the counter tracks (version 2), in file order.
     pub counters: Vec<CounterSample>,
-    /// The trace format version (1 or 2).
+    /// The trace format version (1, 2 or 3).
     pub format_version: u32,
     /// The file has no end marker: it was cut (crash, kill, full disk, a
     /// writer never finished) and holds what was written up to its last
@@ -145,6 +145,7 @@ fn marker_of(body: &[u8], off: usize) -> Result<Option<u32>, TraceError> {
                 match as_str(tv, tr.offset(), "TrackDescriptor.description")? {
                     schema::FORMAT_MARKER => version = Some(1),
                     schema::FORMAT_MARKER_V2 => version = Some(2),
+                    schema::FORMAT_MARKER_V3 => version = Some(3),
                     _ => {}
                 }
             }
@@ -179,7 +180,7 @@ fn format_of(bytes: &[u8]) -> Result<Option<u32>, TraceError> {
 /// See the module docs for the guarantees.
 pub fn read_trace(bytes: &[u8]) -> Result<Recording, TraceError> {
     match format_of(bytes) {
-        Ok(Some(2)) => read_v2(bytes),
+        Ok(Some(v @ (2 | 3))) => read_v2(bytes, v),
         // Version 1, or not a taskline trace: the version 1 reader says which.
         _ => crate::reader_v1::read(bytes),
     }
@@ -202,6 +203,8 @@ struct SeqState {
 
 #[derive(Default)]
 struct V2 {
+    /// 2 or 3: which [`SeqModel`] the thread sequences use.
+    version: u32,
     packets: u64,
     strings: Vec<Arc<str>>,
     sites: Vec<Site>,
@@ -226,8 +229,11 @@ fn err<T>(at: usize, kind: K) -> Result<T, TraceError> {
     Err(TraceError::new(at, kind))
 }
 
-fn read_v2(bytes: &[u8]) -> Result<Recording, TraceError> {
-    let mut st = V2::default();
+fn read_v2(bytes: &[u8], version: u32) -> Result<Recording, TraceError> {
+    let mut st = V2 {
+        version,
+        ..V2::default()
+    };
     let mut inflated = Vec::new();
     let unfinished_tail = for_each_packet(bytes, |body, off| {
         if st.stats.is_some() {
@@ -273,7 +279,7 @@ fn read_v2(bytes: &[u8]) -> Result<Recording, TraceError> {
         flows: st.flows,
         packets: st.packets,
         counters: st.counters,
-        format_version: 2,
+        format_version: version,
         unfinished,
     })
 }
@@ -408,7 +414,11 @@ impl V2 {
             .ok_or_else(|| TraceError::new(off, K::Malformed("packet on an unexpected sequence")))?
             as usize;
         if self.seqs.len() <= t {
-            self.seqs.resize_with(t + 1, SeqState::default);
+            let model = SeqModel::for_version(self.version);
+            self.seqs.resize_with(t + 1, || SeqState {
+                model: model.clone(),
+                ..SeqState::default()
+            });
         }
         if flags & packet::SEQ_INCREMENTAL_STATE_CLEARED != 0 {
             if !has_defaults {
@@ -719,6 +729,13 @@ impl RawEvent {
                 }
                 track_event::TERMINATING_FLOW_IDS => {
                     as_fixed64(v, at, "TrackEvent.terminating_flow_ids")?;
+                }
+                track_event::FLOW_IDS_OLD => {
+                    as_varint(v, at, "TrackEvent.flow_ids_old")?;
+                    *flows += 1;
+                }
+                track_event::TERMINATING_FLOW_IDS_OLD => {
+                    as_varint(v, at, "TrackEvent.terminating_flow_ids_old")?;
                 }
                 _ => {}
             }

@@ -64,6 +64,11 @@ pub(crate) mod track_event {
     pub(crate) const NAME_IID: u32 = 10;
     pub(crate) const TRACK_UUID: u32 = 11;
     pub(crate) const COUNTER_VALUE: u32 = 30;
+    /// `repeated uint64 flow_ids_old = 36` (unpacked; what version 3 writes:
+    /// a small id is 1 to 3 bytes instead of 8).
+    pub(crate) const FLOW_IDS_OLD: u32 = 36;
+    /// `repeated uint64 terminating_flow_ids_old = 42` (unpacked; version 3).
+    pub(crate) const TERMINATING_FLOW_IDS_OLD: u32 = 42;
     /// `repeated fixed64 flow_ids = 47` (unpacked).
     pub(crate) const FLOW_IDS: u32 = 47;
     /// `repeated fixed64 terminating_flow_ids = 48` (unpacked).
@@ -118,6 +123,8 @@ pub(crate) const THREAD_SEQUENCE_BASE: u64 = 2;
 pub(crate) const FORMAT_MARKER: &str = "taskline trace format 1";
 /// The version 2 marker.
 pub(crate) const FORMAT_MARKER_V2: &str = "taskline trace format 2";
+/// The version 3 marker (what the encoder writes).
+pub(crate) const FORMAT_MARKER_V3: &str = "taskline trace format 3";
 
 /// Version 2: sampled counter `k` (see [`SAMPLE_NAMES`]) is counter track
 /// `SAMPLE_UUID_BASE + k`, on the process sequence.

@@ -60,13 +60,6 @@ pub(crate) fn put_int32(out: &mut Vec<u8>, field: u32, x: i32) {
     put_uint(out, field, i64::from(x) as u64);
 }
 
-/// Appends a fixed64 field.
-#[inline]
-pub(crate) fn put_fixed64(out: &mut Vec<u8>, field: u32, x: u64) {
-    put_key(out, field, WT_FIXED64);
-    out.extend_from_slice(&x.to_le_bytes());
-}
-
 /// Appends a length-delimited field holding `bytes`.
 #[inline]
 pub(crate) fn put_bytes(out: &mut Vec<u8>, field: u32, bytes: &[u8]) {

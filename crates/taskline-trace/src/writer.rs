@@ -284,8 +284,8 @@ impl<W: Write> Shared<W> {
                 }
             }
         }
-        for e in events {
-            st.enc.event(e, registry);
+        for i in 0..events.len() {
+            st.enc.event_at(events, i, registry);
             if st.enc.out.len() >= FLUSH_THRESHOLD {
                 self.drain(st, true);
             }
@@ -621,8 +621,8 @@ pub fn encode_trace_with<W: Write>(
     let mut enc = options.encoder();
     let mut total = 0u64;
     enc.sync(registry);
-    for e in events {
-        enc.event(e, registry);
+    for i in 0..events.len() {
+        enc.event_at(events, i, registry);
         enc.seal(false);
         if enc.out.len() >= FLUSH_THRESHOLD {
             out.write_all(&enc.out)?;

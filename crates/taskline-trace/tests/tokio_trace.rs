@@ -226,7 +226,7 @@ fn recorded_workload_round_trips_and_validates() {
         (events.len() + back.counters.len()) as u64,
         "{json}"
     );
-    assert_eq!(json_u64(&json, "format_version"), 2, "{json}");
+    assert_eq!(json_u64(&json, "format_version"), 3, "{json}");
     assert!(json_u64(&json, "compressed_blocks") > 0, "{json}");
     for track in ["\"alive tasks\"", "\"runnable tasks\"", "\"process RSS\""] {
         assert!(json.contains(track), "counter track {track} in {json}");
