@@ -22,6 +22,7 @@ mod encoder;
 mod error;
 pub mod flight;
 mod reader;
+mod reader_common;
 mod reader_v1;
 mod schema;
 mod wire;

@@ -11,13 +11,12 @@
 //! else that is not a taskline trace gives a [`TraceError`] with the byte
 //! offset.
 
-use std::sync::Arc;
-
+use taskline_core::Registry;
 use taskline_core::{Event, EventKind};
-use taskline_core::{Registry, Site, ThreadInfo};
 
 use crate::derive::{SeqModel, derived_kind};
 use crate::error::{TraceError, TraceErrorKind as K};
+use crate::reader_common::{Tables, entry};
 use crate::schema::{self, AuxRef, annotation, defaults, interned, packet, track, track_event};
 use crate::wire::{Reader, as_bytes, as_fixed64, as_str, as_varint};
 
@@ -206,11 +205,7 @@ struct V2 {
     /// 2 or 3: which [`SeqModel`] the thread sequences use.
     version: u32,
     packets: u64,
-    strings: Vec<Arc<str>>,
-    sites: Vec<Site>,
-    threads: Vec<ThreadInfo>,
-    span_tracks: Vec<bool>,
-    counter_tracks: u16,
+    tables: Tables,
     seqs: Vec<SeqState>,
     flows: u64,
     events: Vec<Event>,
@@ -272,7 +267,7 @@ fn read_v2(bytes: &[u8], version: u32) -> Result<Recording, TraceError> {
     sort_keeping_thread_order(&mut st.events);
     Ok(Recording {
         events: st.events,
-        registry: Registry::from_parts(st.strings, st.sites, st.threads),
+        registry: Registry::from_parts(st.tables.strings, st.tables.sites, st.tables.threads),
         dropped_events: stats.dropped,
         events_skipped: stats.skipped,
         duplicates_skipped: stats.duplicates,
@@ -398,7 +393,7 @@ impl V2 {
                 self.interned(b, o)?;
             }
             if let Some((b, o)) = td {
-                self.track_descriptor(b, o)?;
+                self.tables.track_descriptor(b, o)?;
             }
             if let Some((b, o)) = te {
                 let ts = ts.ok_or_else(|| {
@@ -410,7 +405,7 @@ impl V2 {
         }
         let t = seq
             .checked_sub(schema::THREAD_SEQUENCE_BASE)
-            .filter(|&t| t < self.threads.len() as u64)
+            .filter(|&t| t < self.tables.threads.len() as u64)
             .ok_or_else(|| TraceError::new(off, K::Malformed("packet on an unexpected sequence")))?
             as usize;
         if self.seqs.len() <= t {
@@ -462,83 +457,9 @@ impl V2 {
                 continue;
             }
             let (b, o) = as_bytes(v, at, "interned string value")?;
-            let (iid, v, vat) = crate::reader_v1::entry(b, o)?;
+            let (iid, v, vat) = entry(b, o)?;
             let s = as_str(v, vat, "interned string value")?;
-            if iid % 2 == 1 {
-                if (iid - 1) / 2 != self.strings.len() as u64 {
-                    return err(o, K::Malformed("registry strings out of order"));
-                }
-                self.strings.push(Arc::from(s));
-            } else {
-                if iid == 0 || (iid - 2) / 2 != self.sites.len() as u64 {
-                    return err(o, K::Malformed("registry sites out of order"));
-                }
-                let site = crate::reader_v1::parse_site(s)
-                    .ok_or_else(|| TraceError::new(vat, K::Malformed("unparsable spawn site")))?;
-                self.sites.push(site);
-            }
-        }
-        Ok(())
-    }
-
-    fn track_descriptor(&mut self, body: &[u8], off: usize) -> Result<(), TraceError> {
-        let mut r = Reader::new(body, off);
-        let mut uuid = None;
-        let mut thread_name: Option<&str> = None;
-        let mut rank: Option<u64> = None;
-        let mut has_counter = false;
-        while let Some((f, v)) = r.next_field()? {
-            let at = r.offset();
-            match f {
-                track::UUID => uuid = Some(as_varint(v, at, "TrackDescriptor.uuid")?),
-                track::THREAD => {
-                    let (b, o) = as_bytes(v, at, "TrackDescriptor.thread")?;
-                    let mut tr = Reader::new(b, o);
-                    while let Some((tf, tv)) = tr.next_field()? {
-                        if tf == track::THREAD_NAME {
-                            thread_name =
-                                Some(as_str(tv, tr.offset(), "ThreadDescriptor.thread_name")?);
-                        }
-                    }
-                }
-                track::COUNTER => has_counter = true,
-                track::SIBLING_ORDER_RANK => {
-                    rank = Some(as_varint(v, at, "TrackDescriptor.sibling_order_rank")?)
-                }
-                _ => {}
-            }
-        }
-        let uuid = uuid
-            .ok_or_else(|| TraceError::new(off, K::Malformed("track descriptor without uuid")))?;
-        let thread_range = schema::THREAD_UUID_BASE..schema::THREAD_UUID_BASE + (1 << 16);
-        let span_range = schema::SPAN_UUID_BASE..schema::SPAN_UUID_BASE + (1 << 16);
-        let counter_range = schema::COUNTER_UUID_BASE..schema::COUNTER_UUID_BASE + 16;
-        if thread_range.contains(&uuid) {
-            let t = (uuid - schema::THREAD_UUID_BASE) as usize;
-            let name = thread_name.ok_or_else(|| {
-                TraceError::new(off, K::Malformed("thread track without thread name"))
-            })?;
-            let info = ThreadInfo {
-                id: t as u16,
-                name: Arc::from(name),
-                worker: rank.map(|r| r as u32),
-            };
-            if t < self.threads.len() {
-                self.threads[t] = info;
-            } else if t == self.threads.len() {
-                self.threads.push(info);
-                self.span_tracks.push(false);
-            } else {
-                return err(off, K::Malformed("thread numbers are not dense"));
-            }
-        } else if span_range.contains(&uuid) {
-            let t = (uuid - schema::SPAN_UUID_BASE) as usize;
-            match self.span_tracks.get_mut(t) {
-                Some(s) => *s = true,
-                None => return err(off, K::UnknownTrack(uuid)),
-            }
-        } else if counter_range.contains(&uuid) && has_counter {
-            self.counter_tracks |= 1 << (uuid - schema::COUNTER_UUID_BASE);
+            self.tables.registry_entry(iid, s, o, vat)?;
         }
         Ok(())
     }
@@ -596,7 +517,7 @@ impl V2 {
         let span_uuid = schema::SPAN_UUID_BASE + t as u64;
         let uuid = ev.track.unwrap_or(thread_uuid);
         let on_span = uuid == span_uuid;
-        if on_span && !self.span_tracks[t] {
+        if on_span && !self.tables.span_tracks[t] {
             return err(off, K::UnknownTrack(uuid));
         }
         let seq = &mut self.seqs[t];
@@ -610,7 +531,7 @@ impl V2 {
             EventKind::SpanEnter | EventKind::SpanExit => on_span,
             EventKind::Counter => {
                 let k = uuid.wrapping_sub(schema::COUNTER_UUID_BASE);
-                k < 16 && self.counter_tracks & (1 << k) != 0
+                k < 16 && self.tables.counter_tracks & (1 << k) != 0
             }
             _ => uuid == thread_uuid,
         };
@@ -642,11 +563,15 @@ impl V2 {
             }
             Some(AnnValue::Iid(iid)) => {
                 e.aux = match l.aux {
-                    AuxRef::String if iid % 2 == 1 && (iid - 1) / 2 < self.strings.len() as u64 => {
+                    AuxRef::String
+                        if iid % 2 == 1 && (iid - 1) / 2 < self.tables.strings.len() as u64 =>
+                    {
                         ((iid - 1) / 2) as u32
                     }
                     AuxRef::Site
-                        if iid >= 2 && iid % 2 == 0 && (iid - 2) / 2 < self.sites.len() as u64 =>
+                        if iid >= 2
+                            && iid % 2 == 0
+                            && (iid - 2) / 2 < self.tables.sites.len() as u64 =>
                     {
                         ((iid - 2) / 2) as u32
                     }

@@ -3,15 +3,15 @@
 //! version 2 still read. [`read_trace`](crate::read_trace) picks it by the
 //! format marker.
 use std::collections::HashMap;
-use std::sync::Arc;
 
-use taskline_core::{Event, EventKind, TaskKind};
-use taskline_core::{Registry, Site, ThreadInfo};
+use taskline_core::Registry;
+use taskline_core::{Event, EventKind};
 
 use crate::error::{TraceError, TraceErrorKind as K};
 use crate::reader::Recording;
+use crate::reader_common::{Tables, entry};
 use crate::schema::{self, AuxRef, annotation, interned, packet, track, track_event};
-use crate::wire::{Reader, Value, as_bytes, as_fixed64, as_str, as_varint};
+use crate::wire::{Reader, as_bytes, as_fixed64, as_str, as_varint};
 
 /// Reads a version 1 trace (or says why the input is not a taskline trace).
 pub(crate) fn read(bytes: &[u8]) -> Result<Recording, TraceError> {
@@ -41,7 +41,7 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Recording, TraceError> {
     let stats = stats.unwrap_or_default();
     Ok(Recording {
         events: st.events,
-        registry: Registry::from_parts(st.strings, st.sites, st.threads),
+        registry: Registry::from_parts(st.tables.strings, st.tables.sites, st.tables.threads),
         dropped_events: stats.dropped,
         events_skipped: stats.skipped,
         duplicates_skipped: 0,
@@ -66,11 +66,7 @@ struct ReadState {
     categories: HashMap<u64, u64>,
     /// Annotation-name iid -> index in [`schema::ANNOTATION_NAMES`] + 1 (0 = unknown name).
     annotation_names: HashMap<u64, u64>,
-    strings: Vec<Arc<str>>,
-    sites: Vec<Site>,
-    threads: Vec<ThreadInfo>,
-    span_tracks: Vec<bool>,
-    counter_tracks: u16,
+    tables: Tables,
     flows: u64,
     events: Vec<Event>,
 }
@@ -84,44 +80,6 @@ enum AnnValue {
 
 fn err<T>(at: usize, kind: K) -> Result<T, TraceError> {
     Err(TraceError::new(at, kind))
-}
-
-/// Parses `(iid, value)` interning entries.
-pub(crate) fn entry(body: &[u8], off: usize) -> Result<(u64, Value<'_>, usize), TraceError> {
-    let mut r = Reader::new(body, off);
-    let mut iid = None;
-    let mut value = None;
-    while let Some((f, v)) = r.next_field()? {
-        match f {
-            interned::IID => iid = Some(as_varint(v, off, "interned iid")?),
-            interned::VALUE => value = Some((v, r.offset())),
-            _ => {}
-        }
-    }
-    match (iid, value) {
-        (Some(i), Some((v, at))) => Ok((i, v, at)),
-        _ => err(off, K::Malformed("interned entry without iid or value")),
-    }
-}
-
-/// Parses the interned form of a site: `file:line:col (kind)`.
-pub(crate) fn parse_site(s: &str) -> Option<Site> {
-    let (loc, kind) = s.strip_suffix(')')?.rsplit_once(" (")?;
-    let kind = match kind {
-        "task" => TaskKind::Task,
-        "local" => TaskKind::Local,
-        "block_on" => TaskKind::BlockOn,
-        "blocking" => TaskKind::Blocking,
-        _ => return None,
-    };
-    let (rest, col) = loc.rsplit_once(':')?;
-    let (file, line) = rest.rsplit_once(':')?;
-    Some(Site {
-        file: Arc::from(file),
-        line: line.parse().ok()?,
-        col: col.parse().ok()?,
-        kind,
-    })
 }
 
 impl ReadState {
@@ -178,7 +136,7 @@ impl ReadState {
             self.interned(b, o)?;
         }
         if let Some((b, o)) = td {
-            self.track_descriptor(b, o)?;
+            self.tables.track_descriptor(b, o)?;
         }
         match te {
             Some((b, o)) => {
@@ -233,86 +191,10 @@ impl ReadState {
                     let (b, o) = as_bytes(v, at, "interned string value")?;
                     let (iid, v, vat) = entry(b, o)?;
                     let s = as_str(v, vat, "interned string value")?;
-                    if iid % 2 == 1 {
-                        if (iid - 1) / 2 != self.strings.len() as u64 {
-                            return err(o, K::Malformed("registry strings out of order"));
-                        }
-                        self.strings.push(Arc::from(s));
-                    } else {
-                        if iid == 0 || (iid - 2) / 2 != self.sites.len() as u64 {
-                            return err(o, K::Malformed("registry sites out of order"));
-                        }
-                        let site = parse_site(s).ok_or_else(|| {
-                            TraceError::new(vat, K::Malformed("unparsable spawn site"))
-                        })?;
-                        self.sites.push(site);
-                    }
+                    self.tables.registry_entry(iid, s, o, vat)?;
                 }
                 _ => {}
             }
-        }
-        Ok(())
-    }
-
-    fn track_descriptor(&mut self, body: &[u8], off: usize) -> Result<(), TraceError> {
-        let mut r = Reader::new(body, off);
-        let mut uuid = None;
-        let mut thread_name: Option<&str> = None;
-        let mut rank: Option<u64> = None;
-        let mut has_counter = false;
-        while let Some((f, v)) = r.next_field()? {
-            let at = r.offset();
-            match f {
-                track::UUID => uuid = Some(as_varint(v, at, "TrackDescriptor.uuid")?),
-                track::THREAD => {
-                    let (b, o) = as_bytes(v, at, "TrackDescriptor.thread")?;
-                    let mut tr = Reader::new(b, o);
-                    while let Some((tf, tv)) = tr.next_field()? {
-                        if tf == track::THREAD_NAME {
-                            thread_name =
-                                Some(as_str(tv, tr.offset(), "ThreadDescriptor.thread_name")?);
-                        }
-                    }
-                }
-                track::COUNTER => has_counter = true,
-                track::SIBLING_ORDER_RANK => {
-                    rank = Some(as_varint(v, at, "TrackDescriptor.sibling_order_rank")?)
-                }
-                _ => {}
-            }
-        }
-        let uuid = uuid
-            .ok_or_else(|| TraceError::new(off, K::Malformed("track descriptor without uuid")))?;
-        let thread_range = schema::THREAD_UUID_BASE..schema::THREAD_UUID_BASE + (1 << 16);
-        let span_range = schema::SPAN_UUID_BASE..schema::SPAN_UUID_BASE + (1 << 16);
-        let counter_range = schema::COUNTER_UUID_BASE..schema::COUNTER_UUID_BASE + 16;
-        if thread_range.contains(&uuid) {
-            let t = (uuid - schema::THREAD_UUID_BASE) as usize;
-            let name = thread_name.ok_or_else(|| {
-                TraceError::new(off, K::Malformed("thread track without thread name"))
-            })?;
-            let info = ThreadInfo {
-                id: t as u16,
-                name: Arc::from(name),
-                // int32 on the wire; worker indexes above i32::MAX come back through the cast.
-                worker: rank.map(|r| r as u32),
-            };
-            if t < self.threads.len() {
-                self.threads[t] = info;
-            } else if t == self.threads.len() {
-                self.threads.push(info);
-                self.span_tracks.push(false);
-            } else {
-                return err(off, K::Malformed("thread numbers are not dense"));
-            }
-        } else if span_range.contains(&uuid) {
-            let t = (uuid - schema::SPAN_UUID_BASE) as usize;
-            match self.span_tracks.get_mut(t) {
-                Some(s) => *s = true,
-                None => return err(off, K::UnknownTrack(uuid)),
-            }
-        } else if counter_range.contains(&uuid) && has_counter {
-            self.counter_tracks |= 1 << (uuid - schema::COUNTER_UUID_BASE);
         }
         Ok(())
     }
@@ -390,7 +272,7 @@ impl ReadState {
         match kind {
             EventKind::Counter => {
                 let k = uuid.wrapping_sub(schema::COUNTER_UUID_BASE);
-                if k >= 16 || self.counter_tracks & (1 << k) == 0 {
+                if k >= 16 || self.tables.counter_tracks & (1 << k) == 0 {
                     return err(off, K::UnknownTrack(uuid));
                 }
                 e.flags = k as u8;
@@ -404,19 +286,26 @@ impl ReadState {
             }
             EventKind::SpanEnter | EventKind::SpanExit => {
                 let t = uuid.wrapping_sub(schema::SPAN_UUID_BASE);
-                if !self.span_tracks.get(t as usize).copied().unwrap_or(false) || t >= 1 << 16 {
+                if !self
+                    .tables
+                    .span_tracks
+                    .get(t as usize)
+                    .copied()
+                    .unwrap_or(false)
+                    || t >= 1 << 16
+                {
                     return err(off, K::UnknownTrack(uuid));
                 }
                 e.thread = t as u16;
-                worker_of_track = self.threads[t as usize].worker;
+                worker_of_track = self.tables.threads[t as usize].worker;
             }
             _ => {
                 let t = uuid.wrapping_sub(schema::THREAD_UUID_BASE);
-                if t >= self.threads.len() as u64 {
+                if t >= self.tables.threads.len() as u64 {
                     return err(off, K::UnknownTrack(uuid));
                 }
                 e.thread = t as u16;
-                worker_of_track = self.threads[t as usize].worker;
+                worker_of_track = self.tables.threads[t as usize].worker;
             }
         }
         e.task = uint(schema::A_TASK).unwrap_or(0);
@@ -427,11 +316,15 @@ impl ReadState {
             Some(AnnValue::Uint(x)) => u32::try_from(x)
                 .map_err(|_| TraceError::new(off, K::Malformed("aux value too large")))?,
             Some(AnnValue::Iid(iid)) => match l.aux {
-                AuxRef::String if iid % 2 == 1 && (iid - 1) / 2 < self.strings.len() as u64 => {
+                AuxRef::String
+                    if iid % 2 == 1 && (iid - 1) / 2 < self.tables.strings.len() as u64 =>
+                {
                     ((iid - 1) / 2) as u32
                 }
                 AuxRef::Site
-                    if iid >= 2 && iid % 2 == 0 && (iid - 2) / 2 < self.sites.len() as u64 =>
+                    if iid >= 2
+                        && iid % 2 == 0
+                        && (iid - 2) / 2 < self.tables.sites.len() as u64 =>
                 {
                     ((iid - 2) / 2) as u32
                 }
@@ -501,24 +394,5 @@ impl ReadState {
             (Some(0), None) => Ok((0, AnnValue::Uint(0))),
             _ => err(off, K::Malformed("debug annotation without name or value")),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sites_parse_back_even_with_colons_in_the_file() {
-        let s = Site {
-            file: Arc::from("C:\\src\\a (1).rs"),
-            line: 12,
-            col: 3,
-            kind: TaskKind::BlockOn,
-        };
-        let text = crate::encoder::site_string(&s);
-        assert_eq!(parse_site(&text), Some(s));
-        assert_eq!(parse_site("a.rs:1:2"), None);
-        assert_eq!(parse_site("a.rs:x:2 (task)"), None);
     }
 }
