@@ -39,4 +39,4 @@ pub use aggregator::{
     fixed_bytes_bound,
 };
 pub use report::{TOP_SITES, fmt_ns};
-pub use snapshot::{HistogramSummary, SiteStats, Snapshot, TaskPhase, TaskStats, WorkerStats};
+pub use snapshot::{HistogramSummary, SiteStats, Snapshot, TaskStats, WorkerStats};
