@@ -58,12 +58,12 @@ pub use aggregate::{
     fixed_bytes_bound, fmt_ns,
 };
 pub use event::{
-    BlockingKind, CounterKind, DecodedEvent, Event, EventKind, NO_VALUE, NO_WORKER, TaskKind, WakeOp,
-    flags,
+    BlockingKind, CounterKind, DecodedEvent, Event, EventKind, NO_VALUE, NO_WORKER, TaskKind,
+    WakeOp, flags,
 };
 pub use id_map::{IdHasher, IdMap};
 pub use lifecycle::{
-    PollEnded, TaskPhase, PollStarted, SlowPollThreshold, TaskLife, TaskTracker, Transition, Woken,
+    PollEnded, PollStarted, SlowPollThreshold, TaskLife, TaskPhase, TaskTracker, Transition, Woken,
 };
 pub use record::{
     ConfigError, Recorder, RecorderConfig, RecorderStats, Registry, Sink, Site, ThreadInfo,

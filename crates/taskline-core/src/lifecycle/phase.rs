@@ -253,7 +253,13 @@ mod tests {
         t.poll_start(10, None);
         assert_eq!(t.wake(15), Woken::DuringPoll);
         let end = t.poll_end(20);
-        assert_eq!(end, PollEnded { open_ns: Some(10), rewoken: true });
+        assert_eq!(
+            end,
+            PollEnded {
+                open_ns: Some(10),
+                rewoken: true
+            }
+        );
         assert_eq!((t.phase(), t.since()), (TaskPhase::Runnable, 20));
         let s = t.poll_start(26, None);
         assert_eq!(s.scheduled_ns, Some(6));
@@ -265,7 +271,10 @@ mod tests {
         let mut t = TaskLife::in_first_poll(0);
         t.poll_end(10);
         let s = t.poll_start(100, Some(30));
-        assert_eq!((s.idle_ns, s.scheduled_ns, s.was_runnable), (Some(60), Some(30), false));
+        assert_eq!(
+            (s.idle_ns, s.scheduled_ns, s.was_runnable),
+            (Some(60), Some(30), false)
+        );
         let mut u = TaskLife::in_first_poll(0);
         u.poll_end(10);
         assert_eq!(u.poll_start(100, None).idle_ns, Some(90));

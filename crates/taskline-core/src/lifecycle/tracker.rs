@@ -297,7 +297,14 @@ mod tests {
         let a = t.apply(&ev(EventKind::Spawn, 0, 1, 0), |_| 1);
         let b = t.apply(&ev(EventKind::Spawn, 0, 2, 0), |_| 2);
         assert!(matches!(a, Transition::Spawned { tracked: true, .. }));
-        assert!(matches!(b, Transition::Spawned { tracked: false, value: 2, .. }));
+        assert!(matches!(
+            b,
+            Transition::Spawned {
+                tracked: false,
+                value: 2,
+                ..
+            }
+        ));
         // A second Spawn of a live task is nothing new.
         assert!(matches!(
             t.apply(&ev(EventKind::Spawn, 1, 1, 0), |_| 9),
@@ -307,7 +314,12 @@ mod tests {
         let end = t.apply(&ev(EventKind::PollEnd, 8, 2, 1), |_| 0);
         assert!(matches!(
             end,
-            Transition::Polled { duration_ns: 3, value: None, slow: true, .. }
+            Transition::Polled {
+                duration_ns: 3,
+                value: None,
+                slow: true,
+                ..
+            }
         ));
         assert_eq!(t.len(), 1);
     }
@@ -321,7 +333,12 @@ mod tests {
         let end = t.apply(&ev(EventKind::PollEnd, 15, 1, 3), |_| ());
         assert!(matches!(
             end,
-            Transition::Polled { start_ns: 5, duration_ns: 10, slow: false, .. }
+            Transition::Polled {
+                start_ns: 5,
+                duration_ns: 10,
+                slow: false,
+                ..
+            }
         ));
         // Nothing open anymore.
         assert!(matches!(
