@@ -424,7 +424,7 @@ pub(super) fn build(state: &State, registry: &Registry) -> Report {
             coalesced: state.timeline.is_coalesced(),
         },
         slow_polls: SlowPollProfile {
-            threshold_ms: ms(state.slow_ns),
+            threshold_ms: ms(state.config.slow_polls().as_ns()),
             count: state.slow_polls,
             worst: slow_worst,
         },
