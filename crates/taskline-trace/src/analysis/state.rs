@@ -189,23 +189,21 @@ impl State {
                 worker,
                 start_ns,
                 duration_ns,
-                slow,
+                slow: true,
                 value,
                 ..
             } => {
-                if slow {
-                    self.slow_polls += 1;
-                    self.worst_polls.offer(
-                        SlowSample {
-                            duration_ns,
-                            neg_start: std::cmp::Reverse(start_ns),
-                            neg_task: std::cmp::Reverse(task),
-                            site: value.map_or(UNKNOWN, |v| v.site),
-                            worker: worker.unwrap_or(taskline_core::NO_WORKER),
-                        },
-                        |_, _| false,
-                    );
-                }
+                self.slow_polls += 1;
+                self.worst_polls.offer(
+                    SlowSample {
+                        duration_ns,
+                        neg_start: std::cmp::Reverse(start_ns),
+                        neg_task: std::cmp::Reverse(task),
+                        site: value.map_or(UNKNOWN, |v| v.site),
+                        worker: worker.unwrap_or(taskline_core::NO_WORKER),
+                    },
+                    |_, _| false,
+                );
             }
             Transition::Woken {
                 woken: Some(w),
