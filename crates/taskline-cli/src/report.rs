@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use taskline_core::RecorderConfig;
 use taskline_trace::analysis::{AnalysisConfig, Analyzer};
 
 use crate::cli::ReportArgs;
@@ -13,8 +14,13 @@ use crate::output;
 pub fn run(args: &ReportArgs) -> Result<(), CliError> {
     let threshold = slow_poll_threshold(args.slow_poll_ms)?;
     let loaded = load(&args.trace)?;
+    // A trace does not record the recorder's slow-poll threshold: the flag
+    // stands for it, in the same configuration the recorder would use.
     let config = AnalysisConfig {
-        slow_poll_threshold: threshold,
+        recorder: RecorderConfig {
+            slow_poll_threshold: threshold,
+            ..RecorderConfig::default()
+        },
         top_n: usize::from(args.top),
         ..AnalysisConfig::default()
     };

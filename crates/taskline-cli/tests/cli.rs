@@ -124,7 +124,10 @@ fn report_json_equals_the_library_report() {
     let rec = taskline_trace::read_trace(&std::fs::read(path).expect("read")).expect("trace");
     let config = AnalysisConfig {
         top_n: 3,
-        slow_poll_threshold: Duration::from_micros(2500),
+        recorder: taskline_core::RecorderConfig {
+            slow_poll_threshold: Duration::from_micros(2500),
+            ..taskline_core::RecorderConfig::default()
+        },
         ..AnalysisConfig::default()
     };
     let want = Analyzer::analyze(&rec.events, &rec.registry, config).expect("config");

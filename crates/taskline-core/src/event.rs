@@ -90,6 +90,220 @@ impl Event {
     }
 }
 
+/// An [`Event`] read once into typed fields: what the table in the module
+/// docs says each kind's `task` / `arg` / `aux` / `flags` mean, decoded in
+/// one place ([`Event::decode`]) so consumers never read those fields by
+/// hand. `ts_ns` and `thread` stay on the [`Event`].
+///
+/// ```
+/// use taskline_core::{DecodedEvent, Event, EventKind, NO_VALUE, NO_WORKER};
+/// let mut e = Event::new(EventKind::PollStart, 1_000, 42);
+/// e.arg = NO_VALUE;
+/// e.aux = NO_WORKER;
+/// assert_eq!(
+///     e.decode(),
+///     DecodedEvent::PollStart { task: 42, worker: None, latency_ns: None }
+/// );
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DecodedEvent {
+    /// A task was spawned.
+    Spawn {
+        /// Task id.
+        task: u64,
+        /// Spawn site id (see [`Registry::site`](crate::record::registry::Registry::site)).
+        site: u32,
+        /// Size of the future in bytes, `None` when unknown.
+        size: Option<u64>,
+        /// What sort of task.
+        kind: TaskKind,
+        /// Reported by the tracing layer rather than the runtime hooks.
+        from_layer: bool,
+    },
+    /// A task's name became known.
+    TaskName {
+        /// Task id.
+        task: u64,
+        /// String id of the name.
+        name: u32,
+    },
+    /// A thread started polling a task.
+    PollStart {
+        /// Task id.
+        task: u64,
+        /// Runtime worker index, `None` off the workers.
+        worker: Option<u32>,
+        /// Tokio's schedule latency, when the hooks track it.
+        latency_ns: Option<u64>,
+    },
+    /// A thread finished polling a task.
+    PollEnd {
+        /// Task id.
+        task: u64,
+        /// Runtime worker index, `None` off the workers.
+        worker: Option<u32>,
+    },
+    /// A task was woken.
+    Wake {
+        /// The woken task.
+        task: u64,
+        /// The waking task, `None` when woken from outside a task.
+        by: Option<u64>,
+        /// The task woke itself (flag set, or waker and woken are one task).
+        self_wake: bool,
+        /// The waker operation.
+        op: WakeOp,
+    },
+    /// A task polled a resource and waits on it.
+    ResourceWait {
+        /// Task id.
+        task: u64,
+        /// Resource instance id, `None` when unknown.
+        instance: Option<u64>,
+        /// String id of the resource kind.
+        resource: u32,
+    },
+    /// A blocking section started.
+    BlockingStart {
+        /// The `spawn_blocking` task, `None` for `block_in_place`.
+        task: Option<u64>,
+        /// Runtime worker index, `None` off the workers.
+        worker: Option<u32>,
+        /// Which section, `None` for a byte naming none (hostile input).
+        kind: Option<BlockingKind>,
+    },
+    /// A blocking section ended.
+    BlockingEnd {
+        /// The `spawn_blocking` task, `None` for `block_in_place`.
+        task: Option<u64>,
+        /// Runtime worker index, `None` off the workers.
+        worker: Option<u32>,
+        /// Which section, `None` for a byte naming none (hostile input).
+        kind: Option<BlockingKind>,
+    },
+    /// A task terminated.
+    Terminate {
+        /// Task id.
+        task: u64,
+    },
+    /// A worker parked.
+    Park {
+        /// Runtime worker index, `None` off the workers.
+        worker: Option<u32>,
+    },
+    /// A worker unparked.
+    Unpark {
+        /// Runtime worker index, `None` off the workers.
+        worker: Option<u32>,
+    },
+    /// An application span was entered.
+    SpanEnter {
+        /// Tracing span id.
+        span: u64,
+        /// String id of the span name.
+        name: u32,
+    },
+    /// An application span was exited.
+    SpanExit {
+        /// Tracing span id.
+        span: u64,
+        /// String id of the span name.
+        name: u32,
+    },
+    /// A sampled runtime counter.
+    Counter {
+        /// Which counter, `None` for a byte naming none.
+        kind: Option<CounterKind>,
+        /// The sampled value.
+        value: u64,
+    },
+    /// A kind byte that names no kind (e.g. from a hostile file).
+    Unknown {
+        /// The byte.
+        kind: u8,
+    },
+}
+
+#[inline]
+fn worker_of(aux: u32) -> Option<u32> {
+    (aux != NO_WORKER).then_some(aux)
+}
+
+impl Event {
+    /// The typed view of this event (see [`DecodedEvent`]).
+    #[inline]
+    pub fn decode(&self) -> DecodedEvent {
+        let task = self.task;
+        match self.kind() {
+            Some(EventKind::Spawn) => DecodedEvent::Spawn {
+                task,
+                site: self.aux,
+                size: (self.arg != 0).then_some(self.arg),
+                kind: TaskKind::from_flags(self.flags),
+                from_layer: self.has_flag(flags::FROM_LAYER),
+            },
+            Some(EventKind::TaskName) => DecodedEvent::TaskName {
+                task,
+                name: self.aux,
+            },
+            Some(EventKind::PollStart) => DecodedEvent::PollStart {
+                task,
+                worker: worker_of(self.aux),
+                latency_ns: (self.arg != NO_VALUE).then_some(self.arg),
+            },
+            Some(EventKind::PollEnd) => DecodedEvent::PollEnd {
+                task,
+                worker: worker_of(self.aux),
+            },
+            Some(EventKind::Wake) => DecodedEvent::Wake {
+                task,
+                by: (self.arg != 0).then_some(self.arg),
+                self_wake: self.has_flag(flags::SELF_WAKE) || (self.arg != 0 && self.arg == task),
+                op: if self.flags & flags::ENUM_MASK == WakeOp::WakeByRef as u8 {
+                    WakeOp::WakeByRef
+                } else {
+                    WakeOp::Wake
+                },
+            },
+            Some(EventKind::ResourceWait) => DecodedEvent::ResourceWait {
+                task,
+                instance: (self.arg != 0).then_some(self.arg),
+                resource: self.aux,
+            },
+            Some(EventKind::BlockingStart) => DecodedEvent::BlockingStart {
+                task: (task != 0).then_some(task),
+                worker: worker_of(self.aux),
+                kind: BlockingKind::from_flags(self.flags),
+            },
+            Some(EventKind::BlockingEnd) => DecodedEvent::BlockingEnd {
+                task: (task != 0).then_some(task),
+                worker: worker_of(self.aux),
+                kind: BlockingKind::from_flags(self.flags),
+            },
+            Some(EventKind::Terminate) => DecodedEvent::Terminate { task },
+            Some(EventKind::Park) => DecodedEvent::Park {
+                worker: worker_of(self.aux),
+            },
+            Some(EventKind::Unpark) => DecodedEvent::Unpark {
+                worker: worker_of(self.aux),
+            },
+            Some(EventKind::SpanEnter) => DecodedEvent::SpanEnter {
+                span: self.arg,
+                name: self.aux,
+            },
+            Some(EventKind::SpanExit) => DecodedEvent::SpanExit {
+                span: self.arg,
+                name: self.aux,
+            },
+            Some(EventKind::Counter) => DecodedEvent::Counter {
+                kind: CounterKind::from_flags(self.flags),
+                value: self.arg,
+            },
+            None => DecodedEvent::Unknown { kind: self.kind },
+        }
+    }
+}
+
 /// What happened. Stored as a `u8` in [`Event::kind`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u8)]
@@ -210,6 +424,18 @@ pub enum BlockingKind {
     BlockInPlace = 1,
 }
 
+impl BlockingKind {
+    /// Decode the low bits of [`Event::flags`]; `None` for bits naming no kind.
+    #[inline]
+    pub fn from_flags(flags: u8) -> Option<Self> {
+        match flags & flags::ENUM_MASK {
+            0 => Some(BlockingKind::SpawnBlocking),
+            1 => Some(BlockingKind::BlockInPlace),
+            _ => None,
+        }
+    }
+}
+
 /// Which runtime value a `Counter` event samples.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u8)]
@@ -220,6 +446,19 @@ pub enum CounterKind {
     RunnableTasks = 1,
     /// Depth of the runtime's global (injection) queue.
     GlobalQueueDepth = 2,
+}
+
+impl CounterKind {
+    /// Decode the low bits of [`Event::flags`]; `None` for bits naming no kind.
+    #[inline]
+    pub fn from_flags(flags: u8) -> Option<Self> {
+        match flags & flags::ENUM_MASK {
+            0 => Some(CounterKind::AliveTasks),
+            1 => Some(CounterKind::RunnableTasks),
+            2 => Some(CounterKind::GlobalQueueDepth),
+            _ => None,
+        }
+    }
 }
 
 /// Flag bits for [`Event::flags`] (high bits; low 4 bits hold the kind-specific enum).
@@ -250,5 +489,61 @@ mod tests {
         assert_eq!(EventKind::from_u8(0), None);
         assert_eq!(EventKind::from_u8(15), None);
         assert_eq!(EventKind::from_u8(255), None);
+    }
+
+    #[test]
+    fn decode_reads_each_kind_by_the_table() {
+        let mut wake = Event::new(EventKind::Wake, 5, 9);
+        wake.arg = 9;
+        wake.flags = WakeOp::WakeByRef as u8;
+        assert_eq!(
+            wake.decode(),
+            DecodedEvent::Wake {
+                task: 9,
+                by: Some(9),
+                self_wake: true,
+                op: WakeOp::WakeByRef
+            }
+        );
+        let mut spawn = Event::new(EventKind::Spawn, 5, 3);
+        spawn.aux = 7;
+        spawn.flags = TaskKind::Blocking as u8 | flags::FROM_LAYER;
+        assert_eq!(
+            spawn.decode(),
+            DecodedEvent::Spawn {
+                task: 3,
+                site: 7,
+                size: None,
+                kind: TaskKind::Blocking,
+                from_layer: true
+            }
+        );
+        let mut start = Event::new(EventKind::PollStart, 5, 3);
+        start.arg = 120;
+        start.aux = 1;
+        assert_eq!(
+            start.decode(),
+            DecodedEvent::PollStart {
+                task: 3,
+                worker: Some(1),
+                latency_ns: Some(120)
+            }
+        );
+        let mut section = Event::new(EventKind::BlockingStart, 5, 0);
+        section.flags = 9;
+        section.aux = NO_WORKER;
+        assert_eq!(
+            section.decode(),
+            DecodedEvent::BlockingStart {
+                task: None,
+                worker: None,
+                kind: None
+            }
+        );
+        let bad = Event {
+            kind: 200,
+            ..Event::default()
+        };
+        assert_eq!(bad.decode(), DecodedEvent::Unknown { kind: 200 });
     }
 }

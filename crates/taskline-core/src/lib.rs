@@ -36,7 +36,9 @@
 //!
 //! The crate is laid out by the parts of that pipeline: `source/` (the
 //! hooks, the subscriber and the layer), `record/` (rings, consumer, sinks,
-//! registry, clock, configuration) and `aggregate/` (aggregator, snapshot,
+//! registry, clock, configuration), `lifecycle/` (the task phase rules
+//! every consumer applies: [`TaskLife`], [`TaskTracker`],
+//! [`SlowPollThreshold`]) and `aggregate/` (aggregator, snapshot,
 //! report). Its modules are private; every public item is re-exported here,
 //! at one path. `docs/ARCHITECTURE.md` in the repository pins the contract
 //! between the modules.
@@ -44,6 +46,7 @@
 mod aggregate;
 mod event;
 mod id_map;
+mod lifecycle;
 mod record;
 mod source;
 #[cfg(test)]
@@ -51,13 +54,17 @@ mod test_rng;
 
 pub use aggregate::{
     Aggregator, HISTOGRAM_MAX_NS, HistogramSummary, MAX_SITE_HISTOGRAMS, SITE_BYTES_BOUND,
-    SiteStats, Snapshot, TASK_STATE_BYTES_BOUND, TOP_SITES, TaskPhase, TaskStats, WorkerStats,
+    SiteStats, Snapshot, TASK_STATE_BYTES_BOUND, TOP_SITES, TaskStats, WorkerStats,
     fixed_bytes_bound, fmt_ns,
 };
 pub use event::{
-    BlockingKind, CounterKind, Event, EventKind, NO_VALUE, NO_WORKER, TaskKind, WakeOp, flags,
+    BlockingKind, CounterKind, DecodedEvent, Event, EventKind, NO_VALUE, NO_WORKER, TaskKind,
+    WakeOp, flags,
 };
 pub use id_map::{IdHasher, IdMap};
+pub use lifecycle::{
+    PollEnded, PollStarted, SlowPollThreshold, TaskLife, TaskPhase, TaskTracker, Transition, Woken,
+};
 pub use record::{
     ConfigError, Recorder, RecorderConfig, RecorderStats, Registry, Sink, Site, ThreadInfo,
     clock_epoch, init_clock, instant_to_ns, now_ns,

@@ -19,7 +19,7 @@
 //!
 //! let otlp = init_otlp(OtlpConfig::new().with_service_name("my-service"))?;
 //! let recorder = Recorder::with_defaults();
-//! recorder.add_sink(TaskMetricsSink::new(&otlp.meter(), TaskMetricsConfig::default()));
+//! recorder.add_sink(TaskMetricsSink::for_recorder(&otlp.meter(), recorder.config(), TaskMetricsConfig::default()));
 //! let rt = tokio::runtime::Builder::new_multi_thread().enable_all().taskline(&recorder).build()?;
 //! RuntimeMetricsExporter::register(&otlp.meter(), rt.handle().clone(), "main");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
@@ -94,7 +94,7 @@
 //! | `tokio.task.idle.duration` | histogram | `s` | same | poll returned Pending until woken | `tokio_task_idle_duration_seconds_*` |
 //! | `tokio.task.spawned` | counter | `{task}` | same | tasks spawned | `tokio_task_spawned_total` |
 //! | `tokio.task.terminated` | counter | `{task}` | same | tracked tasks terminated | `tokio_task_terminated_total` |
-//! | `tokio.task.slow_polls` | counter | `{poll}` | same | polls >= `slow_poll_threshold` (default 10 ms) | `tokio_task_slow_polls_total` |
+//! | `tokio.task.slow_polls` | counter | `{poll}` | same | polls longer than the recorder's `RecorderConfig::slow_poll_threshold` (default 10 ms) | `tokio_task_slow_polls_total` |
 //!
 //! Histogram boundaries default to [`task::DEFAULT_BOUNDARIES`] (1 µs .. 10 s).
 //! The spawn-site attribute (`file:line:col`) is off by default; when on, at

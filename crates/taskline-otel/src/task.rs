@@ -2,22 +2,30 @@
 //! OpenTelemetry histograms and counters.
 //!
 //! It runs on the recorder's consumer thread (never on application threads)
-//! and derives, per task, the same intervals as the core aggregator:
+//! and derives, per task, the same intervals as the core aggregator, by the
+//! same rules (the core's [`TaskTracker`]):
 //! - poll duration: `PollStart` to `PollEnd` on one thread;
 //! - schedule duration: Tokio's schedule latency when the hooks report it,
 //!   else runnable time (spawn or wake to the next poll);
 //! - idle duration: end of a poll to the wake that made the task runnable
 //!   again (or, hooks only, to the moment Tokio says it was scheduled, or to
-//!   the next poll when schedule-latency tracking is off).
+//!   the next poll when schedule-latency tracking is off);
+//! - a slow poll: longer than the recorder's
+//!   [`RecorderConfig::slow_poll_threshold`] (the one threshold, see
+//!   [`TaskMetricsSink::for_recorder`]).
+//!
+//! With [`TaskMetricsConfig::by_spawn_site`], every poll counts under its
+//! task's spawn site, including the last poll of a task, inside which Tokio
+//! reports its termination: the poll keeps the series its task had when it
+//! started.
 
-use std::time::Duration;
 use taskline_core::IdMap;
 
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::{BoundCounter, BoundHistogram, Counter, Histogram, Meter};
 use taskline_core::Registry;
 use taskline_core::Sink;
-use taskline_core::{Event, EventKind, NO_VALUE};
+use taskline_core::{Event, RecorderConfig, SlowPollThreshold, TaskTracker, Transition};
 
 /// Attribute holding the spawn site (`file:line:col`) when
 /// [`TaskMetricsConfig::by_spawn_site`] is on.
@@ -32,11 +40,11 @@ pub const DEFAULT_BOUNDARIES: [f64; 22] = [
     5e-2, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-/// Configuration of a [`TaskMetricsSink`].
+/// Configuration of a [`TaskMetricsSink`]. The slow-poll threshold is the
+/// recorder's ([`RecorderConfig::slow_poll_threshold`], see
+/// [`TaskMetricsSink::for_recorder`]), not part of this.
 #[derive(Clone, Debug)]
 pub struct TaskMetricsConfig {
-    /// Polls at least this long count in `tokio.task.slow_polls`. Default 10 ms.
-    pub slow_poll_threshold: Duration,
     /// Add the [`SPAWN_SITE`] attribute. Default off.
     pub by_spawn_site: bool,
     /// Distinct spawn sites given their own series; later ones are
@@ -54,7 +62,6 @@ pub struct TaskMetricsConfig {
 impl Default for TaskMetricsConfig {
     fn default() -> Self {
         TaskMetricsConfig {
-            slow_poll_threshold: Duration::from_millis(10),
             by_spawn_site: false,
             max_spawn_sites: 64,
             max_tracked_tasks: 65_536,
@@ -62,13 +69,6 @@ impl Default for TaskMetricsConfig {
             attributes: Vec::new(),
         }
     }
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    Runnable,
-    Polling,
-    Idle,
 }
 
 /// One attribute set's instruments, bound once: recording through a bound
@@ -85,15 +85,6 @@ struct Series {
     attrs: Vec<KeyValue>,
 }
 
-struct TaskState {
-    /// Index into `TaskMetricsSink::series`.
-    series: usize,
-    phase: Phase,
-    /// When the task entered `phase` (ns).
-    mark: u64,
-    woken_in_poll: bool,
-}
-
 /// Feeds `tokio.task.*` histograms and counters from the recorder's events.
 ///
 /// ```
@@ -101,43 +92,63 @@ struct TaskState {
 /// let provider = opentelemetry_sdk::metrics::SdkMeterProvider::builder().build();
 /// let meter = opentelemetry::metrics::MeterProvider::meter(&provider, "taskline");
 /// let recorder = taskline_core::Recorder::with_defaults();
-/// recorder.add_sink(TaskMetricsSink::new(&meter, TaskMetricsConfig::default()));
+/// recorder.add_sink(TaskMetricsSink::for_recorder(
+///     &meter,
+///     recorder.config(),
+///     TaskMetricsConfig::default(),
+/// ));
 /// # recorder.shutdown();
 /// ```
 pub struct TaskMetricsSink {
+    inst: Instruments,
+    /// The task lifecycle; each task's value is its index into `inst.series`.
+    tasks: TaskTracker<usize>,
+}
+
+/// The instruments and their bound series (apart from the task state, so
+/// that a new task's series can be found while the tracker applies its spawn).
+struct Instruments {
     poll: Histogram<f64>,
     schedule: Histogram<f64>,
     idle: Histogram<f64>,
     spawned: Counter<u64>,
     terminated: Counter<u64>,
     slow_polls: Counter<u64>,
-    slow_ns: u64,
     by_site: bool,
     max_sites: usize,
-    max_tasks: usize,
     /// Bound instruments per attribute set; index 0 is the [`OTHER_SITE`]
     /// (or site-less) series.
     series: Vec<Series>,
     /// Registry site id -> index into `series`.
     site_series: IdMap<u32, usize>,
-    tasks: IdMap<u64, TaskState>,
-    /// Per recorder thread: the task being polled and since when.
-    polling: Vec<(u64, u64)>,
 }
 
 impl std::fmt::Debug for TaskMetricsSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TaskMetricsSink")
-            .field("series", &self.series.len())
+            .field("series", &self.inst.series.len())
             .field("tracked_tasks", &self.tasks.len())
             .finish()
     }
 }
 
 impl TaskMetricsSink {
-    /// Creates the instruments on `meter`; add the sink to a recorder with
-    /// [`Recorder::add_sink`](taskline_core::Recorder::add_sink).
+    /// [`for_recorder`](Self::for_recorder) with the default
+    /// [`RecorderConfig`] (its 10 ms slow-poll threshold): for a recorder
+    /// with another threshold, use `for_recorder`.
     pub fn new(meter: &Meter, config: TaskMetricsConfig) -> Self {
+        Self::for_recorder(meter, &RecorderConfig::default(), config)
+    }
+
+    /// Creates the instruments on `meter` for a recorder configured with
+    /// `recorder` (its `slow_poll_threshold` classifies slow polls, as in
+    /// the recorder's snapshot); add the sink to that recorder with
+    /// [`Recorder::add_sink`](taskline_core::Recorder::add_sink).
+    pub fn for_recorder(
+        meter: &Meter,
+        recorder: &RecorderConfig,
+        config: TaskMetricsConfig,
+    ) -> Self {
         let hist = |name: &'static str, desc: &'static str| {
             meter
                 .f64_histogram(name)
@@ -157,7 +168,7 @@ impl TaskMetricsSink {
         if config.by_spawn_site {
             base.push(KeyValue::new(SPAWN_SITE, OTHER_SITE));
         }
-        let mut sink = TaskMetricsSink {
+        let mut inst = Instruments {
             poll: hist("tokio.task.poll.duration", "Duration of one task poll."),
             schedule: hist(
                 "tokio.task.schedule.duration",
@@ -176,21 +187,22 @@ impl TaskMetricsSink {
             slow_polls: counter(
                 "tokio.task.slow_polls",
                 "{poll}",
-                "Polls at least as long as the slow-poll threshold.",
+                "Polls longer than the slow-poll threshold.",
             ),
-            slow_ns: u64::try_from(config.slow_poll_threshold.as_nanos()).unwrap_or(u64::MAX),
             by_site: config.by_spawn_site,
             max_sites: config.max_spawn_sites,
-            max_tasks: config.max_tracked_tasks,
             series: Vec::new(),
             site_series: IdMap::default(),
-            tasks: IdMap::default(),
-            polling: Vec::new(),
         };
-        sink.add_series(base);
-        sink
+        inst.add_series(base);
+        TaskMetricsSink {
+            inst,
+            tasks: TaskTracker::new(config.max_tracked_tasks, SlowPollThreshold::of(recorder)),
+        }
     }
+}
 
+impl Instruments {
     /// Binds the instruments to a new attribute set; returns its index.
     fn add_series(&mut self, attrs: Vec<KeyValue>) -> usize {
         self.series.push(Series {
@@ -231,126 +243,60 @@ impl TaskMetricsSink {
         self.site_series.insert(site, i);
         i
     }
+}
 
+impl TaskMetricsSink {
+    #[inline]
     fn event(&mut self, e: &Event, registry: &Registry) {
-        match e.kind() {
-            Some(EventKind::Spawn) => self.spawn(e, registry),
-            Some(EventKind::Wake) => self.wake(e),
-            Some(EventKind::PollStart) => self.poll_start(e),
-            Some(EventKind::PollEnd) => self.poll_end(e),
-            Some(EventKind::Terminate) => {
-                if let Some(t) = self.tasks.remove(&e.task) {
-                    self.series[t.series].terminated.add(1);
+        let inst = &mut self.inst;
+        // A new task's series is found once, at its spawn; the tracker
+        // keeps it with the task, and with the task's open poll.
+        match self.tasks.apply(e, |site| inst.series_of(site, registry)) {
+            Transition::Spawned { value, .. } => inst.series[value].spawned.add(1),
+            Transition::PollStarted {
+                latency_ns,
+                started,
+                value,
+                ..
+            } => match (started, value) {
+                (Some(p), Some(series)) => {
+                    let s = &inst.series[series];
+                    if let Some(d) = p.scheduled_ns {
+                        s.schedule.record(secs(d));
+                    }
+                    if let Some(d) = p.idle_ns {
+                        s.idle.record(secs(d));
+                    }
+                }
+                _ => {
+                    if let Some(l) = latency_ns {
+                        inst.series[0].schedule.record(secs(l));
+                    }
+                }
+            },
+            Transition::Polled {
+                duration_ns,
+                slow,
+                value,
+                ..
+            } => {
+                let s = &inst.series[value.unwrap_or(0)];
+                s.poll.record(secs(duration_ns));
+                if slow {
+                    s.slow_polls.add(1);
                 }
             }
+            Transition::Woken {
+                woken: Some(w),
+                value: Some(series),
+                ..
+            } => {
+                if let Some(d) = w.idle_ns() {
+                    inst.series[series].idle.record(secs(d));
+                }
+            }
+            Transition::Terminated { value, .. } => inst.series[value].terminated.add(1),
             _ => {}
-        }
-    }
-
-    fn spawn(&mut self, e: &Event, registry: &Registry) {
-        if self.tasks.contains_key(&e.task) {
-            return; // the second source of the same spawn
-        }
-        let series = self.series_of(e.aux, registry);
-        self.series[series].spawned.add(1);
-        if self.tasks.len() < self.max_tasks {
-            self.tasks.insert(
-                e.task,
-                TaskState {
-                    series,
-                    phase: Phase::Runnable,
-                    mark: e.ts_ns,
-                    woken_in_poll: false,
-                },
-            );
-        }
-    }
-
-    fn wake(&mut self, e: &Event) {
-        let Some(t) = self.tasks.get_mut(&e.task) else {
-            return;
-        };
-        match t.phase {
-            Phase::Idle => {
-                let d = e.ts_ns.saturating_sub(t.mark);
-                t.phase = Phase::Runnable;
-                t.mark = e.ts_ns;
-                let s = t.series;
-                self.series[s].idle.record(secs(d));
-            }
-            Phase::Polling => t.woken_in_poll = true,
-            Phase::Runnable => {}
-        }
-    }
-
-    fn poll_start(&mut self, e: &Event) {
-        let th = e.thread as usize;
-        if self.polling.len() <= th {
-            self.polling.resize(th + 1, (0, 0));
-        }
-        self.polling[th] = (e.task, e.ts_ns);
-        let latency = (e.arg != NO_VALUE).then_some(e.arg);
-        let Some(t) = self.tasks.get_mut(&e.task) else {
-            if let Some(l) = latency {
-                self.series[0].schedule.record(secs(l));
-            }
-            return;
-        };
-        let (sched, idle) = match t.phase {
-            Phase::Runnable => (
-                Some(latency.unwrap_or(e.ts_ns.saturating_sub(t.mark))),
-                None,
-            ),
-            Phase::Idle => {
-                // No wake seen (hooks only): Tokio's latency, when tracked,
-                // says when it was scheduled; without it the whole gap
-                // between polls counts as idle (as in the core aggregator).
-                let at = latency.map_or(e.ts_ns, |l| e.ts_ns.saturating_sub(l));
-                (latency, Some(at.saturating_sub(t.mark)))
-            }
-            Phase::Polling => (None, None),
-        };
-        t.phase = Phase::Polling;
-        t.mark = e.ts_ns;
-        t.woken_in_poll = false;
-        let s = t.series;
-        if let Some(d) = sched {
-            self.series[s].schedule.record(secs(d));
-        }
-        if let Some(d) = idle {
-            self.series[s].idle.record(secs(d));
-        }
-    }
-
-    fn poll_end(&mut self, e: &Event) {
-        let th = e.thread as usize;
-        let started = match self.polling.get_mut(th) {
-            Some(slot) if slot.0 == e.task && e.task != 0 => {
-                let start = slot.1;
-                *slot = (0, 0);
-                Some(start)
-            }
-            _ => None,
-        };
-        let mut series = 0;
-        if let Some(t) = self.tasks.get_mut(&e.task) {
-            series = t.series;
-            if t.phase == Phase::Polling {
-                t.phase = if t.woken_in_poll {
-                    Phase::Runnable
-                } else {
-                    Phase::Idle
-                };
-                t.mark = e.ts_ns;
-            }
-        }
-        if let Some(start) = started {
-            let d = e.ts_ns.saturating_sub(start);
-            let s = &self.series[series];
-            s.poll.record(secs(d));
-            if d >= self.slow_ns {
-                s.slow_polls.add(1);
-            }
         }
     }
 }

@@ -228,7 +228,7 @@ fn hostile_events_are_counted_not_trusted() {
 fn limits_bound_the_state_and_bad_configs_are_refused() {
     let reg = Registry::new();
     let cfg = AnalysisConfig {
-        max_tracked_tasks: 1,
+        max_tracked_tasks: Some(1),
         max_keys: 1,
         top_n: 1,
         ..AnalysisConfig::default()
@@ -270,7 +270,10 @@ fn limits_bound_the_state_and_bad_configs_are_refused() {
             ..AnalysisConfig::default()
         },
         AnalysisConfig {
-            slow_poll_threshold: std::time::Duration::MAX,
+            recorder: taskline_core::RecorderConfig {
+                slow_poll_threshold: std::time::Duration::MAX,
+                ..taskline_core::RecorderConfig::default()
+            },
             ..AnalysisConfig::default()
         },
         AnalysisConfig {

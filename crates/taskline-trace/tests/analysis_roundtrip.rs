@@ -24,7 +24,10 @@ fn report_from_the_trace_file_equals_the_in_process_report() {
     let (writer, trace) = PerfettoWriter::create(&path).expect("trace file");
     recorder.add_sink(writer);
     let config = AnalysisConfig {
-        slow_poll_threshold: Duration::from_millis(5),
+        recorder: RecorderConfig {
+            slow_poll_threshold: Duration::from_millis(5),
+            ..RecorderConfig::default()
+        },
         ..AnalysisConfig::default()
     };
     let (sink, analysis) = Analyzer::new(config.clone()).expect("config").shared();

@@ -6,10 +6,11 @@ use std::sync::OnceLock;
 
 use hdrhistogram::Histogram;
 
-use super::snapshot::{HistogramSummary, SiteStats, Snapshot, TaskPhase, TaskStats, WorkerStats};
+use super::snapshot::{HistogramSummary, SiteStats, Snapshot, TaskStats, WorkerStats};
 use super::task_table::{Slot, TaskTable};
 use super::unpolled::{Unpolled, UnpolledTable};
-use crate::event::{Event, EventKind, NO_VALUE, NO_WORKER, TaskKind, flags};
+use crate::event::{DecodedEvent, Event, TaskKind};
+use crate::lifecycle::{SlowPollThreshold, TaskLife, TaskPhase};
 use crate::record::config::RecorderConfig;
 use crate::record::registry::Registry;
 use crate::record::sink::Sink;
@@ -108,26 +109,13 @@ impl Sites {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-enum Phase {
-    /// Spawned or woken, waiting to be polled.
-    Runnable,
-    /// Being polled.
-    Polling,
-    /// Polled, waiting for a wake.
-    Idle,
-}
-
-const F_POLLED: u8 = 1;
-const F_WOKEN_IN_POLL: u8 = 2;
-
 /// Per live task: 64 bytes, aligned to a cache line so that reaching a
 /// task's state costs one cache miss, not two.
 #[derive(Clone, Debug)]
 #[repr(align(64))]
 struct TaskState {
-    mark: u64,
+    /// Phase and since when (the lifecycle's rules).
+    life: TaskLife,
     busy_ns: u64,
     sched_ns: u64,
     idle_ns: u64,
@@ -138,8 +126,6 @@ struct TaskState {
     name: u32,
     resource: u32,
     self_wakes: u16,
-    phase: Phase,
-    flags: u8,
 }
 
 const _: () = assert!(std::mem::size_of::<TaskState>() <= 64);
@@ -147,7 +133,7 @@ const _: () = assert!(std::mem::size_of::<TaskState>() <= 64);
 impl Default for TaskState {
     fn default() -> Self {
         TaskState {
-            mark: 0,
+            life: TaskLife::spawned(0),
             busy_ns: 0,
             sched_ns: 0,
             idle_ns: 0,
@@ -158,8 +144,6 @@ impl Default for TaskState {
             name: Registry::OVERFLOW,
             resource: Registry::OVERFLOW,
             self_wakes: 0,
-            phase: Phase::Runnable,
-            flags: 0,
         }
     }
 }
@@ -227,7 +211,7 @@ struct WorkerAcc {
 
 /// Aggregates an event stream into a [`Snapshot`].
 pub struct Aggregator {
-    slow_ns: u64,
+    slow: SlowPollThreshold,
     max_tasks: usize,
     events: u64,
     /// Tracked tasks that were polled (or did not fit in `unpolled`).
@@ -278,10 +262,6 @@ struct Totals {
     blocking_ns: u64,
 }
 
-fn ns_u64(d: std::time::Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
-}
-
 fn rec(h: &mut Histogram<u64>, v: u64) {
     h.saturating_record(v.min(HISTOGRAM_MAX_NS));
 }
@@ -307,7 +287,7 @@ impl Aggregator {
     /// A new aggregator using `config`'s `slow_poll_threshold` and `max_tracked_tasks`.
     pub fn new(config: &RecorderConfig) -> Self {
         Aggregator {
-            slow_ns: ns_u64(config.slow_poll_threshold),
+            slow: SlowPollThreshold::of(config),
             max_tasks: config.max_tracked_tasks,
             events: 0,
             tasks: TaskTable::new(config.max_tracked_tasks),
@@ -396,7 +376,7 @@ impl Aggregator {
         self.tasks.insert_new(
             id,
             TaskState {
-                mark: u.spawned_ns,
+                life: TaskLife::spawned(u.spawned_ns),
                 site: u.site,
                 ..TaskState::default()
             },
@@ -435,12 +415,10 @@ impl Aggregator {
         };
         self.in_flight -= 1;
         let state = TaskState {
-            mark: th.poll_start,
+            life: TaskLife::in_first_poll(th.poll_start),
             sched_ns,
             polls: 1,
             site: th.poll_site.unwrap_or(Registry::OVERFLOW),
-            phase: Phase::Polling,
-            flags: F_POLLED,
             ..TaskState::default()
         };
         let id = th.poll_task;
@@ -460,81 +438,86 @@ impl Aggregator {
         &mut self.threads[t]
     }
 
-    fn worker_mut(&mut self, e: &Event) -> Option<&mut WorkerAcc> {
-        if e.aux == NO_WORKER {
-            return None;
-        }
-        let t = e.thread as usize;
+    fn worker_mut(&mut self, thread: u16, worker: Option<u32>) -> Option<&mut WorkerAcc> {
+        let worker = worker?;
+        let t = thread as usize;
         if self.workers.len() <= t {
             self.workers.resize(t + 1, None);
         }
         let w = self.workers[t].get_or_insert_with(|| {
-            self.new_workers.push((e.thread, e.aux));
+            self.new_workers.push((thread, worker));
             WorkerAcc::default()
         });
-        w.worker = e.aux;
+        w.worker = worker;
         Some(w)
     }
 
     fn event(&mut self, e: &Event) {
         self.events += 1;
-        let Some(kind) = e.kind() else { return };
-        match kind {
-            EventKind::Spawn => self.spawn(e),
-            EventKind::TaskName => {
-                if let Some(t) = self.tracked_mut(e.task) {
-                    t.name = e.aux;
+        match e.decode() {
+            DecodedEvent::Spawn { task, site, .. } => self.spawn(e, task, site),
+            DecodedEvent::TaskName { task, name } => {
+                if let Some(t) = self.tracked_mut(task) {
+                    t.name = name;
                     let site = t.site;
                     let s = self.site_mut(site);
-                    s.name.get_or_insert(e.aux);
+                    s.name.get_or_insert(name);
                 }
             }
-            EventKind::PollStart => self.poll_start(e),
-            EventKind::PollEnd => self.poll_end(e),
-            EventKind::Wake => self.wake(e),
-            EventKind::ResourceWait => {
-                if let Some(t) = self.tracked_mut(e.task) {
-                    t.resource = e.aux;
+            DecodedEvent::PollStart {
+                task,
+                worker,
+                latency_ns,
+            } => self.poll_start(e, task, worker, latency_ns),
+            DecodedEvent::PollEnd { task, worker } => self.poll_end(e, task, worker),
+            DecodedEvent::Wake {
+                task, self_wake, ..
+            } => self.wake(e, task, self_wake),
+            DecodedEvent::ResourceWait { task, resource, .. } => {
+                if let Some(t) = self.tracked_mut(task) {
+                    t.resource = resource;
                     let site = t.site;
-                    *self.site_mut(site).resources.entry(e.aux).or_insert(0) += 1;
+                    *self.site_mut(site).resources.entry(resource).or_insert(0) += 1;
                 }
             }
-            EventKind::BlockingStart => {
+            DecodedEvent::BlockingStart { .. } => {
                 self.thread_mut(e.thread).blocking_start = Some(e.ts_ns);
             }
-            EventKind::BlockingEnd => {
+            DecodedEvent::BlockingEnd { .. } => {
                 if let Some(s) = self.thread_mut(e.thread).blocking_start.take() {
                     self.totals.blocking_sections += 1;
                     self.totals.blocking_ns += e.ts_ns.saturating_sub(s);
                 }
             }
-            EventKind::Terminate => self.terminate(e),
-            EventKind::Park => {
-                if let Some(w) = self.worker_mut(e) {
+            DecodedEvent::Terminate { task } => self.terminate(e, task),
+            DecodedEvent::Park { worker } => {
+                if let Some(w) = self.worker_mut(e.thread, worker) {
                     w.parks += 1;
                     w.park_start = Some(e.ts_ns);
                 }
             }
-            EventKind::Unpark => {
-                if let Some(w) = self.worker_mut(e)
+            DecodedEvent::Unpark { worker } => {
+                if let Some(w) = self.worker_mut(e.thread, worker)
                     && let Some(s) = w.park_start.take()
                 {
                     w.parked_ns += e.ts_ns.saturating_sub(s);
                 }
             }
-            EventKind::SpanEnter | EventKind::SpanExit | EventKind::Counter => {}
+            DecodedEvent::SpanEnter { .. }
+            | DecodedEvent::SpanExit { .. }
+            | DecodedEvent::Counter { .. }
+            | DecodedEvent::Unknown { .. } => {}
         }
     }
 
-    fn spawn(&mut self, e: &Event) {
-        if self.tasks.maybe_tracked(e.task)
-            && (self.unpolled.contains(e.task)
-                || self.tasks.contains_key(e.task)
-                || self.in_first_poll(e.task))
+    fn spawn(&mut self, e: &Event, task: u64, site: u32) {
+        if self.tasks.maybe_tracked(task)
+            && (self.unpolled.contains(task)
+                || self.tasks.contains_key(task)
+                || self.in_first_poll(task))
         {
             return; // second source for the same task: nothing new to count
         }
-        let site = e.aux;
         self.totals.spawned += 1;
         if self.tracked() >= self.max_tasks {
             self.totals.untracked += 1;
@@ -544,17 +527,17 @@ impl Aggregator {
             return;
         }
         let record = Unpolled {
-            id: e.task,
+            id: task,
             spawned_ns: e.ts_ns,
             site,
         };
         if self.unpolled.insert(record) {
-            self.tasks.count_outside(e.task);
+            self.tasks.count_outside(task);
         } else {
             self.tasks.insert_new(
-                e.task,
+                task,
                 TaskState {
-                    mark: e.ts_ns,
+                    life: TaskLife::spawned(e.ts_ns),
                     site,
                     ..TaskState::default()
                 },
@@ -571,13 +554,12 @@ impl Aggregator {
         self.totals.max_runnable = self.totals.max_runnable.max(self.totals.runnable);
     }
 
-    fn wake(&mut self, e: &Event) {
+    fn wake(&mut self, e: &Event, task: u64, self_wake: bool) {
         self.totals.wakes += 1;
-        let self_wake = e.has_flag(flags::SELF_WAKE) || (e.arg != 0 && e.arg == e.task);
         if self_wake {
             self.totals.self_wakes += 1;
         }
-        let Some(t) = self.tracked_mut(e.task) else {
+        let Some(t) = self.tracked_mut(task) else {
             return;
         };
         t.wakes = t.wakes.saturating_add(1);
@@ -585,19 +567,9 @@ impl Aggregator {
             t.self_wakes = t.self_wakes.saturating_add(1);
         }
         let site = t.site;
-        let mut idle = None;
-        match t.phase {
-            Phase::Idle => {
-                let d = e.ts_ns.saturating_sub(t.mark);
-                t.idle_ns += d;
-                t.mark = e.ts_ns;
-                t.phase = Phase::Runnable;
-                idle = Some(d);
-            }
-            Phase::Polling => t.flags |= F_WOKEN_IN_POLL,
-            Phase::Runnable => {}
-        }
-        if idle.is_some() {
+        let idle = t.life.wake(e.ts_ns).idle_ns();
+        if let Some(d) = idle {
+            t.idle_ns += d;
             self.runnable_add(1);
         }
         let s = site_in(&mut self.sites, site);
@@ -611,12 +583,11 @@ impl Aggregator {
         }
     }
 
-    fn poll_start(&mut self, e: &Event) {
+    fn poll_start(&mut self, e: &Event, task: u64, worker: Option<u32>, latency: Option<u64>) {
         self.totals.polls += 1;
-        if let Some(w) = self.worker_mut(e) {
+        if let Some(w) = self.worker_mut(e.thread, worker) {
             w.polls += 1;
         }
-        let latency = (e.arg != NO_VALUE).then_some(e.arg);
         let i = e.thread as usize;
         if self.threads.get(i).is_some_and(|th| th.fresh.is_some()) {
             // The thread's previous first poll never ended: keep that task
@@ -625,20 +596,20 @@ impl Aggregator {
         }
         // The table first: a task polled before is there, and the lookup of
         // an absent id is cheap.
-        let mut slot = self.tasks.slot(e.task);
-        if slot.is_none() && self.tasks.maybe_tracked(e.task) {
-            if let Some(u) = self.unpolled.take(e.task) {
+        let mut slot = self.tasks.slot(task);
+        if slot.is_none() && self.tasks.maybe_tracked(task) {
+            if let Some(u) = self.unpolled.take(task) {
                 self.first_poll_start(e, u, latency);
                 return;
             }
             if self.in_flight > 0 {
-                self.adopt_first_poll(e.task);
-                slot = self.tasks.slot(e.task);
+                self.adopt_first_poll(task);
+                slot = self.tasks.slot(task);
             }
         }
         let Some(t) = slot.and_then(|s| self.tasks.at_mut(s)) else {
             let th = self.thread_mut(e.thread);
-            th.poll_task = e.task;
+            th.poll_task = task;
             th.poll_start = e.ts_ns;
             th.poll_site = None;
             if let Some(l) = latency {
@@ -648,55 +619,35 @@ impl Aggregator {
         };
         t.polls = t.polls.saturating_add(1);
         let site = t.site;
-        let (mut sched, mut idle, mut first, mut was_runnable) = (None, None, None, false);
-        match t.phase {
-            Phase::Runnable => {
-                was_runnable = true;
-                let since = e.ts_ns.saturating_sub(t.mark);
-                sched = Some(latency.unwrap_or(since));
-                if t.flags & F_POLLED == 0 {
-                    first = Some(since);
-                }
-            }
-            Phase::Idle => {
-                // No wake seen (hooks only): Tokio's latency says when it was scheduled.
-                let scheduled_at = latency.map_or(e.ts_ns, |l| e.ts_ns.saturating_sub(l));
-                idle = Some(scheduled_at.saturating_sub(t.mark));
-                sched = latency;
-            }
-            Phase::Polling => {}
-        }
-        t.flags |= F_POLLED;
-        t.phase = Phase::Polling;
-        t.mark = e.ts_ns;
-        if let Some(d) = sched {
+        let p = t.life.poll_start(e.ts_ns, latency);
+        if let Some(d) = p.scheduled_ns {
             t.sched_ns += d;
         }
-        if let Some(d) = idle {
+        if let Some(d) = p.idle_ns {
             t.idle_ns += d;
         }
-        if was_runnable {
+        if p.was_runnable {
             self.totals.runnable = self.totals.runnable.saturating_sub(1);
         }
-        if let Some(d) = first {
+        if let Some(d) = p.first_poll_delay_ns {
             self.totals.first_poll_ns += d;
             self.totals.first_polls += 1;
         }
         let th = self.thread_mut(e.thread);
-        th.poll_task = e.task;
+        th.poll_task = task;
         th.poll_start = e.ts_ns;
         th.poll_site = Some(site);
         let s = site_in(&mut self.sites, site);
         s.polls += 1;
-        if let Some(d) = first {
+        if let Some(d) = p.first_poll_delay_ns {
             s.first_poll_ns += d;
             s.first_polls += 1;
         }
-        if let Some(d) = sched {
+        if let Some(d) = p.scheduled_ns {
             s.sched_ns += d;
             rec(&mut hists_for(&mut s.hists, &mut self.rest).sched, d);
         }
-        if let Some(d) = idle {
+        if let Some(d) = p.idle_ns {
             s.idle_ns += d;
             rec(&mut hists_for(&mut s.hists, &mut self.rest).idle, d);
         }
@@ -705,8 +656,10 @@ impl Aggregator {
     /// The first poll of a task whose spawn record `u` was in `unpolled`:
     /// its state stays with the thread until the poll ends.
     fn first_poll_start(&mut self, e: &Event, u: Unpolled, latency: Option<u64>) {
-        let since = e.ts_ns.saturating_sub(u.spawned_ns);
-        let sched = latency.unwrap_or(since);
+        // The lifecycle's rules on the state the spawn record stands for.
+        let p = TaskLife::spawned(u.spawned_ns).poll_start(e.ts_ns, latency);
+        let since = p.first_poll_delay_ns.unwrap_or(0);
+        let sched = p.scheduled_ns.unwrap_or(since);
         self.totals.runnable = self.totals.runnable.saturating_sub(1);
         self.totals.first_poll_ns += since;
         self.totals.first_polls += 1;
@@ -724,43 +677,33 @@ impl Aggregator {
         rec(&mut hists_for(&mut s.hists, &mut self.rest).sched, sched);
     }
 
-    fn poll_end(&mut self, e: &Event) {
+    fn poll_end(&mut self, e: &Event, task: u64, worker: Option<u32>) {
         let th = self.thread_mut(e.thread);
-        if th.poll_task == e.task && th.poll_task != 0 {
+        if th.poll_task == task && th.poll_task != 0 {
             if let Some(sched_ns) = th.fresh.take() {
-                self.first_poll_end(e, sched_ns);
+                self.first_poll_end(e, task, worker, sched_ns);
                 return;
             }
         } else if self.in_flight > 0 {
             // Ends on another thread than it started (not from Tokio).
-            self.adopt_first_poll(e.task);
+            self.adopt_first_poll(task);
         }
         let th = self.thread_mut(e.thread);
         let mut dur = None;
         let mut site = None;
-        if th.poll_task == e.task && th.poll_task != 0 {
+        if th.poll_task == task && th.poll_task != 0 {
             dur = Some(e.ts_ns.saturating_sub(th.poll_start));
             site = th.poll_site.take();
             th.poll_task = 0;
         }
         let mut rewoken = false;
-        if let Some(t) = self.tasks.get_mut(e.task) {
-            if dur.is_none() && t.phase == Phase::Polling {
-                dur = Some(e.ts_ns.saturating_sub(t.mark));
-            }
-            if t.phase == Phase::Polling {
-                rewoken = t.flags & F_WOKEN_IN_POLL != 0;
-                t.phase = if rewoken {
-                    Phase::Runnable
-                } else {
-                    Phase::Idle
-                };
-                t.flags &= !F_WOKEN_IN_POLL;
-                t.mark = e.ts_ns;
-            }
+        if let Some(t) = self.tasks.get_mut(task) {
+            let end = t.life.poll_end(e.ts_ns);
+            rewoken = end.rewoken;
+            dur = dur.or(end.open_ns);
             if let Some(d) = dur {
                 t.busy_ns += d;
-                if d > self.slow_ns {
+                if self.slow.is_slow(d) {
                     t.slow_polls = t.slow_polls.saturating_add(1);
                 }
             }
@@ -770,47 +713,46 @@ impl Aggregator {
             self.runnable_add(1);
         }
         if let Some(d) = dur {
-            self.poll_done(e, d, site);
+            self.poll_done(e.thread, worker, d, site);
         }
     }
 
     /// The end of a first poll whose state the thread held (see
     /// [`Aggregator::first_poll_start`]): a task that did not terminate in
     /// it moves to the table.
-    fn first_poll_end(&mut self, e: &Event, sched_ns: u64) {
+    fn first_poll_end(&mut self, e: &Event, task: u64, worker: Option<u32>, sched_ns: u64) {
         self.in_flight -= 1;
         let th = self.thread_mut(e.thread);
-        let d = e.ts_ns.saturating_sub(th.poll_start);
+        let mut life = TaskLife::in_first_poll(th.poll_start);
+        let d = life.poll_end(e.ts_ns).open_ns.unwrap_or(0);
         let site = th.poll_site.take().unwrap_or(Registry::OVERFLOW);
         th.poll_task = 0;
-        let slow = d > self.slow_ns;
-        self.tasks.uncount_outside(e.task);
+        let slow = self.slow.is_slow(d);
+        self.tasks.uncount_outside(task);
         self.tasks.insert_new(
-            e.task,
+            task,
             TaskState {
-                mark: e.ts_ns,
+                life,
                 busy_ns: d,
                 sched_ns,
                 polls: 1,
                 slow_polls: u32::from(slow),
                 site,
-                phase: Phase::Idle,
-                flags: F_POLLED,
                 ..TaskState::default()
             },
         );
-        self.poll_done(e, d, Some(site));
+        self.poll_done(e.thread, worker, d, Some(site));
     }
 
     /// Counts a poll of `d` ns of a task of `site` in the totals, the
     /// worker and the site.
-    fn poll_done(&mut self, e: &Event, d: u64, site: Option<u32>) {
-        let slow = d > self.slow_ns;
+    fn poll_done(&mut self, thread: u16, worker: Option<u32>, d: u64, site: Option<u32>) {
+        let slow = self.slow.is_slow(d);
         self.totals.busy_ns += d;
         if slow {
             self.totals.slow_polls += 1;
         }
-        if let Some(w) = self.worker_mut(e) {
+        if let Some(w) = self.worker_mut(thread, worker) {
             w.busy_ns += d;
         }
         match site {
@@ -826,11 +768,11 @@ impl Aggregator {
         }
     }
 
-    fn terminate(&mut self, e: &Event) {
+    fn terminate(&mut self, e: &Event, task: u64) {
         let polled_here = self
             .threads
             .get(e.thread as usize)
-            .is_some_and(|th| th.poll_task == e.task && th.poll_task != 0);
+            .is_some_and(|th| th.poll_task == task && th.poll_task != 0);
         if polled_here
             && let Some(th) = self.threads.get_mut(e.thread as usize)
             && th.fresh.take().is_some()
@@ -840,27 +782,27 @@ impl Aggregator {
             // still finds its site in `poll_site`.
             self.in_flight -= 1;
             let site = th.poll_site.unwrap_or(Registry::OVERFLOW);
-            self.tasks.uncount_outside(e.task);
+            self.tasks.uncount_outside(task);
             self.totals.terminated += 1;
             let s = self.site_mut(site);
             s.terminated += 1;
             s.alive = s.alive.saturating_sub(1);
             return;
         }
-        let removed = self.tasks.remove(e.task).or_else(|| {
+        let removed = self.tasks.remove(task).or_else(|| {
             if polled_here {
                 // Not in its first poll anywhere else.
-                self.promote_unpolled(e.task);
+                self.promote_unpolled(task);
             } else {
-                self.promote(e.task);
+                self.promote(task);
             }
-            self.tasks.remove(e.task)
+            self.tasks.remove(task)
         });
         let Some(t) = removed else {
             return;
         };
         self.totals.terminated += 1;
-        if t.phase == Phase::Runnable {
+        if t.life.phase() == TaskPhase::Runnable {
             self.totals.runnable = self.totals.runnable.saturating_sub(1);
         }
         let s = self.site_mut(t.site);
@@ -969,11 +911,7 @@ impl Aggregator {
                 id,
                 site: t.site,
                 name: name_of(t.name),
-                state: match t.phase {
-                    Phase::Runnable => TaskPhase::Runnable,
-                    Phase::Polling => TaskPhase::Polling,
-                    Phase::Idle => TaskPhase::Idle,
-                },
+                state: t.life.phase(),
                 polls: u64::from(t.polls),
                 busy_ns: t.busy_ns,
                 scheduled_ns: t.sched_ns,
@@ -1009,7 +947,7 @@ impl Aggregator {
         Snapshot {
             events: self.events,
             recorder: None,
-            slow_poll_threshold_ns: self.slow_ns,
+            slow_poll_threshold_ns: self.slow.as_ns(),
             spawned: t.spawned,
             terminated: t.terminated,
             alive: self.tracked() as u64,
@@ -1044,6 +982,7 @@ impl Sink for Aggregator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::{EventKind, NO_VALUE, NO_WORKER, flags};
 
     fn ev(kind: EventKind, ts: u64, task: u64, thread: u16, aux: u32) -> Event {
         let mut e = Event::new(kind, ts, task);

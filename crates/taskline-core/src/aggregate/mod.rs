@@ -7,7 +7,9 @@
 //! [`Snapshot`] is the owned copy of everything it knows; its `Display` is
 //! the text report (see [`report`](crate::aggregate::report)).
 //!
-//! How the event stream is read:
+//! How the event stream is read (the phase rules are the crate's task
+//! lifecycle, `lifecycle/`, shared with the other consumers; the aggregator
+//! keeps each task's `TaskLife` in its own tables):
 //! - a task's life is spawn -> (runnable -> polling -> idle)* -> terminate;
 //! - *scheduled time* runs from a wake (or spawn) to the next poll start. When
 //!   the `PollStart` carries Tokio's schedule latency, that value is used;
@@ -39,4 +41,4 @@ pub use aggregator::{
     fixed_bytes_bound,
 };
 pub use report::{TOP_SITES, fmt_ns};
-pub use snapshot::{HistogramSummary, SiteStats, Snapshot, TaskPhase, TaskStats, WorkerStats};
+pub use snapshot::{HistogramSummary, SiteStats, Snapshot, TaskStats, WorkerStats};

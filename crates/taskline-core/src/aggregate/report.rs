@@ -57,6 +57,24 @@ fn truncate(s: &str, n: usize) -> String {
     format!("…{tail}")
 }
 
+/// Why a report has no task figures. Task events come from Tokio's task
+/// hooks, which need `--cfg tokio_unstable` (see
+/// [`capabilities`](crate::capabilities) and
+/// [`STABLE_WARNING`](crate::STABLE_WARNING)), or from the tracing sources.
+fn no_task_events(f: &mut Formatter<'_>) -> fmt::Result {
+    if cfg!(tokio_unstable) {
+        writeln!(
+            f,
+            "no task events: no instrumented runtime spawned or polled a task (instrument the runtime's Builder with `.taskline(&recorder)`); the task figures below are zeros"
+        )
+    } else {
+        writeln!(
+            f,
+            "no task events: this build has no `--cfg tokio_unstable`, which Tokio's task hooks need (capabilities().task_events is false), so only worker park/unpark was recorded and the task figures below are zeros; rebuild with RUSTFLAGS=\"--cfg tokio_unstable\" (see the README) or add TasklineSubscriber / TasklineLayer for task events from Tokio's tracing"
+        )
+    }
+}
+
 impl Snapshot {
     /// The text report (same as `to_string()`).
     pub fn report(&self) -> String {
@@ -67,13 +85,23 @@ impl Snapshot {
 impl Display for Snapshot {
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
         writeln!(f, "taskline report")?;
-        write!(f, "events: {} aggregated", self.events)?;
         if let Some(r) = &self.recorder {
             write!(
                 f,
-                "; recorder: {} recorded, {} dropped, {} delivered, {} threads, {} sink panics",
+                "recorder: {} events recorded, {} dropped, {} delivered to the sinks, {} threads, {} sink panics",
                 r.recorded, r.dropped, r.delivered, r.threads_registered, r.sink_panics
             )?;
+            writeln!(f)?;
+            write!(f, "events read by the aggregator: {}", self.events)?;
+            if self.events > r.delivered {
+                // The hooks record a task's termination inside its last
+                // poll with that poll's end: one event recorded and
+                // delivered, two (Terminate, PollEnd) for the sinks.
+                write!(
+                    f,
+                    " (more than delivered: a task ending inside its last poll is recorded as one event and read as two, its termination and the poll's end)"
+                )?;
+            }
             if !r.aggregating {
                 writeln!(f)?;
                 // Configured off: the aggregator never saw an event. Off
@@ -89,8 +117,13 @@ impl Display for Snapshot {
                     "aggregation stopped (the aggregator panicked): the figures below cover the events before that"
                 )?;
             }
+        } else {
+            write!(f, "events: {}", self.events)?;
         }
         writeln!(f)?;
+        if self.spawned == 0 && self.polls == 0 {
+            no_task_events(f)?;
+        }
         write!(
             f,
             "tasks: {} spawned, {} terminated, {} alive, {} runnable (max {})",
@@ -200,6 +233,24 @@ impl Display for Snapshot {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod no_task_events_tests {
+    use crate::{Aggregator, RecorderConfig, Registry};
+
+    #[test]
+    fn a_report_without_task_events_says_what_is_missing_and_why() {
+        let a = Aggregator::new(&RecorderConfig::default());
+        let text = a.snapshot(&Registry::new()).to_string();
+        assert!(text.contains("no task events"), "{text}");
+        let why = if cfg!(tokio_unstable) {
+            "instrument the runtime"
+        } else {
+            "--cfg tokio_unstable"
+        };
+        assert!(text.contains(why), "{text}");
     }
 }
 

@@ -39,16 +39,7 @@ impl HistogramSummary {
     }
 }
 
-/// Where a live task is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TaskPhase {
-    /// Spawned or woken, not yet polled.
-    Runnable,
-    /// Being polled.
-    Polling,
-    /// Polled, waiting to be woken.
-    Idle,
-}
+use crate::lifecycle::TaskPhase;
 
 /// Statistics of one live, tracked task.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -22,9 +22,22 @@
 //! events); the rest is computed here with the same task-state rules, so the
 //! idle time by resource kind adds up to the idle time of the site table.
 //!
-//! Memory is bounded by [`AnalysisConfig`]: per-task state for at most
-//! `max_tracked_tasks` live tasks (later ones are counted as untracked), at
-//! most `max_keys` resource kinds (the rest fold into `(other)`), the
+//! The task phases (runnable, polling, idle, terminated inside the last
+//! poll) and the slow-poll rule are the core's task lifecycle
+//! ([`TaskTracker`](taskline_core::TaskTracker)), as in the aggregator and
+//! the OTel task sink; the slow-poll threshold is the recorder's
+//! ([`AnalysisConfig::recorder`]).
+//!
+//! Memory: by default every task is followed, so the report of a trace is
+//! exact at any number of live tasks and equals the in-process snapshot of
+//! the same run (tasks, polls and busy time per site). Per-task state then
+//! grows with the tasks live at once (tens of bytes each: the trace's own
+//! events, already in memory, take more), up to 2^26 live tasks in the
+//! per-site table (the largest `RecorderConfig::max_tracked_tasks`).
+//! [`AnalysisConfig::max_tracked_tasks`] bounds it instead (e.g. an
+//! analyzer running inside a long-lived process): later tasks are then
+//! counted as untracked. The rest is bounded whatever the stream: at most
+//! `max_keys` resource kinds (the rest fold into `(other)`), the
 //! aggregator's fixed-size histograms, `top_n` worst entries, and the
 //! utilization timeline (see [`utilization`]).
 
@@ -44,6 +57,7 @@ use std::time::Duration;
 use taskline_core::Event;
 use taskline_core::Registry;
 use taskline_core::Sink;
+use taskline_core::{RecorderConfig, SlowPollThreshold};
 
 use state::State;
 
@@ -61,15 +75,20 @@ pub const MMU_WINDOWS: [Duration; 10] = [
     Duration::from_secs(1),
 ];
 
-/// Limits and thresholds of an [`Analyzer`].
+/// Limits of an [`Analyzer`], and the recorder configuration of the run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AnalysisConfig {
-    /// A poll longer than this is a slow poll. Default 10 ms.
-    pub slow_poll_threshold: Duration,
+    /// The configuration the run was recorded with: its
+    /// `slow_poll_threshold` classifies slow polls (the one threshold of
+    /// the recorder, its snapshot and its sinks). A trace does not record
+    /// it; `taskline report --slow-poll-ms` sets it. Default
+    /// [`RecorderConfig::default`] (10 ms).
+    pub recorder: RecorderConfig,
     /// Length of the "worst" lists (slow polls, scheduling delays). Default 10, at most 10 000.
     pub top_n: usize,
-    /// Live tasks with per-task state at most. Default 65 536.
-    pub max_tracked_tasks: usize,
+    /// Live tasks with per-task state at most, `None` (the default) for
+    /// every task: exact at any number of tasks (see the module docs on memory).
+    pub max_tracked_tasks: Option<usize>,
     /// Distinct resource kinds kept at most. Default 4096.
     pub max_keys: usize,
     /// Points of the utilization timeline before it coalesces. Default 1 Mi (16 MiB).
@@ -79,9 +98,9 @@ pub struct AnalysisConfig {
 impl Default for AnalysisConfig {
     fn default() -> Self {
         AnalysisConfig {
-            slow_poll_threshold: Duration::from_millis(10),
+            recorder: RecorderConfig::default(),
             top_n: 10,
-            max_tracked_tasks: 65_536,
+            max_tracked_tasks: None,
             max_keys: 4096,
             max_utilization_points: 1 << 20,
         }
@@ -101,6 +120,11 @@ impl std::fmt::Display for AnalysisConfigError {
 impl std::error::Error for AnalysisConfigError {}
 
 impl AnalysisConfig {
+    /// The slow-poll rule: the recorder's threshold.
+    pub fn slow_polls(&self) -> SlowPollThreshold {
+        SlowPollThreshold::of(&self.recorder)
+    }
+
     /// Check the limits.
     pub fn validate(&self) -> Result<(), AnalysisConfigError> {
         if self.top_n > 10_000 {
@@ -114,8 +138,16 @@ impl AnalysisConfig {
                 "max_utilization_points must be at least 16",
             ));
         }
-        if self.slow_poll_threshold.as_nanos() > u128::from(u64::MAX) {
+        if self.recorder.slow_poll_threshold.as_nanos() > u128::from(u64::MAX) {
             return Err(AnalysisConfigError("slow_poll_threshold is too large"));
+        }
+        if self.recorder.slow_poll_threshold.is_zero() {
+            return Err(AnalysisConfigError("slow_poll_threshold must be non-zero"));
+        }
+        if self.max_tracked_tasks.is_some_and(|n| n > 1 << 26) {
+            return Err(AnalysisConfigError(
+                "max_tracked_tasks must be at most 67108864",
+            ));
         }
         Ok(())
     }
@@ -154,7 +186,7 @@ impl Analyzer {
     /// The report of everything fed so far; names come from `registry`.
     /// Does not consume the analyzer: feeding may go on.
     pub fn report(&self, registry: &Registry) -> Report {
-        self.state.report(registry)
+        report::build(&self.state, registry)
     }
 
     /// The report of everything fed, consuming the analyzer.

@@ -30,7 +30,8 @@ pub struct Report {
     pub events_by_kind: Vec<EventCount>,
     /// Tasks spawned (each once, whichever source reported it).
     pub tasks_seen: u64,
-    /// Tasks spawned while `max_tracked_tasks` were live: counted, not analyzed.
+    /// Tasks spawned while `AnalysisConfig::max_tracked_tasks` were live:
+    /// counted, not analyzed (always 0 with the default, unbounded analysis).
     pub untracked_tasks: u64,
     /// How many rows the text form shows per table.
     pub top_n: usize,
@@ -424,10 +425,41 @@ pub(super) fn build(state: &State, registry: &Registry) -> Report {
             coalesced: state.timeline.is_coalesced(),
         },
         slow_polls: SlowPollProfile {
-            threshold_ms: ms(state.slow_ns),
+            threshold_ms: ms(state.config.slow_polls().as_ns()),
             count: state.slow_polls,
             worst: slow_worst,
         },
+    }
+}
+
+/// The numeric columns of the spawn-site table: header and width, in the
+/// order of [`SiteRow::cells`].
+const SITE_COLUMNS: [(&str, usize); 9] = [
+    ("tasks", 7),
+    ("polls", 9),
+    ("busy ms", 12),
+    ("busy/task ms", 12),
+    ("avg poll µs", 11),
+    ("sched wait ms", 13),
+    ("idle ms", 12),
+    ("wakes", 8),
+    ("slow", 6),
+];
+
+impl SiteRow {
+    /// The row's numbers as the text table shows them, one per [`SITE_COLUMNS`].
+    fn cells(&self) -> [String; SITE_COLUMNS.len()] {
+        [
+            self.tasks.to_string(),
+            self.polls.to_string(),
+            format!("{:.3}", self.busy_ms),
+            format!("{:.3}", self.avg_busy_per_task_ms),
+            format!("{:.1}", self.avg_poll_us),
+            format!("{:.3}", self.sched_wait_ms),
+            format!("{:.3}", self.idle_ms),
+            self.wakes.to_string(),
+            self.slow_polls.to_string(),
+        ]
     }
 }
 
@@ -442,40 +474,40 @@ fn limited<T>(f: &mut fmt::Formatter<'_>, rows: &[T], n: usize) -> Result<usize,
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.top_n.max(1);
-        writeln!(
+        write!(
             f,
-            "taskline report: {:.3} ms, {} events, {} tasks ({} untracked)",
-            self.duration_ms, self.events, self.tasks_seen, self.untracked_tasks
+            "taskline report: {:.3} ms, {} events, {} tasks",
+            self.duration_ms, self.events, self.tasks_seen
         )?;
-
-        writeln!(f, "\nSpawn sites (by execution time)")?;
-        writeln!(
-            f,
-            "  {:>7} {:>9} {:>12} {:>12} {:>11} {:>13} {:>12} {:>8}  site",
-            "tasks",
-            "polls",
-            "busy ms",
-            "busy/task ms",
-            "avg poll µs",
-            "sched wait ms",
-            "idle ms",
-            "wakes"
-        )?;
-        for s in &self.sites[..self.sites.len().min(n)] {
+        if self.untracked_tasks > 0 {
+            write!(
+                f,
+                " ({} past max_tracked_tasks: counted, not analyzed)",
+                self.untracked_tasks
+            )?;
+        }
+        writeln!(f)?;
+        if self.tasks_seen == 0 && !self.events_by_kind.iter().any(|k| k.kind == "PollStart") {
             writeln!(
                 f,
-                "  {:>7} {:>9} {:>12.3} {:>12.3} {:>11.1} {:>13.3} {:>12.3} {:>8} {:>5}  {}",
-                s.tasks,
-                s.polls,
-                s.busy_ms,
-                s.avg_busy_per_task_ms,
-                s.avg_poll_us,
-                s.sched_wait_ms,
-                s.idle_ms,
-                s.wakes,
-                s.slow_polls,
-                s.site
+                "no task events in this trace: Tokio's task hooks need a build with `--cfg tokio_unstable` \
+                 (taskline_core::capabilities().task_events), so the recorder saw worker park/unpark only; \
+                 the task tables below are empty"
             )?;
+        }
+
+        writeln!(f, "\nSpawn sites (by execution time)")?;
+        write!(f, " ")?;
+        for (name, width) in SITE_COLUMNS {
+            write!(f, " {name:>width$}")?;
+        }
+        writeln!(f, "  site")?;
+        for s in &self.sites[..self.sites.len().min(n)] {
+            write!(f, " ")?;
+            for (cell, (_, width)) in s.cells().iter().zip(SITE_COLUMNS) {
+                write!(f, " {cell:>width$}")?;
+            }
+            writeln!(f, "  {}", s.site)?;
             if s.name != s.site {
                 writeln!(f, "  {:>7} name: {}", "", s.name)?;
             }

@@ -1,11 +1,14 @@
-//! The per-event bookkeeping behind [`Analyzer`](super::Analyzer).
+//! The per-event bookkeeping behind [`Analyzer`](super::Analyzer): the
+//! core's aggregator (per-site table, percentiles) and the core's task
+//! lifecycle ([`TaskTracker`]) for what the aggregator does not keep
+//! (idle time by resource, the worst lists, blocking sections). It builds
+//! no report (see `report.rs`, which reads it).
 
 use std::collections::{BTreeMap, HashMap};
 
 use taskline_core::Aggregator;
 use taskline_core::RecorderConfig;
-use taskline_core::Registry;
-use taskline_core::{Event, EventKind, NO_VALUE, NO_WORKER, flags};
+use taskline_core::{BlockingKind, DecodedEvent, Event, TaskTracker, Transition};
 
 use super::AnalysisConfig;
 use super::topk::TopK;
@@ -25,31 +28,13 @@ pub(crate) struct ResourceAcc {
     pub(crate) waits: u64,
 }
 
-/// Where a tracked task is in its life (the same rules as the core's `Aggregator`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
-    /// Spawned or woken, not yet polled.
-    Runnable,
-    /// Being polled.
-    Polling,
-    /// Polled, waiting to be woken.
-    Idle,
-}
-
-/// What the analysis remembers about a live task.
-#[derive(Clone, Debug)]
-struct TaskState {
+/// What the analysis keeps with each live task (the phase is the core
+/// lifecycle's, in the tracker).
+#[derive(Clone, Copy, Debug)]
+struct TaskInfo {
     site: u32,
-    phase: Phase,
-    /// When the task entered its phase.
-    mark: u64,
-    /// Woken while being polled: runnable again from that poll's end.
-    woken_in_poll: bool,
     /// Resource kind of the last `ResourceWait` of the last poll.
     resource: Option<u32>,
-    /// `Terminate` arrived during a poll (Tokio's terminate hook runs inside
-    /// the last poll): forget the task at that poll's end.
-    terminated: bool,
 }
 
 /// One scheduling delay sample of the worst list: ordered by delay, then
@@ -83,36 +68,42 @@ pub(crate) struct SectionAcc {
 #[derive(Debug)]
 pub(crate) struct State {
     pub(crate) config: AnalysisConfig,
-    pub(crate) slow_ns: u64,
     pub(crate) events: u64,
     pub(crate) by_kind: [u64; 15],
     /// The core's aggregation: per-site table and latency percentiles.
     pub(crate) agg: Aggregator,
-    tasks: HashMap<u64, TaskState>,
+    /// The core's task lifecycle, with each task's site and last resource.
+    tasks: TaskTracker<TaskInfo>,
     pub(crate) resources: BTreeMap<u32, ResourceAcc>,
     pub(crate) worst_delays: TopK<DelaySample>,
     pub(crate) slow_polls: u64,
     pub(crate) worst_polls: TopK<SlowSample>,
     /// Open blocking sections by writing thread: (start, kind).
-    open_sections: HashMap<u16, (u64, u8)>,
+    open_sections: HashMap<u16, (u64, Option<BlockingKind>)>,
     /// Totals by `BlockingKind` byte (0 spawn_blocking, 1 block_in_place).
     pub(crate) sections: [SectionAcc; 2],
     pub(crate) timeline: Timeline,
 }
 
+/// Live tasks the core aggregator inside the analysis follows when the
+/// analysis is unbounded: the most a [`RecorderConfig`] accepts. Its tables
+/// grow with the live tasks, not to this bound.
+const EXACT_MAX_TRACKED: usize = 1 << 26;
+
 impl State {
     pub(crate) fn new(config: AnalysisConfig) -> Self {
         let agg = Aggregator::new(&RecorderConfig {
-            slow_poll_threshold: config.slow_poll_threshold,
-            max_tracked_tasks: config.max_tracked_tasks,
-            ..RecorderConfig::default()
+            max_tracked_tasks: config.max_tracked_tasks.unwrap_or(EXACT_MAX_TRACKED),
+            ..config.recorder.clone()
         });
         State {
-            slow_ns: u64::try_from(config.slow_poll_threshold.as_nanos()).unwrap_or(u64::MAX),
             events: 0,
             by_kind: [0; 15],
             agg,
-            tasks: HashMap::new(),
+            tasks: TaskTracker::new(
+                config.max_tracked_tasks.unwrap_or(usize::MAX),
+                config.slow_polls(),
+            ),
             resources: BTreeMap::new(),
             worst_delays: TopK::new(config.top_n),
             slow_polls: 0,
@@ -143,59 +134,103 @@ impl State {
         self.timeline.advance(e.ts_ns);
         // Timestamps never go backwards inside the analysis.
         let ts = self.timeline.end();
-        match kind {
-            EventKind::Spawn => self.spawn(e.task, e.aux, ts),
-            EventKind::PollStart => self.poll_start(e, ts),
-            EventKind::PollEnd => self.poll_end(e, ts),
-            EventKind::Wake => self.wake(e.task, ts),
-            EventKind::ResourceWait => {
-                if let Some(t) = self.tasks.get_mut(&e.task) {
-                    t.resource = Some(e.aux);
+        let e = Event { ts_ns: ts, ..*e };
+        match e.decode() {
+            DecodedEvent::PollStart {
+                task,
+                worker: Some(w),
+                ..
+            } => self.timeline.poll_start(w, task, ts),
+            DecodedEvent::PollEnd {
+                worker: Some(w), ..
+            } => {
+                self.timeline.poll_end(w, ts);
+            }
+            _ => {}
+        }
+        let t = self.tasks.apply(&e, |site| TaskInfo {
+            site,
+            resource: None,
+        });
+        match t {
+            Transition::PollStarted {
+                task,
+                latency_ns,
+                started,
+                value,
+            } => {
+                if let Some(info) = value {
+                    // A new poll: its resource waits start afresh.
+                    if let Some(v) = self.tasks.value_mut(task) {
+                        v.resource = None;
+                    }
+                    if let Some(d) = started.and_then(|p| p.idle_ns) {
+                        self.add_idle(info.resource, d);
+                    }
+                }
+                let delay = match started {
+                    Some(p) => p.scheduled_ns,
+                    None => latency_ns,
+                };
+                if let Some(d) = delay {
+                    self.worst_delays.offer(
+                        DelaySample {
+                            delay_ns: d,
+                            neg_ts: std::cmp::Reverse(ts),
+                            neg_task: std::cmp::Reverse(task),
+                            site: value.map_or(UNKNOWN, |v| v.site),
+                        },
+                        |a, b| a.neg_task == b.neg_task,
+                    );
                 }
             }
-            EventKind::Terminate => match self.tasks.get_mut(&e.task) {
-                Some(t) if t.phase == Phase::Polling => t.terminated = true,
-                _ => {
-                    self.tasks.remove(&e.task);
-                }
-            },
-            EventKind::BlockingStart => {
-                self.open_sections
-                    .insert(e.thread, (ts, e.flags & flags::ENUM_MASK));
+            Transition::Polled {
+                task,
+                worker,
+                start_ns,
+                duration_ns,
+                slow: true,
+                value,
+                ..
+            } => {
+                self.slow_polls += 1;
+                self.worst_polls.offer(
+                    SlowSample {
+                        duration_ns,
+                        neg_start: std::cmp::Reverse(start_ns),
+                        neg_task: std::cmp::Reverse(task),
+                        site: value.map_or(UNKNOWN, |v| v.site),
+                        worker: worker.unwrap_or(taskline_core::NO_WORKER),
+                    },
+                    |_, _| false,
+                );
             }
-            EventKind::BlockingEnd => {
-                if let Some((start, k)) = self.open_sections.remove(&e.thread)
-                    && let Some(acc) = self.sections.get_mut(usize::from(k))
-                {
+            Transition::Woken {
+                woken: Some(w),
+                value: Some(info),
+                ..
+            } => {
+                if let Some(d) = w.idle_ns() {
+                    self.add_idle(info.resource, d);
+                }
+            }
+            Transition::Other(DecodedEvent::ResourceWait { task, resource, .. }) => {
+                if let Some(v) = self.tasks.value_mut(task) {
+                    v.resource = Some(resource);
+                }
+            }
+            Transition::Other(DecodedEvent::BlockingStart { kind, .. }) => {
+                self.open_sections.insert(e.thread, (ts, kind));
+            }
+            Transition::Other(DecodedEvent::BlockingEnd { .. }) => {
+                if let Some((start, Some(k))) = self.open_sections.remove(&e.thread) {
+                    let acc = &mut self.sections[k as usize];
                     acc.count += 1;
                     acc.total_ns = acc.total_ns.saturating_add(ts - start);
                 }
             }
-            EventKind::TaskName
-            | EventKind::Park
-            | EventKind::Unpark
-            | EventKind::SpanEnter
-            | EventKind::SpanExit
-            | EventKind::Counter => {}
+            _ => {}
         }
-    }
-
-    fn spawn(&mut self, task: u64, site: u32, ts: u64) {
-        // A second Spawn of a live task adds nothing; beyond the limit a task is untracked.
-        if self.tasks.contains_key(&task) || self.tasks.len() >= self.config.max_tracked_tasks {
-            return;
-        }
-        self.tasks.insert(
-            task,
-            TaskState {
-                site,
-                phase: Phase::Runnable,
-                mark: ts,
-                woken_in_poll: false,
-                resource: None,
-                terminated: false,
-            },
-        );
     }
 
     /// Idle time `d` ended: attribute it to `resource`.
@@ -211,112 +246,5 @@ impl State {
         let r = self.resources.entry(key).or_default();
         r.idle_ns = r.idle_ns.saturating_add(d);
         r.waits += 1;
-    }
-
-    fn poll_start(&mut self, e: &Event, ts: u64) {
-        if e.aux != NO_WORKER {
-            self.timeline.poll_start(e.aux, e.task, ts);
-        }
-        let latency = (e.arg != NO_VALUE).then_some(e.arg);
-        let mut site = UNKNOWN;
-        let mut delay = latency;
-        let mut idle = None;
-        if let Some(t) = self.tasks.get_mut(&e.task) {
-            site = t.site;
-            match t.phase {
-                Phase::Runnable => delay = Some(latency.unwrap_or(ts.saturating_sub(t.mark))),
-                Phase::Idle => {
-                    // No wake seen (hooks only): Tokio's latency says when it was scheduled.
-                    let scheduled_at = latency.map_or(ts, |l| ts.saturating_sub(l));
-                    idle = Some((t.resource, scheduled_at.saturating_sub(t.mark)));
-                }
-                Phase::Polling => delay = None,
-            }
-            t.phase = Phase::Polling;
-            t.mark = ts;
-            t.woken_in_poll = false;
-            t.resource = None;
-        }
-        if let Some((resource, d)) = idle {
-            self.add_idle(resource, d);
-        }
-        if let Some(d) = delay {
-            self.worst_delays.offer(
-                DelaySample {
-                    delay_ns: d,
-                    neg_ts: std::cmp::Reverse(ts),
-                    neg_task: std::cmp::Reverse(e.task),
-                    site,
-                },
-                |a, b| a.neg_task == b.neg_task,
-            );
-        }
-    }
-
-    fn poll_end(&mut self, e: &Event, ts: u64) {
-        let mut start = if e.aux != NO_WORKER {
-            self.timeline
-                .poll_end(e.aux, ts)
-                .filter(|(_, task)| *task == e.task)
-                .map(|(start, _)| start)
-        } else {
-            None
-        };
-        let mut site = UNKNOWN;
-        let mut forget = false;
-        if let Some(t) = self.tasks.get_mut(&e.task) {
-            site = t.site;
-            forget = t.terminated;
-            if t.phase == Phase::Polling {
-                start = start.or(Some(t.mark));
-                t.phase = if t.woken_in_poll {
-                    Phase::Runnable
-                } else {
-                    Phase::Idle
-                };
-                t.woken_in_poll = false;
-                t.mark = ts;
-            }
-        }
-        if forget {
-            self.tasks.remove(&e.task);
-        }
-        let Some(start) = start else { return };
-        let dur = ts.saturating_sub(start);
-        if dur > self.slow_ns {
-            self.slow_polls += 1;
-            self.worst_polls.offer(
-                SlowSample {
-                    duration_ns: dur,
-                    neg_start: std::cmp::Reverse(start),
-                    neg_task: std::cmp::Reverse(e.task),
-                    site,
-                    worker: e.aux,
-                },
-                |_, _| false,
-            );
-        }
-    }
-
-    fn wake(&mut self, task: u64, ts: u64) {
-        let Some(t) = self.tasks.get_mut(&task) else {
-            return;
-        };
-        match t.phase {
-            Phase::Idle => {
-                let d = ts.saturating_sub(t.mark);
-                let resource = t.resource;
-                t.phase = Phase::Runnable;
-                t.mark = ts;
-                self.add_idle(resource, d);
-            }
-            Phase::Polling => t.woken_in_poll = true,
-            Phase::Runnable => {}
-        }
-    }
-
-    /// Build the report (see `report.rs`).
-    pub(crate) fn report(&self, registry: &Registry) -> super::Report {
-        super::report::build(self, registry)
     }
 }
