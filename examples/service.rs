@@ -117,11 +117,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // --- taskline: these lines are all a service needs -------------------
     let taskline = if o.taskline {
-        let mut setup = taskline::Taskline::builder().flight_recorder(FlightConfig {
-            dump_dir: o.flight_dir.clone(),
-            slow_poll_threshold: Some(o.slow_poll),
-            ..FlightConfig::default()
-        });
+        let mut setup = taskline::Taskline::builder()
+            // One slow-poll threshold: what the report counts as slow is what
+            // makes the flight recorder dump.
+            .recorder_config(taskline::RecorderConfig {
+                slow_poll_threshold: o.slow_poll,
+                ..taskline::RecorderConfig::default()
+            })
+            .flight_recorder(FlightConfig {
+                dump_dir: o.flight_dir.clone(),
+                ..FlightConfig::default()
+            });
         if o.otlp {
             setup =
                 setup.otlp(taskline::otel::OtlpConfig::new().with_service_name("taskline-service"));

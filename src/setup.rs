@@ -148,7 +148,8 @@ impl TasklineBuilder {
 
     /// Keep a flight recorder: the last seconds in memory, dumped as a
     /// Perfetto trace on demand and automatically when a poll blocks its
-    /// worker for longer than `config.slow_poll_threshold`.
+    /// worker for longer than the recorder's `slow_poll_threshold` (see
+    /// [`recorder_config`](Self::recorder_config)).
     #[cfg(feature = "trace")]
     pub fn flight_recorder(mut self, config: FlightConfig) -> Self {
         self.flight = Some(config);
@@ -213,7 +214,9 @@ impl TasklineBuilder {
                 taskline.trace = Some(handle);
             }
             if let Some(config) = self.flight {
-                let (sink, handle) = FlightRecorder::new(config).map_err(SetupError::Flight)?;
+                let (sink, handle) =
+                    FlightRecorder::for_recorder(config, taskline.recorder.config())
+                        .map_err(SetupError::Flight)?;
                 taskline.recorder.add_sink(sink);
                 taskline.flight = Some(handle);
             }
@@ -228,9 +231,11 @@ impl TasklineBuilder {
         #[cfg(feature = "otel")]
         if let Some((config, tasks)) = self.otlp {
             let guard = taskline_otel::init_otlp(config).map_err(SetupError::Otlp)?;
-            taskline
-                .recorder
-                .add_sink(TaskMetricsSink::new(&guard.meter(), tasks));
+            taskline.recorder.add_sink(TaskMetricsSink::for_recorder(
+                &guard.meter(),
+                taskline.recorder.config(),
+                tasks,
+            ));
             taskline.otlp = Some(guard);
         }
         // The subscriber is made last, after every output started, and the

@@ -17,7 +17,7 @@ fn child(dir: PathBuf) -> ! {
     let tl = Taskline::builder()
         .flight_recorder(FlightConfig {
             dump_dir: dir,
-            slow_poll_threshold: None,
+            dump_on_slow_poll: false,
             ..FlightConfig::default()
         })
         .dump_on_panic()

@@ -16,8 +16,9 @@
 //!   [`DumpTicket`] can wait for the result or be dropped;
 //! - a predicate over events ([`FlightRecorder::with_trigger`]), run on the
 //!   recorder's consumer thread;
-//! - a slow poll ([`FlightConfig::slow_poll_threshold`]): when a `PollEnd`
-//!   arrives for a poll longer than the threshold, and, by the dump thread's
+//! - a slow poll ([`FlightConfig::dump_on_slow_poll`], by the recorder's
+//!   slow-poll threshold): when a `PollEnd` arrives for a poll longer than
+//!   the threshold, and, by the dump thread's
 //!   watchdog (every [`FlightConfig::watchdog_interval`]), when a poll whose
 //!   `PollStart` was delivered has been running longer than the threshold,
 //!   so a handler blocking its worker is dumped while it still blocks. The
@@ -45,8 +46,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use taskline_core::Sink;
 use taskline_core::{Event, EventKind};
+use taskline_core::{RecorderConfig, Sink};
 use taskline_core::{Registry, Site, ThreadInfo};
 
 use crate::encode_trace_with;
@@ -70,8 +71,11 @@ pub struct FlightConfig {
     pub max_bytes: usize,
     /// Directory of automatic dumps (created when needed). Default `./taskline-flight`.
     pub dump_dir: PathBuf,
-    /// Dump automatically when a poll runs longer than this. Default 100 ms; `None` disables.
-    pub slow_poll_threshold: Option<Duration>,
+    /// Dump automatically when a poll is slow: longer than the recorder's
+    /// one slow-poll threshold (`RecorderConfig::slow_poll_threshold`, the
+    /// same rule the snapshot, the OTel metrics and `taskline report` count
+    /// slow polls by; see [`FlightRecorder::for_recorder`]). Default true.
+    pub dump_on_slow_poll: bool,
     /// How often the dump thread checks for polls still running past the threshold. Default 5 ms.
     pub watchdog_interval: Duration,
     /// Minimum time between two automatic dumps. Default 10 s.
@@ -84,7 +88,7 @@ impl Default for FlightConfig {
             max_age: Duration::from_secs(10),
             max_bytes: 64 << 20,
             dump_dir: PathBuf::from("taskline-flight"),
-            slow_poll_threshold: Some(Duration::from_millis(100)),
+            dump_on_slow_poll: true,
             watchdog_interval: Duration::from_millis(5),
             min_auto_interval: Duration::from_secs(10),
         }
@@ -105,9 +109,6 @@ impl FlightConfig {
             || self.watchdog_interval > Duration::from_secs(60)
         {
             return bad("watchdog_interval must be between 100 µs and 60 s");
-        }
-        if self.slow_poll_threshold.is_some_and(|t| t.is_zero()) {
-            return bad("slow_poll_threshold must be non-zero");
         }
         if self.dump_dir.as_os_str().is_empty() {
             return bad("dump_dir must not be empty");
@@ -317,6 +318,8 @@ struct Queue {
 }
 
 struct Shared {
+    /// The slow-poll threshold in ns, `None` without `dump_on_slow_poll`.
+    slow_ns: Option<u64>,
     config: FlightConfig,
     ring: Mutex<VecDeque<Event>>,
     mirror: Mutex<Mirror>,
@@ -463,10 +466,7 @@ fn utc_stamp(t: SystemTime) -> String {
 
 /// The dump thread: serves requests one at a time and runs the watchdog.
 fn dump_loop(shared: Arc<Shared>) {
-    let threshold = shared
-        .config
-        .slow_poll_threshold
-        .map(|t| u64::try_from(t.as_nanos()).unwrap_or(u64::MAX));
+    let threshold = shared.slow_ns;
     loop {
         let req = {
             let mut q = lock(&shared.queue);
@@ -542,14 +542,40 @@ impl fmt::Debug for FlightRecorderHandle {
 }
 
 impl FlightRecorder {
-    /// A new flight recorder and its handle; starts the dump thread.
+    /// A new flight recorder and its handle, with the default recorder
+    /// configuration's slow-poll threshold; starts the dump thread. Use
+    /// [`for_recorder`](Self::for_recorder) for a recorder configured
+    /// otherwise.
     pub fn new(config: FlightConfig) -> Result<(Self, FlightRecorderHandle), FlightError> {
+        Self::for_recorder(config, &RecorderConfig::default())
+    }
+
+    /// A new flight recorder for a recorder configured with `recorder`: a
+    /// slow poll (for [`FlightConfig::dump_on_slow_poll`]) is one longer
+    /// than `recorder.slow_poll_threshold`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use taskline_core::RecorderConfig;
+    /// use taskline_trace::flight::{FlightConfig, FlightRecorder};
+    /// let recorder = RecorderConfig { slow_poll_threshold: Duration::from_millis(50), ..Default::default() };
+    /// let dir = std::env::temp_dir().join("taskline-doc-flight");
+    /// let (_sink, handle) =
+    ///     FlightRecorder::for_recorder(FlightConfig { dump_dir: dir, ..Default::default() }, &recorder)
+    ///         .unwrap();
+    /// assert_eq!(handle.stats().dumps, 0);
+    /// ```
+    pub fn for_recorder(
+        config: FlightConfig,
+        recorder: &RecorderConfig,
+    ) -> Result<(Self, FlightRecorderHandle), FlightError> {
         config.validate()?;
         let initial = config.max_events().min(4096);
         let slow_ns = config
-            .slow_poll_threshold
-            .map(|t| u64::try_from(t.as_nanos()).unwrap_or(u64::MAX));
+            .dump_on_slow_poll
+            .then(|| u64::try_from(recorder.slow_poll_threshold.as_nanos()).unwrap_or(u64::MAX));
         let shared = Arc::new(Shared {
+            slow_ns,
             config,
             ring: Mutex::new(VecDeque::with_capacity(initial)),
             mirror: Mutex::new(Mirror::default()),
@@ -807,7 +833,7 @@ mod tests {
             max_bytes: 10 * EVENT_BYTES,
             max_age: Duration::from_nanos(1_000),
             dump_dir: dir,
-            slow_poll_threshold: None,
+            dump_on_slow_poll: false,
             ..FlightConfig::default()
         })
         .expect("config");
@@ -870,10 +896,6 @@ mod tests {
             },
             FlightConfig {
                 max_age: Duration::ZERO,
-                ..FlightConfig::default()
-            },
-            FlightConfig {
-                slow_poll_threshold: Some(Duration::ZERO),
                 ..FlightConfig::default()
             },
             FlightConfig {

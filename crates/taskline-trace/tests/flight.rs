@@ -42,7 +42,7 @@ fn task_events(i: u64, ts: u64, site: u32) -> [Event; 4] {
 fn quiet_config(dir: &Path) -> FlightConfig {
     FlightConfig {
         dump_dir: dir.to_path_buf(),
-        slow_poll_threshold: None,
+        dump_on_slow_poll: false,
         ..FlightConfig::default()
     }
 }
@@ -241,15 +241,18 @@ fn a_blocking_poll_is_dumped_while_it_still_blocks() {
     let recorder = Recorder::new(RecorderConfig {
         drain_interval: Duration::from_millis(2),
         reorder_window: Duration::from_millis(1),
+        slow_poll_threshold: Duration::from_millis(50),
         ..RecorderConfig::default()
     })
     .expect("recorder");
-    let (fr, handle) = FlightRecorder::new(FlightConfig {
-        dump_dir: dir.clone(),
-        slow_poll_threshold: Some(Duration::from_millis(50)),
-        watchdog_interval: Duration::from_millis(2),
-        ..FlightConfig::default()
-    })
+    let (fr, handle) = FlightRecorder::for_recorder(
+        FlightConfig {
+            dump_dir: dir.clone(),
+            watchdog_interval: Duration::from_millis(2),
+            ..FlightConfig::default()
+        },
+        recorder.config(),
+    )
     .expect("config");
     recorder.add_sink(fr);
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -314,12 +317,17 @@ fn a_blocking_poll_is_dumped_while_it_still_blocks() {
 #[test]
 fn a_slow_poll_end_dumps_once_per_interval() {
     let dir = temp_dir("slow-end");
-    let (mut fr, handle) = FlightRecorder::new(FlightConfig {
-        dump_dir: dir.clone(),
-        slow_poll_threshold: Some(Duration::from_millis(10)),
-        min_auto_interval: Duration::from_secs(3600),
-        ..FlightConfig::default()
-    })
+    let (mut fr, handle) = FlightRecorder::for_recorder(
+        FlightConfig {
+            dump_dir: dir.clone(),
+            min_auto_interval: Duration::from_secs(3600),
+            ..FlightConfig::default()
+        },
+        &RecorderConfig {
+            slow_poll_threshold: Duration::from_millis(10),
+            ..RecorderConfig::default()
+        },
+    )
     .expect("config");
     let reg = Registry::new();
     let mut start = Event::new(EventKind::PollStart, 0, 1);
