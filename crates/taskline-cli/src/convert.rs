@@ -11,7 +11,8 @@ use std::io::{self, Write};
 
 use serde_json::{Value, json};
 use taskline_core::Registry;
-use taskline_core::{CounterKind, Event, EventKind};
+use taskline_core::{Event, EventKind};
+use taskline_trace::CounterSample;
 
 use crate::cli::{ConvertArgs, Format};
 use crate::error::CliError;
@@ -26,7 +27,7 @@ pub fn run(args: &ConvertArgs) -> Result<(), CliError> {
     let rec = &loaded.recording;
     match args.to {
         Format::ChromeJson => taskline_trace::write_atomically(&args.out, |out| {
-            chrome_json(&rec.events, &rec.registry, out)
+            chrome_json(&rec.events, &rec.counters, &rec.registry, out)
         })
         .map_err(|e| CliError::new(format!("cannot write {}: {e}", args.out.display()))),
     }
@@ -49,8 +50,14 @@ fn write_event(out: &mut impl Write, first: &mut bool, v: &Value) -> io::Result<
     serde_json::to_writer(&mut *out, v).map_err(io::Error::other)
 }
 
-/// Encode `events` as a Chrome JSON trace into `out`.
-pub fn chrome_json(events: &[Event], registry: &Registry, out: &mut impl Write) -> io::Result<()> {
+/// Encode `events` and the trace's counter samples (alive tasks, runnable
+/// tasks, process RSS) as a Chrome JSON trace into `out`.
+pub fn chrome_json(
+    events: &[Event],
+    counters: &[CounterSample],
+    registry: &Registry,
+    out: &mut impl Write,
+) -> io::Result<()> {
     out.write_all(b"{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n")?;
     let mut first = true;
     for t in registry.threads() {
@@ -118,16 +125,11 @@ pub fn chrome_json(events: &[Event], registry: &Registry, out: &mut impl Write) 
                 json!({"name":name,"cat":"span","ph":"B","ts":ts,"pid":1,"tid":tid})
             }
             EventKind::SpanExit => json!({"ph":"E","ts":ts,"pid":1,"tid":tid}),
-            EventKind::Counter => {
-                let name = match e.flags & 0x0f {
-                    x if x == CounterKind::AliveTasks as u8 => "alive tasks",
-                    x if x == CounterKind::RunnableTasks as u8 => "runnable tasks",
-                    x if x == CounterKind::GlobalQueueDepth as u8 => "global queue depth",
-                    _ => "counter",
-                };
-                json!({"name":name,"ph":"C","ts":ts,"pid":1,"args":{"value":e.arg}})
-            }
         };
+        write_event(out, &mut first, &v)?;
+    }
+    for c in counters {
+        let v = json!({"name":c.track,"ph":"C","ts":us(c.ts_ns),"pid":1,"args":{"value":c.value}});
         write_event(out, &mut first, &v)?;
     }
     out.write_all(b"\n]}\n")

@@ -199,6 +199,12 @@ fn convert_writes_chrome_json() {
     let ends = events.iter().filter(|e| e["ph"] == "E").count();
     assert!(begins >= 20, "{begins}");
     assert!(ends >= begins, "{begins} polls, {ends} ends");
+    // The trace's counter tracks come through as Chrome counters.
+    let alive = events
+        .iter()
+        .filter(|e| e["ph"] == "C" && e["name"] == "alive tasks")
+        .count();
+    assert!(alive >= 1, "no alive-tasks counter samples");
     let bad = taskline(&[
         "convert",
         trace().to_str().expect("utf-8"),

@@ -21,7 +21,6 @@
 //! | `Terminate` | task id | 0 | 0 | [`flags::FROM_LAYER`] |
 //! | `Park` / `Unpark` | 0 | 0 | worker index or [`NO_WORKER`] | 0 |
 //! | `SpanEnter` / `SpanExit` | 0 | tracing span id | string id of the span name | 0 |
-//! | `Counter` | 0 | value | 0 | [`CounterKind`] as u8 |
 //!
 //! `thread` is the recorder's own small number for the OS thread that wrote
 //! the event (see [`Registry::thread`](crate::record::registry::Registry::thread));
@@ -210,13 +209,6 @@ pub enum DecodedEvent {
         /// String id of the span name.
         name: u32,
     },
-    /// A sampled runtime counter.
-    Counter {
-        /// Which counter, `None` for a byte naming none.
-        kind: Option<CounterKind>,
-        /// The sampled value.
-        value: u64,
-    },
     /// A kind byte that names no kind (e.g. from a hostile file).
     Unknown {
         /// The byte.
@@ -295,10 +287,6 @@ impl Event {
                 span: self.arg,
                 name: self.aux,
             },
-            Some(EventKind::Counter) => DecodedEvent::Counter {
-                kind: CounterKind::from_flags(self.flags),
-                value: self.arg,
-            },
             None => DecodedEvent::Unknown { kind: self.kind },
         }
     }
@@ -334,13 +322,11 @@ pub enum EventKind {
     SpanEnter = 12,
     /// An application span was exited.
     SpanExit = 13,
-    /// A sampled runtime counter.
-    Counter = 14,
 }
 
 impl EventKind {
     /// Every kind, in discriminant order.
-    pub const ALL: [EventKind; 14] = [
+    pub const ALL: [EventKind; 13] = [
         EventKind::Spawn,
         EventKind::TaskName,
         EventKind::PollStart,
@@ -354,13 +340,12 @@ impl EventKind {
         EventKind::Unpark,
         EventKind::SpanEnter,
         EventKind::SpanExit,
-        EventKind::Counter,
     ];
 
     /// Decode a stored byte.
     #[inline]
     pub fn from_u8(b: u8) -> Option<Self> {
-        if (1..=14).contains(&b) {
+        if (1..=13).contains(&b) {
             Some(Self::ALL[(b - 1) as usize])
         } else {
             None
@@ -431,31 +416,6 @@ impl BlockingKind {
         match flags & flags::ENUM_MASK {
             0 => Some(BlockingKind::SpawnBlocking),
             1 => Some(BlockingKind::BlockInPlace),
-            _ => None,
-        }
-    }
-}
-
-/// Which runtime value a `Counter` event samples.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum CounterKind {
-    /// Tasks alive in the runtime.
-    AliveTasks = 0,
-    /// Tasks runnable (woken, not yet polled), as counted by the recorder.
-    RunnableTasks = 1,
-    /// Depth of the runtime's global (injection) queue.
-    GlobalQueueDepth = 2,
-}
-
-impl CounterKind {
-    /// Decode the low bits of [`Event::flags`]; `None` for bits naming no kind.
-    #[inline]
-    pub fn from_flags(flags: u8) -> Option<Self> {
-        match flags & flags::ENUM_MASK {
-            0 => Some(CounterKind::AliveTasks),
-            1 => Some(CounterKind::RunnableTasks),
-            2 => Some(CounterKind::GlobalQueueDepth),
             _ => None,
         }
     }

@@ -58,8 +58,7 @@ pub use aggregate::{
     fixed_bytes_bound, fmt_ns,
 };
 pub use event::{
-    BlockingKind, CounterKind, DecodedEvent, Event, EventKind, NO_VALUE, NO_WORKER, TaskKind,
-    WakeOp, flags,
+    BlockingKind, DecodedEvent, Event, EventKind, NO_VALUE, NO_WORKER, TaskKind, WakeOp, flags,
 };
 pub use id_map::{IdHasher, IdMap};
 pub use lifecycle::{

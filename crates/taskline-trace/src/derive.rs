@@ -181,7 +181,6 @@ impl SeqModel {
                     p.flags = b.flags;
                 }
             }
-            EventKind::Counter => {}
         }
         p
     }
@@ -228,7 +227,7 @@ impl SeqModel {
                     self.last_poll_terminated = true;
                 }
             }
-            EventKind::TaskName | EventKind::ResourceWait | EventKind::Counter => {}
+            EventKind::TaskName | EventKind::ResourceWait => {}
         }
     }
 }
@@ -244,7 +243,6 @@ pub(crate) fn derived_kind(
 ) -> Option<EventKind> {
     use crate::schema::track_event::*;
     match ty {
-        TYPE_COUNTER => Some(EventKind::Counter),
         TYPE_INSTANT => match name? {
             1 => Some(EventKind::Spawn),
             2 => Some(EventKind::TaskName),

@@ -277,7 +277,6 @@ pub(crate) struct Encoder {
     sites_emitted: u32,
     threads: Vec<ThreadTrack>,
     seqs: Vec<Seq>,
-    counters_emitted: u16,
     samples_described: u8,
     names: IdMap<Label, u64>,
     next_name_iid: u64,
@@ -376,7 +375,6 @@ impl Encoder {
             sites_emitted: 0,
             threads: Vec::new(),
             seqs: Vec::new(),
-            counters_emitted: 0,
             samples_described: 0,
             names: IdMap::default(),
             next_name_iid: schema::FIRST_DYNAMIC_NAME_IID,
@@ -670,26 +668,6 @@ impl Encoder {
                 track::PARENT_UUID,
                 schema::THREAD_UUID_BASE + u64::from(t),
             );
-            end_nested(o, td);
-            end_nested(o, p);
-        }
-        uuid
-    }
-
-    /// The counter track of recorded counter kind `k` (< 16).
-    fn counter_track(&mut self, k: u8) -> u64 {
-        let uuid = schema::COUNTER_UUID_BASE + u64::from(k);
-        if self.counters_emitted & (1 << k) == 0 {
-            self.counters_emitted |= 1 << k;
-            let name = schema::counter_name(k);
-            let p = self.begin_process_packet(None);
-            let o = self.buf();
-            let td = begin_nested(o, packet::TRACK_DESCRIPTOR);
-            put_uint(o, track::UUID, uuid);
-            put_bytes(o, track::NAME, name.as_bytes());
-            put_uint(o, track::PARENT_UUID, schema::PROCESS_UUID);
-            let c = begin_nested(o, track::COUNTER);
-            end_nested(o, c);
             end_nested(o, td);
             end_nested(o, p);
         }
@@ -995,7 +973,6 @@ impl Encoder {
                 }
             }
             EventKind::SpanExit => track = Some(self.span_track(t)),
-            EventKind::Counter => track = Some(self.counter_track(e.flags & flags::ENUM_MASK)),
             _ => {}
         }
         // Which interned texts this packet must carry for this sequence.
@@ -1057,7 +1034,7 @@ impl Encoder {
         if e.task != p.task {
             put_annotation_uint(o, schema::A_TASK, e.task);
         }
-        if kind != EventKind::Counter && e.arg != p.arg {
+        if e.arg != p.arg {
             put_annotation_uint(o, l.arg_name, e.arg);
         }
         if e.aux != p.aux {
@@ -1066,12 +1043,7 @@ impl Encoder {
                 None => put_annotation_uint(o, l.aux_name, u64::from(e.aux)),
             }
         }
-        let default_flags = if kind == EventKind::Counter {
-            e.flags & flags::ENUM_MASK
-        } else {
-            p.flags
-        };
-        if e.flags != default_flags {
+        if e.flags != p.flags {
             put_annotation_uint(o, schema::A_FLAGS, u64::from(e.flags));
         }
         put_uint(o, track_event::TYPE, l.ty);
@@ -1080,9 +1052,6 @@ impl Encoder {
         }
         if let Some(uuid) = track {
             put_uint(o, track_event::TRACK_UUID, uuid);
-        }
-        if kind == EventKind::Counter {
-            put_uint(o, track_event::COUNTER_VALUE, e.arg);
         }
         if let Some(id) = flow {
             put_uint(o, track_event::FLOW_IDS_OLD, id);

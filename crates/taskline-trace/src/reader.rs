@@ -529,10 +529,6 @@ impl V2 {
         // The track must be the one the kind goes on.
         let expected_track = match kind {
             EventKind::SpanEnter | EventKind::SpanExit => on_span,
-            EventKind::Counter => {
-                let k = uuid.wrapping_sub(schema::COUNTER_UUID_BASE);
-                k < 16 && self.tables.counter_tracks & (1 << k) != 0
-            }
             _ => uuid == thread_uuid,
         };
         if !expected_track {
@@ -542,18 +538,10 @@ impl V2 {
         let mut e = seq.model.predict(kind);
         e.ts_ns = ts;
         e.thread = t as u16;
-        if kind == EventKind::Counter {
-            e.flags = uuid.wrapping_sub(schema::COUNTER_UUID_BASE) as u8;
-            e.arg = ev
-                .counter
-                .ok_or_else(|| TraceError::new(off, K::Malformed("counter without value")))?;
-        }
         if let Some(AnnValue::Uint(x)) = ev.anns[schema::A_TASK as usize] {
             e.task = x;
         }
-        if kind != EventKind::Counter
-            && let Some(AnnValue::Uint(x)) = ev.anns[l.arg_name as usize]
-        {
+        if let Some(AnnValue::Uint(x)) = ev.anns[l.arg_name as usize] {
             e.arg = x;
         }
         match ev.anns[l.aux_name as usize] {

@@ -62,8 +62,6 @@ pub(crate) struct Tables {
     pub(crate) threads: Vec<ThreadInfo>,
     /// Per thread: whether it has a span track.
     pub(crate) span_tracks: Vec<bool>,
-    /// Bit per counter track declared.
-    pub(crate) counter_tracks: u16,
 }
 
 impl Tables {
@@ -97,7 +95,6 @@ impl Tables {
         let mut uuid = None;
         let mut thread_name: Option<&str> = None;
         let mut rank: Option<u64> = None;
-        let mut has_counter = false;
         while let Some((f, v)) = r.next_field()? {
             let at = r.offset();
             match f {
@@ -112,7 +109,6 @@ impl Tables {
                         }
                     }
                 }
-                track::COUNTER => has_counter = true,
                 track::SIBLING_ORDER_RANK => {
                     rank = Some(as_varint(v, at, "TrackDescriptor.sibling_order_rank")?)
                 }
@@ -123,7 +119,6 @@ impl Tables {
             .ok_or_else(|| TraceError::new(off, K::Malformed("track descriptor without uuid")))?;
         let thread_range = schema::THREAD_UUID_BASE..schema::THREAD_UUID_BASE + (1 << 16);
         let span_range = schema::SPAN_UUID_BASE..schema::SPAN_UUID_BASE + (1 << 16);
-        let counter_range = schema::COUNTER_UUID_BASE..schema::COUNTER_UUID_BASE + 16;
         if thread_range.contains(&uuid) {
             let t = (uuid - schema::THREAD_UUID_BASE) as usize;
             let name = thread_name.ok_or_else(|| {
@@ -149,8 +144,6 @@ impl Tables {
                 Some(s) => *s = true,
                 None => return err(off, K::UnknownTrack(uuid)),
             }
-        } else if counter_range.contains(&uuid) && has_counter {
-            self.counter_tracks |= 1 << (uuid - schema::COUNTER_UUID_BASE);
         }
         Ok(())
     }

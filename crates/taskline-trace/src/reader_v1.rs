@@ -209,7 +209,6 @@ impl ReadState {
         let mut category = None;
         let mut ty = None;
         let mut track_uuid = None;
-        let mut counter = None;
         // At most one value per annotation name we know (the writer writes each once).
         let mut anns: [Option<AnnValue>; schema::ANNOTATION_NAMES.len() + 1] =
             [None; schema::ANNOTATION_NAMES.len() + 1];
@@ -237,9 +236,6 @@ impl ReadState {
                 track_event::TYPE => ty = Some(as_varint(v, at, "TrackEvent.type")?),
                 track_event::TRACK_UUID => {
                     track_uuid = Some(as_varint(v, at, "TrackEvent.track_uuid")?)
-                }
-                track_event::COUNTER_VALUE => {
-                    counter = Some(as_varint(v, at, "TrackEvent.counter_value")?)
                 }
                 track_event::FLOW_IDS => {
                     as_fixed64(v, at, "TrackEvent.flow_ids")?;
@@ -270,20 +266,6 @@ impl ReadState {
         let mut e = Event::new(kind, ts, 0);
         let worker_of_track;
         match kind {
-            EventKind::Counter => {
-                let k = uuid.wrapping_sub(schema::COUNTER_UUID_BASE);
-                if k >= 16 || self.tables.counter_tracks & (1 << k) == 0 {
-                    return err(off, K::UnknownTrack(uuid));
-                }
-                e.flags = k as u8;
-                e.arg = counter
-                    .ok_or_else(|| TraceError::new(off, K::Malformed("counter without value")))?;
-                let t = uint(schema::A_THREAD)
-                    .ok_or_else(|| TraceError::new(off, K::Malformed("counter without thread")))?;
-                e.thread = u16::try_from(t)
-                    .map_err(|_| TraceError::new(off, K::Malformed("thread number too large")))?;
-                worker_of_track = None;
-            }
             EventKind::SpanEnter | EventKind::SpanExit => {
                 let t = uuid.wrapping_sub(schema::SPAN_UUID_BASE);
                 if !self
@@ -309,9 +291,7 @@ impl ReadState {
             }
         }
         e.task = uint(schema::A_TASK).unwrap_or(0);
-        if kind != EventKind::Counter {
-            e.arg = uint(l.arg_name).unwrap_or(l.arg_default);
-        }
+        e.arg = uint(l.arg_name).unwrap_or(l.arg_default);
         let aux = match anns[l.aux_name as usize] {
             Some(AnnValue::Uint(x)) => u32::try_from(x)
                 .map_err(|_| TraceError::new(off, K::Malformed("aux value too large")))?,

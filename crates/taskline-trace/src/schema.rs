@@ -136,8 +136,8 @@ pub(crate) const SAMPLE_RSS: usize = 2;
 
 /// Track uuid of the process track (stats and counters hang off it).
 pub(crate) const PROCESS_UUID: u64 = 1;
-/// Counter track uuid = `COUNTER_UUID_BASE + counter kind` (kind < 16).
-pub(crate) const COUNTER_UUID_BASE: u64 = 0x10;
+// 0x10..0x20 held format 1's per-kind counter tracks, which nothing ever
+// wrote (no source recorded counter events); readers now ignore them.
 /// Thread track uuid = `THREAD_UUID_BASE + recorder thread number`.
 pub(crate) const THREAD_UUID_BASE: u64 = 0x100;
 /// Span track (child of a thread track) uuid = `SPAN_UUID_BASE + thread number`.
@@ -217,7 +217,6 @@ pub(crate) const ANNOTATION_NAMES: [&str; 19] = [
 ];
 pub(crate) const A_TASK: u64 = 1;
 pub(crate) const A_FLAGS: u64 = 11;
-pub(crate) const A_THREAD: u64 = 12;
 pub(crate) const A_DROPPED: u64 = 15;
 pub(crate) const A_EVENTS_WRITTEN: u64 = 16;
 pub(crate) const A_EVENTS_SKIPPED: u64 = 17;
@@ -266,7 +265,6 @@ pub(crate) fn layout(kind: EventKind) -> KindLayout {
         EventKind::Unpark => (8, TYPE_SLICE_END, 13, 0, 6, AuxRef::Worker),
         EventKind::SpanEnter => (9, TYPE_SLICE_BEGIN, 10, 0, 4, AuxRef::String),
         EventKind::SpanExit => (9, TYPE_SLICE_END, 10, 0, 4, AuxRef::String),
-        EventKind::Counter => (0, TYPE_COUNTER, 0, 0, 14, AuxRef::Plain(0)),
     };
     KindLayout {
         category,
@@ -278,27 +276,17 @@ pub(crate) fn layout(kind: EventKind) -> KindLayout {
     }
 }
 
-/// The kind written with `category` and TrackEvent type `ty` (counters have no category).
+/// The kind written with `category` and TrackEvent type `ty`.
 pub(crate) fn kind_of(category: u64, ty: u64) -> Option<EventKind> {
     EventKind::ALL.into_iter().find(|&k| {
         let l = layout(k);
-        l.ty == ty && (ty == track_event::TYPE_COUNTER || l.category == category)
+        l.ty == ty && l.category == category
     })
 }
 
 /// Default `aux` of a worker-annotated event on a thread whose track says `worker`.
 pub(crate) fn worker_default(worker: Option<u32>) -> u32 {
     worker.unwrap_or(NO_WORKER)
-}
-
-/// Display name of a counter track.
-pub(crate) fn counter_name(kind: u8) -> String {
-    match kind {
-        0 => "alive tasks".to_owned(),
-        1 => "runnable tasks".to_owned(),
-        2 => "global queue depth".to_owned(),
-        k => format!("counter {k}"),
-    }
 }
 
 #[cfg(test)]

@@ -505,7 +505,6 @@ impl Aggregator {
             }
             DecodedEvent::SpanEnter { .. }
             | DecodedEvent::SpanExit { .. }
-            | DecodedEvent::Counter { .. }
             | DecodedEvent::Unknown { .. } => {}
         }
     }
