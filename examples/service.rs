@@ -249,7 +249,12 @@ async fn handle(
                 Ok(info) => text(StatusCode::OK, format!("{info:?}\n")),
                 Err(e) => text(
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("dump failed: {e}\n"),
+                    format!(
+                        "dump failed: {e}{}\n",
+                        std::error::Error::source(&e)
+                            .map(|c| format!(": {c}"))
+                            .unwrap_or_default()
+                    ),
                 ),
             },
             None => text(

@@ -140,7 +140,7 @@ impl fmt::Display for FlightError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             FlightError::Config(m) => write!(f, "invalid flight recorder config: {m}"),
-            FlightError::Io(e) => write!(f, "flight recorder dump failed: {e}"),
+            FlightError::Io(_) => f.write_str("flight recorder dump failed"),
             FlightError::Busy => {
                 write!(f, "flight recorder busy: {MAX_PENDING_DUMPS} dumps queued")
             }
@@ -150,7 +150,14 @@ impl fmt::Display for FlightError {
     }
 }
 
-impl std::error::Error for FlightError {}
+impl std::error::Error for FlightError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            FlightError::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 /// Why a dump was written.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -797,7 +804,12 @@ pub fn dump_on_panic(recorder: &taskline_core::Recorder, handle: &FlightRecorder
                     d.events,
                     d.path.display()
                 ),
-                Err(e) => eprintln!("taskline: panic: flight recorder dump failed: {e}"),
+                Err(e) => {
+                    let cause = std::error::Error::source(&e)
+                        .map(|c| format!(": {c}"))
+                        .unwrap_or_default();
+                    eprintln!("taskline: panic: {e}{cause}");
+                }
             }
         }
         previous(info);
