@@ -15,7 +15,7 @@
 //! them alike. Prints ns/event as median and min..max.
 //!
 //! ```text
-//! CARGO_TARGET_DIR=/work/target-consumer cargo run --release -p taskline-bench --example consumer_cost
+//! cargo run --release -p taskline-bench --example consumer_cost
 //! ```
 //! `--task-per-pixel` replaces that stream with the task-per-pixel
 //! Mandelbrot's (one short task per pixel, far more live tasks than are

@@ -2,7 +2,7 @@
 //! the floor of `tracing_subscriber::registry()` with Tokio's instrumentation.
 //!
 //! ```text
-//! CARGO_TARGET_DIR=/work/target-layer cargo run --release -p taskline-bench \
+//! cargo run --release -p taskline-bench \
 //!     --example layer_cost -- [--rounds 5] [--pairs 64] [--trips 20000] \
 //!     [--yielders 64] [--yields 40000] [--configs none,registry,...]
 //! ```
