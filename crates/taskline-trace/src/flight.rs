@@ -520,7 +520,6 @@ type Trigger = Box<dyn FnMut(&Event, &Registry) -> bool + Send>;
 pub struct FlightRecorder {
     shared: Arc<Shared>,
     triggers: Vec<(String, Trigger)>,
-    slow_ns: Option<u64>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -605,7 +604,6 @@ impl FlightRecorder {
             FlightRecorder {
                 shared: shared.clone(),
                 triggers: Vec::new(),
-                slow_ns,
                 thread: Some(thread),
             },
             FlightRecorderHandle { shared },
@@ -645,7 +643,7 @@ impl FlightRecorder {
                     }
                     Some(EventKind::PollEnd) => {
                         if let Some(p) = polls.get_mut(usize::from(e.thread)).and_then(Option::take)
-                            && let Some(t) = self.slow_ns
+                            && let Some(t) = self.shared.slow_ns
                         {
                             let d = e.ts_ns.saturating_sub(p.start);
                             if d > t && !p.dumped && auto.is_none() {
