@@ -62,7 +62,8 @@ pub use event::{
 };
 pub use id_map::{IdHasher, IdMap};
 pub use lifecycle::{
-    PollEnded, PollStarted, SlowPollThreshold, TaskLife, TaskPhase, TaskTracker, Transition, Woken,
+    IdleByReason, NameLookup, PollEnded, PollStarted, SlowPollThreshold, TaskLife, TaskPhase,
+    TaskTracker, ThreadRoles, Transition, WakeCause, WakeReason, Woken, is_timer_resource,
 };
 pub use record::{
     ConfigError, Recorder, RecorderConfig, RecorderStats, Registry, Sink, Site, ThreadInfo,

@@ -251,7 +251,10 @@ impl TaskMetricsSink {
         let inst = &mut self.inst;
         // A new task's series is found once, at its spawn; the tracker
         // keeps it with the task, and with the task's open poll.
-        match self.tasks.apply(e, |site| inst.series_of(site, registry)) {
+        match self
+            .tasks
+            .apply(e, registry, |site| inst.series_of(site, registry))
+        {
             Transition::Spawned { value, .. } => inst.series[value].spawned.add(1),
             Transition::PollStarted {
                 latency_ns,

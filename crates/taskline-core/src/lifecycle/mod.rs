@@ -18,6 +18,11 @@
 //!   `Terminate` may precede that poll's `PollEnd`: the poll is attributed
 //!   through the thread's open `PollStart`, not through the live task.
 //!
+//! - the [`WakeReason`] of each wake (why the task waited: another task, the
+//!   I/O driver, the timer, a blocking section, a foreign thread, itself) is
+//!   decided once, by [`ThreadRoles::wake_reason`], from what the waking
+//!   thread was doing (see [`wake_reason`](self::wake_reason) for the rule and its limits);
+//!
 //! Two layers, so that each consumer keeps the storage that suits it:
 //! - [`TaskLife`], 12 bytes, `Copy`: the per-task phase state, with
 //!   `#[inline]` transition functions that return typed results
@@ -31,6 +36,8 @@
 
 mod phase;
 mod tracker;
+mod wake_reason;
 
 pub use phase::{PollEnded, PollStarted, SlowPollThreshold, TaskLife, TaskPhase, Woken};
-pub use tracker::{TaskTracker, Transition};
+pub use tracker::{NameLookup, TaskTracker, Transition};
+pub use wake_reason::{IdleByReason, ThreadRoles, WakeCause, WakeReason, is_timer_resource};

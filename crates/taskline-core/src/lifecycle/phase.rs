@@ -58,6 +58,7 @@ impl SlowPollThreshold {
 
 const POLLED: u8 = 1;
 const WOKEN_IN_POLL: u8 = 2;
+const WAITS_ON_TIMER: u8 = 4;
 
 /// One task's phase, since when it is in it, and whether it was polled
 /// before or woken during its current poll. 12 bytes, `Copy`: consumers
@@ -195,7 +196,7 @@ impl TaskLife {
             }
             TaskPhase::Polling => {}
         }
-        self.flags |= POLLED;
+        self.flags = (self.flags | POLLED) & !WAITS_ON_TIMER;
         self.phase = TaskPhase::Polling;
         self.since = ts;
         out
@@ -220,6 +221,35 @@ impl TaskLife {
             open_ns: Some(open_ns),
             rewoken,
         }
+    }
+
+    /// The task, in its current poll, waits on a resource: a timer when
+    /// `timer` ([`is_timer_resource`](crate::is_timer_resource)). The last
+    /// wait of a poll counts; the next poll forgets it.
+    ///
+    /// ```
+    /// use taskline_core::TaskLife;
+    /// let mut t = TaskLife::in_first_poll(0);
+    /// t.resource_wait(true);
+    /// t.poll_end(5);
+    /// assert!(t.waits_on_timer());
+    /// t.poll_start(9, None);
+    /// assert!(!t.waits_on_timer());
+    /// ```
+    #[inline]
+    pub fn resource_wait(&mut self, timer: bool) {
+        if timer {
+            self.flags |= WAITS_ON_TIMER;
+        } else {
+            self.flags &= !WAITS_ON_TIMER;
+        }
+    }
+
+    /// Whether the task's last poll waited on a timer (for
+    /// [`ThreadRoles::wake_reason`](crate::ThreadRoles::wake_reason)).
+    #[inline]
+    pub fn waits_on_timer(&self) -> bool {
+        self.flags & WAITS_ON_TIMER != 0
     }
 
     /// The task is woken at `ts`.

@@ -5,6 +5,31 @@ use crate::IdMap;
 use crate::event::{DecodedEvent, Event};
 
 use super::phase::{PollStarted, SlowPollThreshold, TaskLife, Woken};
+use super::wake_reason::{ThreadRoles, WakeCause};
+use crate::record::registry::Registry;
+
+/// What the lifecycle's rules need to know about interned names: whether a
+/// resource kind is a timer ([`is_timer_resource`](crate::is_timer_resource))
+/// and whether a spawn site is the runtime's own
+/// ([`Site::is_runtime_internal`](crate::Site::is_runtime_internal)).
+/// Implemented by the live [`Registry`] and by a trace reader's tables.
+pub trait NameLookup {
+    /// Whether the resource kind with string id `resource` is a timer.
+    fn is_timer_resource(&self, resource: u32) -> bool;
+    /// Whether spawn site `site` is inside the runtime.
+    fn is_runtime_site(&self, site: u32) -> bool;
+}
+
+impl NameLookup for Registry {
+    fn is_timer_resource(&self, resource: u32) -> bool {
+        self.string(resource)
+            .is_some_and(|k| super::wake_reason::is_timer_resource(&k))
+    }
+
+    fn is_runtime_site(&self, site: u32) -> bool {
+        self.site(site).is_some_and(|s| s.is_runtime_internal())
+    }
+}
 
 /// What one event did to a task (see [`TaskTracker::apply`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,6 +84,9 @@ pub enum Transition<V> {
         by: Option<u64>,
         /// The task woke itself.
         self_wake: bool,
+        /// Why ([`ThreadRoles::wake_reason`]): the reason the idle time
+        /// in `woken` (if any) ended for.
+        cause: WakeCause,
         /// What the wake did, `None` for a task not tracked.
         woken: Option<Woken>,
         /// The task's value, `None` for a task not tracked.
@@ -81,6 +109,7 @@ pub enum Transition<V> {
 #[derive(Clone, Copy, Debug)]
 struct Tracked<V> {
     life: TaskLife,
+    site: u32,
     value: V,
 }
 
@@ -105,18 +134,20 @@ struct OpenPoll<V> {
 /// spawn.aux = 7; // site
 /// let mut start = Event::new(EventKind::PollStart, 10, 1);
 /// start.arg = taskline_core::NO_VALUE;
-/// t.apply(&spawn, |site| site);
-/// t.apply(&start, |site| site);
+/// let names = taskline_core::Registry::new();
+/// t.apply(&spawn, &names, |site| site);
+/// t.apply(&start, &names, |site| site);
 /// // Tokio terminates a task inside its last poll: the poll keeps its site.
-/// assert!(matches!(t.apply(&Event::new(EventKind::Terminate, 19, 1), |s| s),
+/// assert!(matches!(t.apply(&Event::new(EventKind::Terminate, 19, 1), &names, |s| s),
 ///     Transition::Terminated { value: 7, .. }));
-/// assert!(matches!(t.apply(&Event::new(EventKind::PollEnd, 20, 1), |s| s),
+/// assert!(matches!(t.apply(&Event::new(EventKind::PollEnd, 20, 1), &names, |s| s),
 ///     Transition::Polled { duration_ns: 10, slow: true, value: Some(7), .. }));
 /// ```
 #[derive(Debug)]
 pub struct TaskTracker<V> {
     tasks: IdMap<u64, Tracked<V>>,
     threads: Vec<OpenPoll<V>>,
+    roles: ThreadRoles,
     max_tasks: usize,
     slow: SlowPollThreshold,
 }
@@ -128,6 +159,7 @@ impl<V: Copy> TaskTracker<V> {
         TaskTracker {
             tasks: IdMap::default(),
             threads: Vec::new(),
+            roles: ThreadRoles::default(),
             max_tasks,
             slow,
         }
@@ -154,11 +186,25 @@ impl<V: Copy> TaskTracker<V> {
     }
 
     /// Applies one event; `new_value(site)` makes the value of a task at
-    /// its first `Spawn`.
+    /// its first `Spawn`; `names` resolves resource kinds and sites for the
+    /// wake-reason rule. An idle time ended by a `PollStart`
+    /// ([`PollStarted::idle_ns`]) has no wake: its reason is
+    /// [`Unknown`](crate::WakeReason::Unknown).
     #[inline]
-    pub fn apply(&mut self, e: &Event, new_value: impl FnOnce(u32) -> V) -> Transition<V> {
+    pub fn apply(
+        &mut self,
+        e: &Event,
+        names: &impl NameLookup,
+        new_value: impl FnOnce(u32) -> V,
+    ) -> Transition<V> {
         let ts = e.ts_ns;
         let d = e.decode();
+        let tasks = &self.tasks;
+        self.roles.observe(e, |task| {
+            tasks
+                .get(&task)
+                .is_some_and(|t| names.is_runtime_site(t.site))
+        });
         match d {
             DecodedEvent::Spawn { task, site, .. } => {
                 if self.tasks.contains_key(&task) {
@@ -171,6 +217,7 @@ impl<V: Copy> TaskTracker<V> {
                         task,
                         Tracked {
                             life: TaskLife::spawned(ts),
+                            site,
                             value,
                         },
                     );
@@ -251,6 +298,11 @@ impl<V: Copy> TaskTracker<V> {
                 self_wake,
                 ..
             } => {
+                let timer = self
+                    .tasks
+                    .get(&task)
+                    .is_some_and(|t| t.life.waits_on_timer());
+                let cause = self.roles.wake_reason(e, timer);
                 let (woken, value) = match self.tasks.get_mut(&task) {
                     Some(t) => (Some(t.life.wake(ts)), Some(t.value)),
                     None => (None, None),
@@ -259,9 +311,16 @@ impl<V: Copy> TaskTracker<V> {
                     task,
                     by,
                     self_wake,
+                    cause,
                     woken,
                     value,
                 }
+            }
+            DecodedEvent::ResourceWait { task, resource, .. } => {
+                if let Some(t) = self.tasks.get_mut(&task) {
+                    t.life.resource_wait(names.is_timer_resource(resource));
+                }
+                Transition::Other(d)
             }
             DecodedEvent::Terminate { task } => match self.tasks.remove(&task) {
                 Some(t) => Transition::Terminated {
@@ -281,6 +340,12 @@ mod tests {
     use crate::event::{EventKind, NO_VALUE};
     use std::time::Duration;
 
+    impl<V: Copy> TaskTracker<V> {
+        fn apply_test(&mut self, e: &Event, v: impl FnOnce(u32) -> V) -> Transition<V> {
+            self.apply(e, &Registry::new(), v)
+        }
+    }
+
     fn ev(kind: EventKind, ts: u64, task: u64, thread: u16) -> Event {
         let mut e = Event::new(kind, ts, task);
         e.thread = thread;
@@ -294,8 +359,8 @@ mod tests {
     fn past_its_limit_tasks_are_counted_not_followed() {
         let mut t: TaskTracker<u32> =
             TaskTracker::new(1, SlowPollThreshold::new(Duration::from_nanos(1)));
-        let a = t.apply(&ev(EventKind::Spawn, 0, 1, 0), |_| 1);
-        let b = t.apply(&ev(EventKind::Spawn, 0, 2, 0), |_| 2);
+        let a = t.apply_test(&ev(EventKind::Spawn, 0, 1, 0), |_| 1);
+        let b = t.apply_test(&ev(EventKind::Spawn, 0, 2, 0), |_| 2);
         assert!(matches!(a, Transition::Spawned { tracked: true, .. }));
         assert!(matches!(
             b,
@@ -307,11 +372,11 @@ mod tests {
         ));
         // A second Spawn of a live task is nothing new.
         assert!(matches!(
-            t.apply(&ev(EventKind::Spawn, 1, 1, 0), |_| 9),
+            t.apply_test(&ev(EventKind::Spawn, 1, 1, 0), |_| 9),
             Transition::Other(_)
         ));
-        t.apply(&ev(EventKind::PollStart, 5, 2, 1), |_| 0);
-        let end = t.apply(&ev(EventKind::PollEnd, 8, 2, 1), |_| 0);
+        t.apply_test(&ev(EventKind::PollStart, 5, 2, 1), |_| 0);
+        let end = t.apply_test(&ev(EventKind::PollEnd, 8, 2, 1), |_| 0);
         assert!(matches!(
             end,
             Transition::Polled {
@@ -328,9 +393,9 @@ mod tests {
     fn a_poll_end_on_another_thread_falls_back_to_the_task() {
         let mut t: TaskTracker<()> =
             TaskTracker::new(usize::MAX, SlowPollThreshold::new(Duration::from_nanos(10)));
-        t.apply(&ev(EventKind::Spawn, 0, 1, 0), |_| ());
-        t.apply(&ev(EventKind::PollStart, 5, 1, 0), |_| ());
-        let end = t.apply(&ev(EventKind::PollEnd, 15, 1, 3), |_| ());
+        t.apply_test(&ev(EventKind::Spawn, 0, 1, 0), |_| ());
+        t.apply_test(&ev(EventKind::PollStart, 5, 1, 0), |_| ());
+        let end = t.apply_test(&ev(EventKind::PollEnd, 15, 1, 3), |_| ());
         assert!(matches!(
             end,
             Transition::Polled {
@@ -342,12 +407,53 @@ mod tests {
         ));
         // Nothing open anymore.
         assert!(matches!(
-            t.apply(&ev(EventKind::PollEnd, 16, 1, 0), |_| ()),
+            t.apply_test(&ev(EventKind::PollEnd, 16, 1, 0), |_| ()),
             Transition::Polled { .. }
         ));
         assert!(matches!(
-            t.apply(&ev(EventKind::PollEnd, 17, 1, 0), |_| ()),
+            t.apply_test(&ev(EventKind::PollEnd, 17, 1, 0), |_| ()),
             Transition::Other(_)
         ));
+    }
+
+    #[test]
+    fn wakes_carry_the_reason_of_the_one_rule() {
+        use crate::lifecycle::WakeReason;
+        let names = Registry::new();
+        let sleep = names.intern("Sleep");
+        let sem = names.intern("Semaphore");
+        let mut t: TaskTracker<()> =
+            TaskTracker::new(usize::MAX, SlowPollThreshold::new(Duration::from_secs(1)));
+        let mut apply = |e: Event| t.apply(&e, &names, |_| ());
+        let cause = |tr: Transition<()>| match tr {
+            Transition::Woken { cause, woken, .. } => {
+                (cause.reason, cause.waker, woken.and_then(|w| w.idle_ns()))
+            }
+            other => panic!("not a wake: {other:?}"),
+        };
+        apply(ev(EventKind::Spawn, 0, 1, 0));
+        apply(ev(EventKind::Spawn, 0, 2, 0));
+        // Task 1 waits on a Sleep in its poll on worker thread 0.
+        apply(ev(EventKind::PollStart, 1, 1, 0));
+        let mut wait = ev(EventKind::ResourceWait, 2, 1, 0);
+        wait.aux = sleep;
+        apply(wait);
+        apply(ev(EventKind::PollEnd, 3, 1, 0));
+        apply(ev(EventKind::Park, 4, 0, 0));
+        assert_eq!(
+            cause(apply(ev(EventKind::Wake, 10, 1, 0))),
+            (WakeReason::Timer, None, Some(7))
+        );
+        apply(ev(EventKind::Unpark, 11, 0, 0));
+        // Its next poll waits on a semaphore that task 2 releases.
+        apply(ev(EventKind::PollStart, 12, 1, 0));
+        let mut wait = ev(EventKind::ResourceWait, 13, 1, 0);
+        wait.aux = sem;
+        apply(wait);
+        apply(ev(EventKind::PollEnd, 14, 1, 0));
+        apply(ev(EventKind::PollStart, 15, 2, 1));
+        let mut w = ev(EventKind::Wake, 20, 1, 1);
+        w.arg = 2;
+        assert_eq!(cause(apply(w)), (WakeReason::Sync, Some(2), Some(6)));
     }
 }

@@ -25,6 +25,41 @@ pub struct Site {
     pub kind: TaskKind,
 }
 
+impl Site {
+    /// Whether the site is inside Tokio itself (its file is in the `tokio`
+    /// crate's `src/`), e.g. the `spawn_blocking` with which the runtime
+    /// starts its worker threads: the runtime's own work, not the
+    /// application's. The one rule reports and
+    /// [`ThreadRoles`](crate::ThreadRoles) use.
+    ///
+    /// ```
+    /// use taskline_core::{Site, TaskKind};
+    /// let site = |file: &str| Site { file: file.into(), line: 1, col: 1, kind: TaskKind::Blocking };
+    /// assert!(site("/home/u/.cargo/registry/src/index.crates.io-1949cf8c6b5b557f/tokio-1.48.0/src/runtime/scheduler/multi_thread/worker.rs").is_runtime_internal());
+    /// assert!(site("C:\\cargo\\tokio-1.48.0\\src\\runtime\\blocking\\pool.rs").is_runtime_internal());
+    /// assert!(!site("src/main.rs").is_runtime_internal());
+    /// assert!(!site("/srv/tokio-app/src/main.rs").is_runtime_internal());
+    /// ```
+    pub fn is_runtime_internal(&self) -> bool {
+        is_tokio_source(&self.file)
+    }
+}
+
+/// Whether `file` is a source file of the `tokio` crate: a path component
+/// `tokio` or `tokio-<version>` directly followed by `src`.
+fn is_tokio_source(file: &str) -> bool {
+    let mut parts = file.split(['/', '\\']).peekable();
+    while let Some(p) = parts.next() {
+        let tokio = p == "tokio"
+            || p.strip_prefix("tokio-")
+                .is_some_and(|v| v.starts_with(|c: char| c.is_ascii_digit()));
+        if tokio && parts.peek() == Some(&"src") {
+            return true;
+        }
+    }
+    false
+}
+
 impl std::fmt::Display for Site {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}:{}:{}", self.file, self.line, self.col)

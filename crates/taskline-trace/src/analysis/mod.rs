@@ -179,8 +179,10 @@ impl Analyzer {
     /// Add a batch of events (nondecreasing timestamps across batches;
     /// earlier ones are treated as happening at the latest timestamp seen).
     /// Events with an unknown kind are counted and otherwise ignored.
-    pub fn feed(&mut self, events: &[Event]) {
-        self.state.feed(events);
+    /// `registry` names what the events refer to (resource kinds and spawn
+    /// sites decide wake reasons); it may grow between batches.
+    pub fn feed(&mut self, events: &[Event], registry: &Registry) {
+        self.state.feed(events, registry);
     }
 
     /// The report of everything fed so far; names come from `registry`.
@@ -201,7 +203,7 @@ impl Analyzer {
         config: AnalysisConfig,
     ) -> Result<Report, AnalysisConfigError> {
         let mut a = Analyzer::new(config)?;
-        a.feed(events);
+        a.feed(events, registry);
         Ok(a.finish(registry))
     }
 
@@ -219,8 +221,8 @@ impl Analyzer {
 }
 
 impl Sink for Analyzer {
-    fn on_events(&mut self, events: &[Event], _registry: &Registry) {
-        self.feed(events);
+    fn on_events(&mut self, events: &[Event], registry: &Registry) {
+        self.feed(events, registry);
     }
 }
 
@@ -231,10 +233,10 @@ pub struct AnalysisSink {
 }
 
 impl Sink for AnalysisSink {
-    fn on_events(&mut self, events: &[Event], _registry: &Registry) {
+    fn on_events(&mut self, events: &[Event], registry: &Registry) {
         // A poisoned lock only means a reader panicked; the state is still consistent.
         let mut a = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        a.feed(events);
+        a.feed(events, registry);
     }
 }
 

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use taskline_core::Aggregator;
 use taskline_core::RecorderConfig;
-use taskline_core::{BlockingKind, DecodedEvent, Event, TaskTracker, Transition};
+use taskline_core::{BlockingKind, DecodedEvent, Event, NameLookup, TaskTracker, Transition};
 
 use super::AnalysisConfig;
 use super::topk::TopK;
@@ -115,16 +115,17 @@ impl State {
         }
     }
 
-    /// Process a batch.
-    pub(crate) fn feed(&mut self, events: &[Event]) {
+    /// Process a batch; `names` resolves resource kinds and sites for the
+    /// lifecycle's wake-reason rule.
+    pub(crate) fn feed(&mut self, events: &[Event], names: &impl NameLookup) {
         self.agg.feed(events);
         for e in events {
-            self.event(e);
+            self.event(e, names);
         }
     }
 
     /// Process one event (the aggregator is fed by [`State::feed`]).
-    fn event(&mut self, e: &Event) {
+    fn event(&mut self, e: &Event, names: &impl NameLookup) {
         self.events += 1;
         let Some(kind) = e.kind() else {
             self.by_kind[0] += 1;
@@ -148,7 +149,7 @@ impl State {
             }
             _ => {}
         }
-        let t = self.tasks.apply(&e, |site| TaskInfo {
+        let t = self.tasks.apply(&e, names, |site| TaskInfo {
             site,
             resource: None,
         });
