@@ -53,17 +53,18 @@ mod source;
 mod test_rng;
 
 pub use aggregate::{
-    Aggregator, HISTOGRAM_MAX_NS, HistogramSummary, MAX_SITE_HISTOGRAMS, SITE_BYTES_BOUND,
-    SiteStats, Snapshot, TASK_STATE_BYTES_BOUND, TOP_SITES, TaskStats, WorkerStats,
-    fixed_bytes_bound, fmt_ns,
+    Aggregator, HISTOGRAM_MAX_NS, HistogramSummary, MAX_SITE_HISTOGRAMS, MAX_WAKER_SITES,
+    SITE_BYTES_BOUND, SiteStats, Snapshot, TASK_STATE_BYTES_BOUND, TOP_SITES, TaskStats,
+    WorkerStats, fixed_bytes_bound, fmt_ns,
 };
 pub use event::{
     BlockingKind, DecodedEvent, Event, EventKind, NO_VALUE, NO_WORKER, TaskKind, WakeOp, flags,
 };
 pub use id_map::{IdHasher, IdMap};
 pub use lifecycle::{
-    IdleByReason, NameLookup, PollEnded, PollStarted, SlowPollThreshold, TaskLife, TaskPhase,
-    TaskTracker, ThreadRoles, Transition, WakeCause, WakeReason, Woken, is_timer_resource,
+    IdleByReason, NameLookup, PollEnded, PollStarted, SectionEnd, SlowPollThreshold, TaskLife,
+    TaskPhase, TaskTracker, ThreadRoles, Transition, TurnMark, WakeCause, WakeReason, Woken,
+    is_timer_resource,
 };
 pub use record::{
     ConfigError, Recorder, RecorderConfig, RecorderStats, Registry, Sink, Site, ThreadInfo,

@@ -37,8 +37,8 @@ pub(crate) mod task_table;
 pub(crate) mod unpolled;
 
 pub use aggregator::{
-    Aggregator, HISTOGRAM_MAX_NS, MAX_SITE_HISTOGRAMS, SITE_BYTES_BOUND, TASK_STATE_BYTES_BOUND,
-    fixed_bytes_bound,
+    Aggregator, HISTOGRAM_MAX_NS, MAX_SITE_HISTOGRAMS, MAX_WAKER_SITES, SITE_BYTES_BOUND,
+    TASK_STATE_BYTES_BOUND, fixed_bytes_bound,
 };
 pub use report::{TOP_SITES, fmt_ns};
 pub use snapshot::{HistogramSummary, SiteStats, Snapshot, TaskStats, WorkerStats};

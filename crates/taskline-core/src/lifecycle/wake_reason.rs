@@ -10,8 +10,8 @@
 //!
 //! | reason | when | waker named |
 //! |---|---|---|
-//! | [`Yield`](WakeReason::Yield) | the task woke itself: inside its own poll (`wake_by_ref`, budget), or Tokio's deferred `yield_now` wake (outside any poll, on the thread whose last poll was that task, before it polled or parked again) | the task |
-//! | [`Blocking`](WakeReason::Blocking) | from a thread inside an application blocking section (`spawn_blocking`, `block_in_place`) | the blocking task, when known |
+//! | [`Yield`](WakeReason::Yield) | the task woke itself: inside its own poll (`wake_by_ref`, budget), or Tokio's deferred `yield_now` wake (outside any poll, in the first driver turn of the thread its last poll ended on, see below) | the task |
+//! | [`Blocking`](WakeReason::Blocking) | from a thread inside an application blocking section (`spawn_blocking`, `block_in_place`), or from a blocking-pool thread after one (Tokio wakes a `spawn_blocking`'s `JoinHandle` once the section ended) | the blocking task, when known |
 //! | [`Sync`](WakeReason::Sync) | from inside another task's poll: channels, `Notify`, `Mutex`, `oneshot`, `JoinHandle`... | the waking task |
 //! | [`Timer`](WakeReason::Timer) | from a runtime thread outside any poll (the driver), for a task whose last poll waited on a timer resource (`Sleep`: needs resource waits on) | - |
 //! | [`Io`](WakeReason::Io) | from a runtime thread outside any poll (the driver), otherwise: I/O readiness | - |
@@ -23,10 +23,16 @@
 //!   instrumentation (`Sleep` is a resource); without them a timer wake
 //!   counts as [`Io`](WakeReason::Io);
 //! - Tokio's I/O and time drivers run on a worker thread outside any poll,
-//!   as do its deferred `yield_now` wakes: the deferred-yield rule above
-//!   tells them apart, and can take an I/O wake of the task a worker polled
-//!   last, when the worker's next step is a zero-timeout driver poll, for a
-//!   yield;
+//!   and so do its deferred `yield_now` wakes: a worker wakes the tasks that
+//!   yielded on it right after its next driver turn, and never after a
+//!   `Park` (it parks only with no deferred task). A *turn* is seen as a
+//!   run of wakes outside any poll on a thread (a `Park` starts a new one);
+//!   a driver wake of a task in the first turn after its last poll ended on
+//!   that thread is taken for its deferred yield. An I/O wake that lands in
+//!   that very turn (the I/O completed before the worker next polled its
+//!   driver), or after a turn that woke nothing (Tokio's maintenance polls
+//!   the driver every 61 polls and may find nothing), counts as a yield
+//!   too;
 //! - a thread becomes a runtime thread in [`ThreadRoles`] once it polls a
 //!   task on a worker, parks, or runs the runtime's own blocking section
 //!   (Tokio starts its workers on its blocking pool); a wake from a runtime
@@ -215,22 +221,53 @@ enum Section {
 struct Role {
     /// Task being polled (0: none).
     polling: u64,
-    /// Task whose poll ended last on this thread, until the thread polls or
-    /// parks again (0: none).
-    last_polled: u64,
+    /// Driver turns seen on this thread (wrapping).
+    turn: u16,
+    /// A turn is under way: wakes outside a poll since the last poll or park.
+    in_turn: bool,
     /// Seen polling on a worker, parking, or in a runtime blocking section.
     runtime: bool,
-    /// Between `Park` and `Unpark`.
-    parked: bool,
     section: Section,
+    /// The last application `spawn_blocking` task this thread ran (0:
+    /// none): a blocking-pool thread, which wakes the task's `JoinHandle`
+    /// right after the section ends.
+    pool_task: u64,
+}
+
+/// Where a task's poll ended: the thread and its driver turn then (see
+/// [`ThreadRoles::turn_mark`]), kept in the task's
+/// [`TaskLife`](crate::TaskLife). 4 bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct TurnMark {
+    thread: u16,
+    turn: u16,
+}
+
+impl TurnMark {
+    /// No poll ended yet.
+    pub const NONE: TurnMark = TurnMark {
+        thread: u16::MAX,
+        turn: 0,
+    };
+}
+
+/// What [`ThreadRoles::observe`] ended: a blocking section, the
+/// application's or the runtime's own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SectionEnd {
+    /// The runtime's own section (a worker thread Tokio started on its
+    /// blocking pool), not the application's blocking.
+    pub runtime: bool,
 }
 
 /// What each recording thread is doing, from its own events: polling a
-/// task, parked, in a blocking section, a runtime thread or not. Feed every
-/// event to [`observe`](Self::observe) in each thread's order (a merged
-/// stream is); ask [`wake_reason`](Self::wake_reason) for a `Wake` before
-/// or after observing it (a `Wake` changes no role). Memory: a few bytes
-/// per recording thread (at most 65,536).
+/// task, in a driver turn, in a blocking section, a runtime thread or not.
+/// Feed every event to [`observe`](Self::observe) in each thread's order
+/// (a merged stream is) and ask [`wake_reason`](Self::wake_reason) for a
+/// `Wake` after observing it; give every `PollEnd`'s task its
+/// [`turn_mark`](Self::turn_mark). Memory: 24 bytes per recording thread
+/// (at most 65,536).
 ///
 /// ```
 /// use taskline_core::{Event, EventKind, ThreadRoles, WakeReason, NO_VALUE};
@@ -241,11 +278,12 @@ struct Role {
 /// // A wake on a parked worker outside any poll: the driver, I/O.
 /// let mut wake = Event::new(EventKind::Wake, 20, 7);
 /// wake.thread = 1;
-/// assert_eq!(roles.wake_reason(&wake, false).reason, WakeReason::Io);
-/// assert_eq!(roles.wake_reason(&wake, true).reason, WakeReason::Timer);
+/// roles.observe(&wake, |_| false);
+/// assert_eq!(roles.wake_reason(&wake, None).reason, WakeReason::Io);
 /// // The same wake from a thread never seen in the runtime: foreign.
 /// wake.thread = 2;
-/// assert_eq!(roles.wake_reason(&wake, false).reason, WakeReason::Foreign);
+/// roles.observe(&wake, |_| false);
+/// assert_eq!(roles.wake_reason(&wake, None).reason, WakeReason::Foreign);
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct ThreadRoles {
@@ -253,6 +291,9 @@ pub struct ThreadRoles {
 }
 
 impl ThreadRoles {
+    /// Bytes one recording thread's role takes (for memory bounds).
+    pub const BYTES_PER_THREAD: usize = std::mem::size_of::<Role>();
+
     #[inline]
     fn role_mut(&mut self, thread: u16) -> &mut Role {
         let t = thread as usize;
@@ -262,18 +303,22 @@ impl ThreadRoles {
         &mut self.threads[t]
     }
 
-    /// Updates the role of `e`'s thread. `runtime_section(task)` says
-    /// whether the `spawn_blocking` task `task` is the runtime's own (its
-    /// spawn site is inside Tokio, see
+    /// Updates the role of `e`'s thread; says when that ended a blocking
+    /// section. `runtime_section(task)` says whether the `spawn_blocking`
+    /// task `task` is the runtime's own (its spawn site is inside Tokio, see
     /// [`Site::is_runtime_internal`](crate::Site::is_runtime_internal)); it
     /// is asked only for a `BlockingStart`.
     #[inline]
-    pub fn observe(&mut self, e: &Event, runtime_section: impl FnOnce(u64) -> bool) {
+    pub fn observe(
+        &mut self,
+        e: &Event,
+        runtime_section: impl FnOnce(u64) -> bool,
+    ) -> Option<SectionEnd> {
         match e.decode() {
             DecodedEvent::PollStart { task, worker, .. } => {
                 let r = self.role_mut(e.thread);
                 r.polling = task;
-                r.last_polled = 0;
+                r.in_turn = false;
                 r.runtime |= worker.is_some();
             }
             DecodedEvent::PollEnd { task, .. } => {
@@ -281,15 +326,22 @@ impl ThreadRoles {
                 if r.polling == task {
                     r.polling = 0;
                 }
-                r.last_polled = task;
+            }
+            DecodedEvent::Wake { .. } => {
+                let r = self.role_mut(e.thread);
+                if r.polling == 0 && !r.in_turn {
+                    r.turn = r.turn.wrapping_add(1);
+                    r.in_turn = true;
+                }
             }
             DecodedEvent::Park { .. } => {
+                // The park is a driver turn of its own, after which no
+                // deferred wake comes (see the module docs).
                 let r = self.role_mut(e.thread);
-                r.parked = true;
                 r.runtime = true;
-                r.last_polled = 0;
+                r.turn = r.turn.wrapping_add(1);
+                r.in_turn = false;
             }
-            DecodedEvent::Unpark { .. } => self.role_mut(e.thread).parked = false,
             DecodedEvent::BlockingStart { task, kind, .. } => {
                 let section = match (kind, task) {
                     (Some(BlockingKind::SpawnBlocking), Some(t)) if runtime_section(t) => {
@@ -301,8 +353,30 @@ impl ThreadRoles {
                 r.runtime |= section == Section::Runtime;
                 r.section = section;
             }
-            DecodedEvent::BlockingEnd { .. } => self.role_mut(e.thread).section = Section::None,
+            DecodedEvent::BlockingEnd { .. } => {
+                let r = self.role_mut(e.thread);
+                let ended = std::mem::take(&mut r.section);
+                if let Section::App(t) = ended
+                    && t != 0
+                {
+                    r.pool_task = t;
+                }
+                return (ended != Section::None).then_some(SectionEnd {
+                    runtime: ended == Section::Runtime,
+                });
+            }
             _ => {}
+        }
+        None
+    }
+
+    /// Where a poll ending now on `thread` ends, for the task's
+    /// [`TaskLife::set_last_poll`](crate::TaskLife::set_last_poll).
+    #[inline]
+    pub fn turn_mark(&self, thread: u16) -> TurnMark {
+        TurnMark {
+            thread,
+            turn: self.threads.get(thread as usize).map_or(0, |r| r.turn),
         }
     }
 
@@ -314,12 +388,12 @@ impl ThreadRoles {
             .is_some_and(|r| r.section == Section::Runtime)
     }
 
-    /// Why the `Wake` event `e` woke its task; `waited_on_timer` says whether
-    /// the woken task's last poll waited on a timer resource
-    /// ([`TaskLife::waits_on_timer`](crate::TaskLife::waits_on_timer)).
-    /// Events of other kinds give [`Unknown`](WakeReason::Unknown).
+    /// Why the `Wake` event `e` (already [observed](Self::observe)) woke
+    /// its task, whose life is `task` when the consumer follows it (its
+    /// last poll's timer wait and [`TurnMark`]). Events of other kinds give
+    /// [`Unknown`](WakeReason::Unknown).
     #[inline]
-    pub fn wake_reason(&self, e: &Event, waited_on_timer: bool) -> WakeCause {
+    pub fn wake_reason(&self, e: &Event, task_life: Option<&crate::TaskLife>) -> WakeCause {
         let DecodedEvent::Wake {
             task,
             by,
@@ -353,12 +427,16 @@ impl ThreadRoles {
             return cause(reason, Some(waker));
         }
         if !role.runtime {
+            if role.pool_task != 0 {
+                return cause(WakeReason::Blocking, Some(role.pool_task));
+            }
             return cause(WakeReason::Foreign, None);
         }
-        if !role.parked && role.last_polled == task {
+        let last = task_life.map_or(TurnMark::NONE, |l| l.last_poll());
+        if last.thread == e.thread && last.turn.wrapping_add(1) == role.turn {
             return cause(WakeReason::Yield, Some(task));
         }
-        if waited_on_timer {
+        if task_life.is_some_and(|l| l.waits_on_timer()) {
             cause(WakeReason::Timer, None)
         } else {
             cause(WakeReason::Io, None)
@@ -382,6 +460,7 @@ pub fn is_timer_resource(kind: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::TaskLife;
     use crate::event::{EventKind, NO_VALUE, NO_WORKER, flags};
 
     fn ev(kind: EventKind, thread: u16, task: u64) -> Event {
@@ -400,15 +479,33 @@ mod tests {
         e
     }
 
-    fn reason(roles: &ThreadRoles, e: &Event) -> WakeReason {
-        roles.wake_reason(e, false).reason
+    /// Observes `e`, then asks for its reason, as consumers do.
+    fn cause(roles: &mut ThreadRoles, e: &Event, life: Option<&TaskLife>) -> WakeCause {
+        roles.observe(e, |_| false);
+        roles.wake_reason(e, life)
+    }
+
+    fn reason(roles: &mut ThreadRoles, e: &Event) -> WakeReason {
+        cause(roles, e, None).reason
+    }
+
+    /// A task whose poll ran on `thread` from 0 to 1, as the consumers
+    /// keep it: `poll_end` plus the thread's turn mark.
+    fn polled_on(roles: &mut ThreadRoles, thread: u16, task: u64) -> TaskLife {
+        let mut life = TaskLife::spawned(0);
+        roles.observe(&ev(EventKind::PollStart, thread, task), |_| false);
+        life.poll_start(0, None);
+        roles.observe(&ev(EventKind::PollEnd, thread, task), |_| false);
+        life.poll_end(1);
+        life.set_last_poll(roles.turn_mark(thread));
+        life
     }
 
     #[test]
     fn a_wake_inside_another_tasks_poll_is_sync_and_names_it() {
         let mut r = ThreadRoles::default();
         r.observe(&ev(EventKind::PollStart, 0, 5), |_| false);
-        let c = r.wake_reason(&wake(0, 9, 5), false);
+        let c = cause(&mut r, &wake(0, 9, 5), None);
         assert_eq!(
             c,
             WakeCause {
@@ -417,36 +514,77 @@ mod tests {
             }
         );
         // The source did not name the waker, the thread's open poll does.
-        assert_eq!(r.wake_reason(&wake(0, 9, 0), false).waker, Some(5));
+        assert_eq!(cause(&mut r, &wake(0, 9, 0), None).waker, Some(5));
+        // Its own open poll: a yield.
+        assert_eq!(reason(&mut r, &wake(0, 5, 0)), WakeReason::Yield);
     }
 
     #[test]
     fn a_wake_by_itself_is_a_yield() {
-        let r = ThreadRoles::default();
+        let mut r = ThreadRoles::default();
         let mut e = wake(0, 9, 9);
-        assert_eq!(reason(&r, &e), WakeReason::Yield);
+        assert_eq!(reason(&mut r, &e), WakeReason::Yield);
         e.arg = 0;
         e.flags |= flags::SELF_WAKE;
-        assert_eq!(reason(&r, &e), WakeReason::Yield);
+        assert_eq!(reason(&mut r, &e), WakeReason::Yield);
     }
 
     #[test]
-    fn tokios_deferred_yield_is_told_from_the_driver() {
+    fn tokios_deferred_yields_come_in_the_first_turn_after_the_poll() {
         let mut r = ThreadRoles::default();
-        r.observe(&ev(EventKind::PollStart, 1, 9), |_| false);
-        r.observe(&ev(EventKind::PollEnd, 1, 9), |_| false);
-        assert_eq!(reason(&r, &wake(1, 9, 0)), WakeReason::Yield);
-        // Another task's wake there is the driver's.
-        assert_eq!(reason(&r, &wake(1, 8, 0)), WakeReason::Io);
-        // Once parked, the driver's too.
-        r.observe(&ev(EventKind::Park, 1, 0), |_| false);
-        assert_eq!(reason(&r, &wake(1, 9, 0)), WakeReason::Io);
+        // Tasks 9 and 8 yield on worker 1, task 7 waits for I/O.
+        let nine = polled_on(&mut r, 1, 9);
+        let eight = polled_on(&mut r, 1, 8);
+        let seven = polled_on(&mut r, 1, 7);
+        // The worker's next driver turn: the deferred wakes are yields.
         assert_eq!(
-            r.wake_reason(&wake(1, 9, 0), true).reason,
+            cause(&mut r, &wake(1, 9, 0), Some(&nine)).reason,
+            WakeReason::Yield
+        );
+        assert_eq!(
+            cause(&mut r, &wake(1, 8, 0), Some(&eight)).reason,
+            WakeReason::Yield
+        );
+        // A task not followed, or polled on another thread: the driver's.
+        assert_eq!(cause(&mut r, &wake(1, 6, 0), None).reason, WakeReason::Io);
+        let other = polled_on(&mut r, 2, 5);
+        r.observe(&ev(EventKind::PollStart, 1, 4), |_| false);
+        r.observe(&ev(EventKind::PollEnd, 1, 4), |_| false);
+        assert_eq!(
+            cause(&mut r, &wake(1, 5, 0), Some(&other)).reason,
+            WakeReason::Io
+        );
+        // Task 7's I/O completes in a later turn: io.
+        assert_eq!(
+            cause(&mut r, &wake(1, 7, 0), Some(&seven)).reason,
+            WakeReason::Io
+        );
+        // After a park, never a yield: the worker parks only with no
+        // deferred task.
+        let three = polled_on(&mut r, 1, 3);
+        r.observe(&ev(EventKind::Park, 1, 0), |_| false);
+        assert_eq!(
+            cause(&mut r, &wake(1, 3, 0), Some(&three)).reason,
+            WakeReason::Io
+        );
+    }
+
+    #[test]
+    fn a_driver_wake_after_a_timer_wait_is_the_timers() {
+        let mut r = ThreadRoles::default();
+        let mut life = polled_on(&mut r, 1, 9);
+        life.resource_wait(true);
+        r.observe(&ev(EventKind::Park, 1, 0), |_| false);
+        assert_eq!(
+            cause(&mut r, &wake(1, 9, 0), Some(&life)).reason,
             WakeReason::Timer
         );
         r.observe(&ev(EventKind::Unpark, 1, 0), |_| false);
-        assert_eq!(reason(&r, &wake(1, 9, 0)), WakeReason::Io);
+        life.resource_wait(false);
+        assert_eq!(
+            cause(&mut r, &wake(1, 9, 0), Some(&life)).reason,
+            WakeReason::Io
+        );
     }
 
     #[test]
@@ -457,27 +595,42 @@ mod tests {
         start.aux = NO_WORKER;
         r.observe(&start, |_| false);
         assert_eq!(
-            r.wake_reason(&wake(3, 9, 0), false),
+            cause(&mut r, &wake(3, 9, 0), None),
             WakeCause {
                 reason: WakeReason::Blocking,
                 waker: Some(40)
             }
         );
-        r.observe(&ev(EventKind::BlockingEnd, 3, 40), |_| false);
-        assert_eq!(reason(&r, &wake(3, 9, 0)), WakeReason::Foreign);
+        let end = r.observe(&ev(EventKind::BlockingEnd, 3, 40), |_| false);
+        assert_eq!(end, Some(SectionEnd { runtime: false }));
+        assert_eq!(
+            r.observe(&ev(EventKind::BlockingEnd, 3, 40), |_| false),
+            None
+        );
+        // Tokio wakes the JoinHandle right after the section: still blocking.
+        assert_eq!(
+            cause(&mut r, &wake(3, 9, 0), None),
+            WakeCause {
+                reason: WakeReason::Blocking,
+                waker: Some(40)
+            }
+        );
+        assert_eq!(reason(&mut r, &wake(8, 9, 0)), WakeReason::Foreign);
         // Tokio's worker thread runs inside the runtime's own section: its
         // wakes outside polls are the driver's, not blocking.
         let mut worker = ev(EventKind::BlockingStart, 4, 41);
         worker.flags = BlockingKind::SpawnBlocking as u8;
         r.observe(&worker, |t| t == 41);
         assert!(r.in_runtime_section(4));
-        assert_eq!(reason(&r, &wake(4, 9, 0)), WakeReason::Io);
+        assert_eq!(reason(&mut r, &wake(4, 9, 0)), WakeReason::Io);
+        let end = r.observe(&ev(EventKind::BlockingEnd, 4, 41), |_| false);
+        assert_eq!(end, Some(SectionEnd { runtime: true }));
         // block_in_place is the application's.
         let mut bip = ev(EventKind::BlockingStart, 5, 0);
         bip.flags = BlockingKind::BlockInPlace as u8;
         r.observe(&bip, |_| true);
         assert_eq!(
-            r.wake_reason(&wake(5, 9, 0), false),
+            cause(&mut r, &wake(5, 9, 0), None),
             WakeCause {
                 reason: WakeReason::Blocking,
                 waker: None
@@ -487,10 +640,10 @@ mod tests {
 
     #[test]
     fn a_thread_outside_the_runtime_is_foreign() {
-        let r = ThreadRoles::default();
-        assert_eq!(reason(&r, &wake(7, 9, 0)), WakeReason::Foreign);
+        let mut r = ThreadRoles::default();
+        assert_eq!(reason(&mut r, &wake(7, 9, 0)), WakeReason::Foreign);
         assert_eq!(
-            r.wake_reason(&ev(EventKind::PollEnd, 7, 9), false).reason,
+            r.wake_reason(&ev(EventKind::PollEnd, 7, 9), None).reason,
             WakeReason::Unknown
         );
     }
