@@ -223,7 +223,7 @@ fn worker_of(aux: u32) -> Option<u32> {
 
 impl Event {
     /// The typed view of this event (see [`DecodedEvent`]).
-    #[inline]
+    #[inline(always)]
     pub fn decode(&self) -> DecodedEvent {
         let task = self.task;
         match self.kind() {

@@ -11,8 +11,7 @@ use super::task_table::{Slot, TaskTable};
 use super::unpolled::{Unpolled, UnpolledTable};
 use crate::event::{DecodedEvent, Event, TaskKind};
 use crate::lifecycle::{
-    IdleByReason, NameLookup, SectionEnd, SlowPollThreshold, TaskLife, TaskPhase, ThreadRoles,
-    WakeReason,
+    IdleByReason, NameLookup, SlowPollThreshold, TaskLife, TaskPhase, ThreadRole, WakeReason,
 };
 use crate::record::config::RecorderConfig;
 use crate::record::registry::Registry;
@@ -62,10 +61,7 @@ pub fn fixed_bytes_bound() -> usize {
         // `rest`, the per-site histograms, and the merge scratch of a snapshot.
         (MAX_SITE_HISTOGRAMS + 2) * 3 * hist_bytes(SITE_SIGFIG)
             + 65536
-                * (std::mem::size_of::<ThreadAcc>()
-                    + std::mem::size_of::<Option<WorkerAcc>>()
-                    + ThreadRoles::BYTES_PER_THREAD
-                    + 64)
+                * (std::mem::size_of::<ThreadAcc>() + std::mem::size_of::<Option<WorkerAcc>>() + 64)
             + DENSE_SITES * std::mem::size_of::<Option<Box<SiteAcc>>>()
             + crate::aggregate::unpolled::MIN_BUCKETS * crate::aggregate::unpolled::BUCKET_BYTES
     })
@@ -245,6 +241,8 @@ struct ThreadAcc {
     /// termination. Any other event of that task moves it to the table.
     fresh: Option<u64>,
     blocking_start: Option<u64>,
+    /// What the thread is doing: the wake-reason rule's input.
+    role: ThreadRole,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -276,8 +274,6 @@ pub struct Aggregator {
     /// (thread, worker index) of threads seen as workers for the first
     /// time since [`Aggregator::take_new_workers`] last ran.
     new_workers: Vec<(u16, u32)>,
-    /// What each thread is doing: the wake-reason rule's input.
-    roles: ThreadRoles,
     /// Observations of tasks whose site has no histograms of its own
     /// (beyond [`MAX_SITE_HISTOGRAMS`], or the task is not tracked).
     rest: Hists,
@@ -312,7 +308,6 @@ struct Totals {
     blocking_ns: u64,
     runtime_sections: u64,
     runtime_section_ns: u64,
-    idle_by_reason: IdleByReason,
 }
 
 /// Names nothing: the stream fed without a registry ([`Aggregator::feed`]).
@@ -363,7 +358,6 @@ impl Aggregator {
             threads: Vec::new(),
             workers: Vec::new(),
             new_workers: Vec::new(),
-            roles: ThreadRoles::default(),
             rest: Hists::new(SITE_SIGFIG),
             totals: Totals::default(),
         }
@@ -527,24 +521,14 @@ impl Aggregator {
         Some(w)
     }
 
+    #[inline(always)]
     fn event(&mut self, e: &Event, names: &impl NameLookup) {
         self.events += 1;
-        let (tasks, unpolled) = (&self.tasks, &self.unpolled);
-        let section = self.roles.observe(e, |task| {
-            let site = tasks
-                .get(task)
-                .map(|t| t.site)
-                .or_else(|| unpolled.site_of(task));
-            site.is_some_and(|s| names.is_runtime_site(s))
-        });
-        self.apply(e, names, section);
-    }
-
-    /// What `e` changes, after the thread roles saw it (`section`: the
-    /// blocking section a `BlockingEnd` ended).
-    #[inline]
-    fn apply(&mut self, e: &Event, names: &impl NameLookup, section: Option<SectionEnd>) {
-        match e.decode() {
+        // Each arm updates its thread's `ThreadRole` with the transition of
+        // its kind (what `ThreadRole::observe` dispatches to), where it
+        // holds the thread's state anyway.
+        let d = e.decode();
+        match d {
             DecodedEvent::Spawn { task, site, .. } => self.spawn(e, task, site),
             DecodedEvent::TaskName { task, name } => {
                 if let Some(t) = self.tracked_mut(task) {
@@ -562,7 +546,10 @@ impl Aggregator {
             DecodedEvent::PollEnd { task, worker } => self.poll_end(e, task, worker),
             DecodedEvent::Wake {
                 task, self_wake, ..
-            } => self.wake(e, task, self_wake),
+            } => {
+                self.thread_mut(e.thread).role.woken_here();
+                self.wake(e, &d, task, self_wake)
+            }
             DecodedEvent::ResourceWait { task, resource, .. } => {
                 if let Some(t) = self.tracked_mut(task) {
                     t.resource = resource;
@@ -571,11 +558,26 @@ impl Aggregator {
                     *self.site_mut(site).resources.entry(resource).or_insert(0) += 1;
                 }
             }
-            DecodedEvent::BlockingStart { .. } => {
-                self.thread_mut(e.thread).blocking_start = Some(e.ts_ns);
+            DecodedEvent::BlockingStart { task, kind, .. } => {
+                let (tasks, unpolled) = (&self.tasks, &self.unpolled);
+                let i = e.thread as usize;
+                if self.threads.len() <= i {
+                    self.threads.resize(i + 1, ThreadAcc::default());
+                }
+                let th = &mut self.threads[i];
+                th.blocking_start = Some(e.ts_ns);
+                th.role.section_started(task, kind, |task| {
+                    let site = tasks
+                        .get(task)
+                        .map(|t| t.site)
+                        .or_else(|| unpolled.site_of(task));
+                    site.is_some_and(|s| names.is_runtime_site(s))
+                });
             }
             DecodedEvent::BlockingEnd { .. } => {
-                if let Some(s) = self.thread_mut(e.thread).blocking_start.take() {
+                let th = self.thread_mut(e.thread);
+                let section = th.role.section_ended();
+                if let Some(s) = th.blocking_start.take() {
                     let d = e.ts_ns.saturating_sub(s);
                     let t = &mut self.totals;
                     if section.is_some_and(|s| s.runtime) {
@@ -589,6 +591,7 @@ impl Aggregator {
             }
             DecodedEvent::Terminate { task } => self.terminate(e, task),
             DecodedEvent::Park { worker } => {
+                self.thread_mut(e.thread).role.parked();
                 if let Some(w) = self.worker_mut(e.thread, worker) {
                     w.parks += 1;
                     w.park_start = Some(e.ts_ns);
@@ -651,7 +654,8 @@ impl Aggregator {
         self.totals.max_runnable = self.totals.max_runnable.max(self.totals.runnable);
     }
 
-    fn wake(&mut self, e: &Event, task: u64, self_wake: bool) {
+    #[inline(always)]
+    fn wake(&mut self, e: &Event, decoded: &DecodedEvent, task: u64, self_wake: bool) {
         self.totals.wakes += 1;
         if self_wake {
             self.totals.self_wakes += 1;
@@ -674,18 +678,21 @@ impl Aggregator {
             s.self_wakes += u64::from(self_wake);
             return;
         };
-        // The lifecycle's rule, from what the waking thread was doing.
-        let cause = self.roles.wake_reason(e, Some(&t.life));
+        // The lifecycle's rule, from what the waking thread was doing (its
+        // state exists: the caller observed the wake on it).
+        let Some(th) = self.threads.get(e.thread as usize) else {
+            return;
+        };
+        let cause = th.role.wake_reason(e.thread, decoded, Some(&t.life));
         t.idle_ns[cause.reason.index()] += d;
         t.last_reason = cause.reason as u8;
         t.last_waker = cause.waker.unwrap_or(0);
-        self.totals.idle_by_reason.add(cause.reason, d);
-        self.runnable_add(1);
         // The waking task's site: the one its thread is polling.
-        let waker_site = match (cause.reason, self.threads.get(e.thread as usize)) {
-            (WakeReason::Sync, Some(th)) if cause.waker == Some(th.poll_task) => th.poll_site,
+        let waker_site = match cause.reason {
+            WakeReason::Sync if cause.waker == Some(th.poll_task) => th.poll_site,
             _ => None,
         };
+        self.runnable_add(1);
         let s = site_in(&mut self.sites, site);
         s.wakes += 1;
         s.self_wakes += u64::from(self_wake);
@@ -697,13 +704,16 @@ impl Aggregator {
         rec(&mut hists_for(&mut s.hists, &mut self.rest).idle, d);
     }
 
+    #[inline(always)]
     fn poll_start(&mut self, e: &Event, task: u64, worker: Option<u32>, latency: Option<u64>) {
         self.totals.polls += 1;
         if let Some(w) = self.worker_mut(e.thread, worker) {
             w.polls += 1;
         }
         let i = e.thread as usize;
-        if self.threads.get(i).is_some_and(|th| th.fresh.is_some()) {
+        let th = self.thread_mut(e.thread);
+        th.role.poll_started(task, worker.is_some());
+        if th.fresh.is_some() {
             // The thread's previous first poll never ended: keep that task
             // in the table, as a poll without an end.
             self.adopt_thread_first_poll(i);
@@ -742,7 +752,6 @@ impl Aggregator {
             t.idle_ns[WakeReason::Unknown.index()] += d;
             t.last_reason = WakeReason::Unknown as u8;
             t.last_waker = 0;
-            self.totals.idle_by_reason.add(WakeReason::Unknown, d);
         }
         if p.was_runnable {
             self.totals.runnable = self.totals.runnable.saturating_sub(1);
@@ -796,8 +805,10 @@ impl Aggregator {
         rec(&mut hists_for(&mut s.hists, &mut self.rest).sched, sched);
     }
 
+    #[inline(always)]
     fn poll_end(&mut self, e: &Event, task: u64, worker: Option<u32>) {
         let th = self.thread_mut(e.thread);
+        th.role.poll_ended(task);
         if th.poll_task == task && th.poll_task != 0 {
             if let Some(sched_ns) = th.fresh.take() {
                 self.first_poll_end(e, task, worker, sched_ns);
@@ -808,6 +819,7 @@ impl Aggregator {
             self.adopt_first_poll(task);
         }
         let th = self.thread_mut(e.thread);
+        let mark = th.role.turn_mark(e.thread);
         let mut dur = None;
         let mut site = None;
         if th.poll_task == task && th.poll_task != 0 {
@@ -818,7 +830,7 @@ impl Aggregator {
         let mut rewoken = false;
         if let Some(t) = self.tasks.get_mut(task) {
             let end = t.life.poll_end(e.ts_ns);
-            t.life.set_last_poll(self.roles.turn_mark(e.thread));
+            t.life.set_last_poll(mark);
             rewoken = end.rewoken;
             dur = dur.or(end.open_ns);
             if let Some(d) = dur {
@@ -842,8 +854,8 @@ impl Aggregator {
     /// it moves to the table.
     fn first_poll_end(&mut self, e: &Event, task: u64, worker: Option<u32>, sched_ns: u64) {
         self.in_flight -= 1;
-        let mark = self.roles.turn_mark(e.thread);
         let th = self.thread_mut(e.thread);
+        let mark = th.role.turn_mark(e.thread);
         let mut life = TaskLife::in_first_poll(th.poll_start);
         let d = life.poll_end(e.ts_ns).open_ns.unwrap_or(0);
         life.set_last_poll(mark);
@@ -1116,7 +1128,14 @@ impl Aggregator {
             blocking_ns: t.blocking_ns,
             runtime_sections: t.runtime_sections,
             runtime_section_ns: t.runtime_section_ns,
-            idle_by_reason: t.idle_by_reason,
+            idle_by_reason: {
+                // Each tracked task's idle time is in its site's.
+                let mut all = IdleByReason::default();
+                for (_, s) in self.sites.iter() {
+                    all.merge(&s.idle_by_reason);
+                }
+                all
+            },
             poll_duration: HistogramSummary::of(&all.poll),
             schedule_delay: HistogramSummary::of(&all.sched),
             idle_time: HistogramSummary::of(&all.idle),

@@ -41,5 +41,6 @@ mod wake_reason;
 pub use phase::{PollEnded, PollStarted, SlowPollThreshold, TaskLife, TaskPhase, Woken};
 pub use tracker::{NameLookup, TaskTracker, Transition};
 pub use wake_reason::{
-    IdleByReason, SectionEnd, ThreadRoles, TurnMark, WakeCause, WakeReason, is_timer_resource,
+    IdleByReason, SectionEnd, ThreadRole, ThreadRoles, TurnMark, WakeCause, WakeReason,
+    is_timer_resource,
 };

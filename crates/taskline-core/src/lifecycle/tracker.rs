@@ -200,7 +200,7 @@ impl<V: Copy> TaskTracker<V> {
         let ts = e.ts_ns;
         let d = e.decode();
         let tasks = &self.tasks;
-        self.roles.observe(e, |task| {
+        self.roles.observe_decoded(e.thread, &d, |task| {
             tasks
                 .get(&task)
                 .is_some_and(|t| names.is_runtime_site(t.site))
@@ -299,9 +299,11 @@ impl<V: Copy> TaskTracker<V> {
                 self_wake,
                 ..
             } => {
-                let cause = self
-                    .roles
-                    .wake_reason(e, self.tasks.get(&task).map(|t| &t.life));
+                let cause = self.roles.wake_reason_decoded(
+                    e.thread,
+                    &d,
+                    self.tasks.get(&task).map(|t| &t.life),
+                );
                 let (woken, value) = match self.tasks.get_mut(&task) {
                     Some(t) => (Some(t.life.wake(ts)), Some(t.value)),
                     None => (None, None),

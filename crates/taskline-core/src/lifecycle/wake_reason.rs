@@ -217,8 +217,11 @@ enum Section {
     Runtime,
 }
 
+/// One recording thread's role, as [`ThreadRoles`] keeps it per thread; a
+/// consumer with per-thread state of its own may keep this in it instead
+/// (one lookup per event) and call the same methods. 24 bytes.
 #[derive(Clone, Copy, Debug, Default)]
-struct Role {
+pub struct ThreadRole {
     /// Task being polled (0: none).
     polling: u64,
     /// Driver turns seen on this thread (wrapping).
@@ -287,18 +290,18 @@ pub struct SectionEnd {
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct ThreadRoles {
-    threads: Vec<Role>,
+    threads: Vec<ThreadRole>,
 }
 
 impl ThreadRoles {
     /// Bytes one recording thread's role takes (for memory bounds).
-    pub const BYTES_PER_THREAD: usize = std::mem::size_of::<Role>();
+    pub const BYTES_PER_THREAD: usize = std::mem::size_of::<ThreadRole>();
 
     #[inline]
-    fn role_mut(&mut self, thread: u16) -> &mut Role {
+    fn role_mut(&mut self, thread: u16) -> &mut ThreadRole {
         let t = thread as usize;
         if self.threads.len() <= t {
-            self.threads.resize(t + 1, Role::default());
+            self.threads.resize(t + 1, ThreadRole::default());
         }
         &mut self.threads[t]
     }
@@ -314,70 +317,33 @@ impl ThreadRoles {
         e: &Event,
         runtime_section: impl FnOnce(u64) -> bool,
     ) -> Option<SectionEnd> {
-        match e.decode() {
-            DecodedEvent::PollStart { task, worker, .. } => {
-                let r = self.role_mut(e.thread);
-                r.polling = task;
-                r.in_turn = false;
-                r.runtime |= worker.is_some();
-            }
-            DecodedEvent::PollEnd { task, .. } => {
-                let r = self.role_mut(e.thread);
-                if r.polling == task {
-                    r.polling = 0;
-                }
-            }
-            DecodedEvent::Wake { .. } => {
-                let r = self.role_mut(e.thread);
-                if r.polling == 0 && !r.in_turn {
-                    r.turn = r.turn.wrapping_add(1);
-                    r.in_turn = true;
-                }
-            }
-            DecodedEvent::Park { .. } => {
-                // The park is a driver turn of its own, after which no
-                // deferred wake comes (see the module docs).
-                let r = self.role_mut(e.thread);
-                r.runtime = true;
-                r.turn = r.turn.wrapping_add(1);
-                r.in_turn = false;
-            }
-            DecodedEvent::BlockingStart { task, kind, .. } => {
-                let section = match (kind, task) {
-                    (Some(BlockingKind::SpawnBlocking), Some(t)) if runtime_section(t) => {
-                        Section::Runtime
-                    }
-                    (_, t) => Section::App(t.unwrap_or(0)),
-                };
-                let r = self.role_mut(e.thread);
-                r.runtime |= section == Section::Runtime;
-                r.section = section;
-            }
-            DecodedEvent::BlockingEnd { .. } => {
-                let r = self.role_mut(e.thread);
-                let ended = std::mem::take(&mut r.section);
-                if let Section::App(t) = ended
-                    && t != 0
-                {
-                    r.pool_task = t;
-                }
-                return (ended != Section::None).then_some(SectionEnd {
-                    runtime: ended == Section::Runtime,
-                });
-            }
-            _ => {}
+        self.observe_decoded(e.thread, &e.decode(), runtime_section)
+    }
+
+    /// [`observe`](Self::observe) for an event its consumer decoded
+    /// already, recorded by `thread`.
+    #[inline]
+    pub fn observe_decoded(
+        &mut self,
+        thread: u16,
+        d: &DecodedEvent,
+        runtime_section: impl FnOnce(u64) -> bool,
+    ) -> Option<SectionEnd> {
+        if !ThreadRole::changes_on(d) {
+            return None;
         }
-        None
+        self.role_mut(thread).observe(d, runtime_section)
     }
 
     /// Where a poll ending now on `thread` ends, for the task's
     /// [`TaskLife::set_last_poll`](crate::TaskLife::set_last_poll).
     #[inline]
     pub fn turn_mark(&self, thread: u16) -> TurnMark {
-        TurnMark {
-            thread,
-            turn: self.threads.get(thread as usize).map_or(0, |r| r.turn),
-        }
+        self.threads
+            .get(thread as usize)
+            .copied()
+            .unwrap_or_default()
+            .turn_mark(thread)
     }
 
     /// Whether `thread` is inside the runtime's own blocking section (a
@@ -385,7 +351,7 @@ impl ThreadRoles {
     pub fn in_runtime_section(&self, thread: u16) -> bool {
         self.threads
             .get(thread as usize)
-            .is_some_and(|r| r.section == Section::Runtime)
+            .is_some_and(|r| r.in_runtime_section())
     }
 
     /// Why the `Wake` event `e` (already [observed](Self::observe)) woke
@@ -394,23 +360,172 @@ impl ThreadRoles {
     /// [`Unknown`](WakeReason::Unknown).
     #[inline]
     pub fn wake_reason(&self, e: &Event, task_life: Option<&crate::TaskLife>) -> WakeCause {
+        self.wake_reason_decoded(e.thread, &e.decode(), task_life)
+    }
+
+    /// [`wake_reason`](Self::wake_reason) for an event its consumer
+    /// decoded already, recorded by `thread`.
+    #[inline]
+    pub fn wake_reason_decoded(
+        &self,
+        thread: u16,
+        d: &DecodedEvent,
+        task_life: Option<&crate::TaskLife>,
+    ) -> WakeCause {
+        self.threads
+            .get(thread as usize)
+            .copied()
+            .unwrap_or_default()
+            .wake_reason(thread, d, task_life)
+    }
+}
+
+impl ThreadRole {
+    /// Whether a role changes on an event like `d`: a consumer need not
+    /// find the thread's role for other events.
+    #[inline]
+    pub fn changes_on(d: &DecodedEvent) -> bool {
+        matches!(
+            d,
+            DecodedEvent::PollStart { .. }
+                | DecodedEvent::PollEnd { .. }
+                | DecodedEvent::Wake { .. }
+                | DecodedEvent::Park { .. }
+                | DecodedEvent::BlockingStart { .. }
+                | DecodedEvent::BlockingEnd { .. }
+        )
+    }
+
+    /// Updates this thread's role with its event `d` (see
+    /// [`ThreadRoles::observe`]): dispatches to the transition of that
+    /// event's kind, which a consumer that already holds the thread's state
+    /// in an arm of its own may call directly.
+    #[inline]
+    pub fn observe(
+        &mut self,
+        d: &DecodedEvent,
+        runtime_section: impl FnOnce(u64) -> bool,
+    ) -> Option<SectionEnd> {
+        match *d {
+            DecodedEvent::PollStart { task, worker, .. } => {
+                self.poll_started(task, worker.is_some())
+            }
+            DecodedEvent::PollEnd { task, .. } => self.poll_ended(task),
+            DecodedEvent::Wake { .. } => self.woken_here(),
+            DecodedEvent::Park { .. } => self.parked(),
+            DecodedEvent::BlockingStart { task, kind, .. } => {
+                self.section_started(task, kind, runtime_section)
+            }
+            DecodedEvent::BlockingEnd { .. } => return self.section_ended(),
+            _ => {}
+        }
+        None
+    }
+
+    /// The thread started polling `task`, on a runtime worker when `on_worker`.
+    #[inline]
+    pub fn poll_started(&mut self, task: u64, on_worker: bool) {
+        self.polling = task;
+        self.in_turn = false;
+        self.runtime |= on_worker;
+    }
+
+    /// The thread's poll of `task` ended.
+    #[inline]
+    pub fn poll_ended(&mut self, task: u64) {
+        if self.polling == task {
+            self.polling = 0;
+        }
+    }
+
+    /// The thread recorded a wake: outside a poll, the first of a run of
+    /// them starts a driver turn.
+    #[inline]
+    pub fn woken_here(&mut self) {
+        if self.polling == 0 && !self.in_turn {
+            self.turn = self.turn.wrapping_add(1);
+            self.in_turn = true;
+        }
+    }
+
+    /// The thread parked: a runtime worker, in a driver turn of its own
+    /// after which no deferred wake comes (see the module docs).
+    #[inline]
+    pub fn parked(&mut self) {
+        self.runtime = true;
+        self.turn = self.turn.wrapping_add(1);
+        self.in_turn = false;
+    }
+
+    /// A blocking section started on the thread: `task` (`None` for
+    /// `block_in_place`) of `kind`; `runtime_section(task)` says whether a
+    /// `spawn_blocking` task is the runtime's own.
+    #[inline]
+    pub fn section_started(
+        &mut self,
+        task: Option<u64>,
+        kind: Option<BlockingKind>,
+        runtime_section: impl FnOnce(u64) -> bool,
+    ) {
+        let section = match (kind, task) {
+            (Some(BlockingKind::SpawnBlocking), Some(t)) if runtime_section(t) => Section::Runtime,
+            (_, t) => Section::App(t.unwrap_or(0)),
+        };
+        self.runtime |= section == Section::Runtime;
+        self.section = section;
+    }
+
+    /// The thread's blocking section ended: which one, if one was open.
+    #[inline]
+    pub fn section_ended(&mut self) -> Option<SectionEnd> {
+        let ended = std::mem::take(&mut self.section);
+        if let Section::App(t) = ended
+            && t != 0
+        {
+            self.pool_task = t;
+        }
+        (ended != Section::None).then_some(SectionEnd {
+            runtime: ended == Section::Runtime,
+        })
+    }
+
+    /// Where a poll ending now on this thread, `thread`, ends.
+    #[inline]
+    pub fn turn_mark(&self, thread: u16) -> TurnMark {
+        TurnMark {
+            thread,
+            turn: self.turn,
+        }
+    }
+
+    /// Whether this thread is inside the runtime's own blocking section.
+    pub fn in_runtime_section(&self) -> bool {
+        self.section == Section::Runtime
+    }
+
+    /// Why the `Wake` `d`, recorded by this thread `thread` and already
+    /// [observed](Self::observe), woke its task (see
+    /// [`ThreadRoles::wake_reason`]).
+    #[inline]
+    pub fn wake_reason(
+        &self,
+        thread: u16,
+        d: &DecodedEvent,
+        task_life: Option<&crate::TaskLife>,
+    ) -> WakeCause {
         let DecodedEvent::Wake {
             task,
             by,
             self_wake,
             ..
-        } = e.decode()
+        } = *d
         else {
             return WakeCause {
                 reason: WakeReason::Unknown,
                 waker: None,
             };
         };
-        let role = self
-            .threads
-            .get(e.thread as usize)
-            .copied()
-            .unwrap_or_default();
+        let role = self;
         let cause = |reason, waker| WakeCause { reason, waker };
         if self_wake {
             return cause(WakeReason::Yield, Some(task));
@@ -433,7 +548,7 @@ impl ThreadRoles {
             return cause(WakeReason::Foreign, None);
         }
         let last = task_life.map_or(TurnMark::NONE, |l| l.last_poll());
-        if last.thread == e.thread && last.turn.wrapping_add(1) == role.turn {
+        if last.thread == thread && last.turn.wrapping_add(1) == role.turn {
             return cause(WakeReason::Yield, Some(task));
         }
         if task_life.is_some_and(|l| l.waits_on_timer()) {
