@@ -57,8 +57,13 @@ pub use aggregate::{
     SiteStats, Snapshot, TASK_STATE_BYTES_BOUND, TOP_SITES, TaskStats, WorkerStats,
     fixed_bytes_bound, fmt_ns,
 };
+pub use aggregate::{
+    MAX_OPEN_REGION_FUTURES, MAX_OPEN_SPANS, MAX_REGION_NAMES, MAX_REGION_SITES, RegionLimits,
+    RegionSite, RegionStats, RegionTable,
+};
 pub use event::{
-    BlockingKind, DecodedEvent, Event, EventKind, NO_VALUE, NO_WORKER, TaskKind, WakeOp, flags,
+    BlockingKind, DecodedEvent, Event, EventKind, NO_VALUE, NO_WORKER, SpanMark, TaskKind, WakeOp,
+    flags,
 };
 pub use id_map::{IdHasher, IdMap};
 pub use lifecycle::{
