@@ -566,4 +566,28 @@ mod tests {
         };
         assert_eq!(bad.decode(), DecodedEvent::Unknown { kind: 200 });
     }
+
+    #[test]
+    fn span_marks_round_trip_and_reject_unknown_bits() {
+        use SpanMark::*;
+        for m in [Span, Poll, FirstPoll, Completed, Dropped] {
+            assert_eq!(SpanMark::from_flags(m as u8), Some(m));
+            assert_eq!(m.is_future(), m != Span);
+        }
+        for bits in 5..=15 {
+            assert_eq!(SpanMark::from_flags(bits), None);
+        }
+        let mut exit = Event::new(EventKind::SpanExit, 5, 0);
+        exit.arg = 3;
+        exit.aux = 2;
+        exit.flags = Dropped as u8;
+        assert_eq!(
+            exit.decode(),
+            DecodedEvent::SpanExit {
+                span: 3,
+                name: 2,
+                mark: Some(Dropped)
+            }
+        );
+    }
 }
