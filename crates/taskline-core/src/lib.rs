@@ -57,8 +57,13 @@ pub use aggregate::{
     SITE_BYTES_BOUND, SiteStats, Snapshot, TASK_STATE_BYTES_BOUND, TOP_SITES, TaskStats,
     WorkerStats, fixed_bytes_bound, fmt_ns,
 };
+pub use aggregate::{
+    MAX_OPEN_REGION_FUTURES, MAX_OPEN_SPANS, MAX_REGION_NAMES, MAX_REGION_SITES, RegionLimits,
+    RegionSite, RegionStats, RegionTable,
+};
 pub use event::{
-    BlockingKind, DecodedEvent, Event, EventKind, NO_VALUE, NO_WORKER, TaskKind, WakeOp, flags,
+    BlockingKind, DecodedEvent, Event, EventKind, NO_VALUE, NO_WORKER, SpanMark, TaskKind, WakeOp,
+    flags,
 };
 pub use id_map::{IdHasher, IdMap};
 pub use lifecycle::{
@@ -73,7 +78,7 @@ pub use record::{
 #[doc(hidden)]
 pub use source::set_current_task;
 pub use source::{
-    Capabilities, Instrumented, RuntimeBuilderExt, STABLE_WARNING, SubscriberError, TaskSpan,
-    TasklineLayer, TasklineSubscriber, after_global_install, block_in_place, capabilities,
-    instrument, task_id_u64,
+    Capabilities, Instrumented, RegionFuture, RuntimeBuilderExt, STABLE_WARNING, SubscriberError,
+    TaskSpan, TasklineLayer, TasklineSubscriber, after_global_install, block_in_place,
+    capabilities, instrument, task_id_u64,
 };

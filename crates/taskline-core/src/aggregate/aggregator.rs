@@ -6,6 +6,7 @@ use std::sync::OnceLock;
 
 use hdrhistogram::Histogram;
 
+use super::regions::{RegionLimits, RegionTable};
 use super::snapshot::{HistogramSummary, SiteStats, Snapshot, TaskStats, WorkerStats};
 use super::task_table::{Slot, TaskTable};
 use super::unpolled::{Unpolled, UnpolledTable};
@@ -64,6 +65,7 @@ pub fn fixed_bytes_bound() -> usize {
                 * (std::mem::size_of::<ThreadAcc>() + std::mem::size_of::<Option<WorkerAcc>>() + 64)
             + DENSE_SITES * std::mem::size_of::<Option<Box<SiteAcc>>>()
             + crate::aggregate::unpolled::MIN_BUCKETS * crate::aggregate::unpolled::BUCKET_BYTES
+            + RegionLimits::default().bytes_bound()
     })
 }
 
@@ -278,6 +280,8 @@ pub struct Aggregator {
     /// (beyond [`MAX_SITE_HISTOGRAMS`], or the task is not tracked).
     rest: Hists,
     totals: Totals,
+    /// Application regions per name.
+    regions: RegionTable,
 }
 
 impl std::fmt::Debug for Aggregator {
@@ -360,6 +364,7 @@ impl Aggregator {
             new_workers: Vec::new(),
             rest: Hists::new(SITE_SIGFIG),
             totals: Totals::default(),
+            regions: RegionTable::default(),
         }
     }
 
@@ -604,9 +609,15 @@ impl Aggregator {
                     w.parked_ns += e.ts_ns.saturating_sub(s);
                 }
             }
-            DecodedEvent::SpanEnter { .. }
-            | DecodedEvent::SpanExit { .. }
-            | DecodedEvent::Unknown { .. } => {}
+            DecodedEvent::SpanEnter { .. } | DecodedEvent::SpanExit { .. } => {
+                // The site of the task this thread is polling, if any.
+                let th = self.threads.get(e.thread as usize);
+                let site = th
+                    .filter(|th| th.poll_task != 0)
+                    .and_then(|th| th.poll_site);
+                self.regions.event(e, site);
+            }
+            DecodedEvent::Unknown { .. } => {}
         }
     }
 
@@ -1142,6 +1153,7 @@ impl Aggregator {
             sites,
             workers,
             tasks,
+            regions: self.regions.stats(registry),
         }
     }
 }

@@ -313,8 +313,59 @@ impl Display for Snapshot {
                 )?;
             }
         }
-        Ok(())
+        regions(f, &self.regions)
     }
+}
+
+/// The user regions section (regions by total time; nothing when none).
+fn regions(f: &mut Formatter<'_>, regions: &[crate::aggregate::RegionStats]) -> fmt::Result {
+    if regions.is_empty() {
+        return Ok(());
+    }
+    let mut rows: Vec<_> = regions.iter().collect();
+    rows.sort_by(|a, b| b.total_ns.cmp(&a.total_ns).then(a.name_id.cmp(&b.name_id)));
+    writeln!(f)?;
+    writeln!(f, "regions (by total time):")?;
+    writeln!(
+        f,
+        "  {:<28} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>6}  sites",
+        "region", "count", "total", "mean", "p99", "busy", "wait", "polls", "active"
+    )?;
+    for r in rows {
+        let mut sites = String::new();
+        for (i, s) in r.sites.iter().take(3).enumerate() {
+            let _ = write!(
+                sites,
+                "{}{}={}",
+                if i > 0 { ", " } else { "" },
+                s.location,
+                s.count
+            );
+        }
+        let more = r.sites.iter().skip(3).map(|s| s.count).sum::<u64>() + r.other_sites;
+        if more > 0 {
+            let _ = write!(sites, ", other={more}");
+        }
+        write!(
+            f,
+            "  {:<28} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>6}  {}",
+            truncate(&r.name, 28),
+            r.count,
+            fmt_ns(r.total_ns),
+            fmt_ns(r.mean_ns()),
+            fmt_ns(r.duration.p99),
+            fmt_ns(r.busy_ns),
+            fmt_ns(r.wait_ns),
+            r.polls,
+            r.active,
+            sites
+        )?;
+        if r.dropped > 0 {
+            write!(f, "  ({} dropped before completing)", r.dropped)?;
+        }
+        writeln!(f)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -236,4 +236,8 @@ pub struct Snapshot {
     pub workers: Vec<WorkerStats>,
     /// Live tracked tasks, sorted by id.
     pub tasks: Vec<TaskStats>,
+    /// Application regions (`tracing` spans recorded with
+    /// `RecorderConfig::record_spans`, futures wrapped by `Recorder::region`)
+    /// per name, sorted by name id (see [`RegionTable`](crate::RegionTable)).
+    pub regions: Vec<crate::aggregate::RegionStats>,
 }
