@@ -25,7 +25,9 @@
 //! [`max_duration`](OnDemandConfig::max_duration) long (longer requests get
 //! [`OnDemandError::TooLong`]), at most
 //! [`max_events`](OnDemandConfig::max_events) events kept in memory (32
-//! bytes each) until the file is written. A trace that reaches the event
+//! bytes each) until the file is written, plus the naming context (the
+//! spawns and names of live tasks: at most three times the recorder's
+//! `max_tracked_tasks` events). A trace that reaches the event
 //! cap stops keeping events, goes on counting the ones it leaves out until
 //! its window ends, and says it was cut short: [`OnDemandInfo::cut_short`],
 //! and the file's end marker counts the events left out (plus those the
