@@ -34,4 +34,5 @@ pub use reader::{CounterSample, Recording, events_by_thread, read_trace};
 pub use writer::{
     DEFAULT_MAX_TRACKED_TASKS, FLUSH_THRESHOLD, PerfettoWriter, RSS_SAMPLE_INTERVAL, TraceHandle,
     TraceOptions, WRITER_QUEUE_BATCHES, encode_trace, encode_trace_with, encode_trace_with_dropped,
+    encode_window,
 };
