@@ -4,7 +4,9 @@
 //! optionally the tracing layer (which adds wakes and task names).
 //!
 //! Then it re-encodes the events it read back on one core, raw and
-//! deflated, and prints the encoder's throughput (events/s) and sizes.
+//! deflated, and prints the encoder's throughput (events/s) and sizes, and
+//! what the flight recorder's window takes for them (bytes per event, and
+//! seconds of this workload per MiB of window).
 //!
 //! ```sh
 //! cargo run --release -p taskline-trace --example trace_size -- [TASKS] [--layer] [--out FILE]
@@ -124,4 +126,30 @@ fn main() {
             size as f64 / back.events.len().max(1) as f64
         );
     }
+    // The flight recorder's window over the same events.
+    let dir = std::env::temp_dir().join(format!("taskline-trace-size-{}", std::process::id()));
+    let (mut flight, window) =
+        taskline_trace::flight::FlightRecorder::new(taskline_trace::flight::FlightConfig {
+            max_bytes: usize::MAX / 2,
+            max_age: std::time::Duration::from_secs(3600),
+            dump_dir: dir,
+            dump_on_slow_poll: false,
+            ..Default::default()
+        })
+        .expect("flight config");
+    for batch in back.events.chunks(4096) {
+        flight.record(batch, &back.registry);
+    }
+    let w = window.stats();
+    let span_ns = match (back.events.first(), back.events.last()) {
+        (Some(a), Some(b)) => b.ts_ns.saturating_sub(a.ts_ns).max(1),
+        _ => 1,
+    };
+    let per_event = w.retained_bytes as f64 / w.retained_events.max(1) as f64;
+    println!(
+        "flight window: {} events in {} bytes, {per_event:.2} bytes/event (32 as plain events), {:.2} s of this run per MiB",
+        w.retained_events,
+        w.retained_bytes,
+        span_ns as f64 / 1e9 * (1 << 20) as f64 / w.retained_bytes.max(1) as f64
+    );
 }

@@ -50,7 +50,7 @@ fn quiet_config(dir: &Path) -> FlightConfig {
 #[test]
 fn memory_stays_bounded_over_millions_of_events() {
     let dir = temp_dir("bounded");
-    let max_bytes = 100_000; // 3125 events
+    let max_bytes = 100_000; // 3125 events of 32 bytes
     let (mut fr, handle) = FlightRecorder::new(FlightConfig {
         max_bytes,
         max_age: Duration::from_secs(3600),
@@ -73,8 +73,9 @@ fn memory_stays_bounded_over_millions_of_events() {
     }
     assert_eq!(total, 2_048_000);
     let s = handle.stats();
-    assert_eq!(s.retained_events, max_bytes / 32);
-    assert_eq!(s.evicted, total - (max_bytes / 32) as u64);
+    // Stored compactly: more than twice the events 32-byte records would hold.
+    assert!(s.retained_events > 2 * max_bytes / 32, "{s:?}");
+    assert_eq!(s.evicted + s.retained_events as u64, total);
     // What is kept is the newest events, in order.
     let kept = handle.retained();
     assert_eq!(kept.last(), batch.last());

@@ -1,11 +1,12 @@
-//! The flight recorder: keep the last seconds of events in a bounded ring and
-//! dump them as a Perfetto trace on demand or when something goes wrong.
+//! The flight recorder: keep the last seconds of events in a bounded window
+//! and dump them as a Perfetto trace on demand or when something goes wrong.
 //!
 //! [`FlightRecorder`] is a [`Sink`]: add it to a recorder and it keeps the
-//! events of the last [`FlightConfig::max_age`] (by event time) and at most
-//! [`FlightConfig::max_bytes`] of them (32 bytes per event), evicting the
-//! oldest first. A dump writes the retained window with [`encode_trace_with`]
-//! (lossless, deflated)
+//! events of the last [`FlightConfig::max_age`] (by event time) in at most
+//! [`FlightConfig::max_bytes`], compactly (about 8 to 10 bytes per event
+//! instead of 32, see `window`), evicting the oldest first. A dump writes
+//! the retained window with [`encode_window`] (lossless, deflated; the
+//! spawns of long-lived tasks that left the window still name their polls)
 //! atomically: a temporary file in the target directory, `fsync`, then
 //! `rename`, so a reader never sees a partial file.
 //!
@@ -30,9 +31,9 @@
 //! They go to [`FlightConfig::dump_dir`] named
 //! `taskline-<UTC time>-<seq>-<reason>.pftrace`.
 //!
-//! Memory: the ring holds at most `max_bytes / 32` events (its allocation
-//! grows to that at most); a dump copies the ring once (so up to twice
-//! `max_bytes` while a dump is being written); the registry mirror the dump
+//! Memory: the window takes at most `max_bytes`, plus the spawn records of
+//! at most `window::MAX_LABELS` tasks (about 5 MiB); a dump decodes the
+//! window once (32 bytes per event while it is being written); the registry mirror the dump
 //! thread names ids with is bounded by the recorder's `max_interned`; the
 //! request queue holds at most [`MAX_PENDING_DUMPS`] requests.
 
@@ -50,10 +51,13 @@ use taskline_core::{Event, EventKind};
 use taskline_core::{RecorderConfig, Sink};
 use taskline_core::{Registry, Site, ThreadInfo};
 
-use crate::encode_trace_with;
+use crate::encode_window;
 
-/// Size of one retained event.
-const EVENT_BYTES: usize = std::mem::size_of::<Event>();
+mod window;
+use window::Window;
+
+/// Smallest `max_bytes`: room for one chunk of one event.
+const MIN_WINDOW_BYTES: usize = 128;
 
 /// Numbers every dump in the process, so names and temporary files stay
 /// distinct when several flight recorders dump to the same directory.
@@ -67,7 +71,9 @@ pub const MAX_PENDING_DUMPS: usize = 64;
 pub struct FlightConfig {
     /// Keep events at most this much older than the newest one. Default 10 s.
     pub max_age: Duration,
-    /// Keep at most this many bytes of events (32 per event, at least 32). Default 64 MiB.
+    /// Keep at most this many bytes of events, as stored (about 8 to 10 per
+    /// event; at least 128). Default 64 MiB: tens of seconds of a busy
+    /// service.
     pub max_bytes: usize,
     /// Directory of automatic dumps (created when needed). Default `./taskline-flight`.
     pub dump_dir: PathBuf,
@@ -99,8 +105,8 @@ impl FlightConfig {
     /// Check the configuration.
     pub fn validate(&self) -> Result<(), FlightError> {
         let bad = |m: &'static str| Err(FlightError::Config(m));
-        if self.max_bytes < EVENT_BYTES {
-            return bad("max_bytes must hold at least one event (32 bytes)");
+        if self.max_bytes < MIN_WINDOW_BYTES {
+            return bad("max_bytes must hold at least one event (128 bytes)");
         }
         if self.max_age.is_zero() {
             return bad("max_age must be non-zero");
@@ -116,8 +122,8 @@ impl FlightConfig {
         Ok(())
     }
 
-    fn max_events(&self) -> usize {
-        self.max_bytes / EVENT_BYTES
+    fn max_age_ns(&self) -> u64 {
+        u64::try_from(self.max_age.as_nanos()).unwrap_or(u64::MAX)
     }
 }
 
@@ -223,9 +229,9 @@ pub struct DumpInfo {
 /// Counters of a flight recorder.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FlightStats {
-    /// Events in the ring now.
+    /// Events in the window now.
     pub retained_events: usize,
-    /// Their size in bytes (never more than `max_bytes`).
+    /// The bytes they take, as stored (never more than `max_bytes`).
     pub retained_bytes: usize,
     /// Events evicted (by age or size).
     pub evicted: u64,
@@ -328,7 +334,7 @@ struct Shared {
     /// The slow-poll threshold in ns, `None` without `dump_on_slow_poll`.
     slow_ns: Option<u64>,
     config: FlightConfig,
-    ring: Mutex<VecDeque<Event>>,
+    window: Mutex<Window>,
     mirror: Mutex<Mirror>,
     /// Indexed by the recorder's thread number (grown on demand, so it is
     /// bounded by the number of recording threads).
@@ -385,10 +391,12 @@ impl Shared {
     }
 
     fn stats(&self) -> FlightStats {
-        let retained = lock(&self.ring).len();
+        let window = lock(&self.window);
+        let (retained_events, retained_bytes) = (window.len(), window.bytes());
+        drop(window);
         FlightStats {
-            retained_events: retained,
-            retained_bytes: retained * EVENT_BYTES,
+            retained_events,
+            retained_bytes,
             evicted: self.evicted.load(Ordering::Relaxed),
             dumps: self.dumps.load(Ordering::Relaxed),
             auto_dumps: self.auto_dumps.load(Ordering::Relaxed),
@@ -416,9 +424,18 @@ impl Shared {
         }
     }
 
+    /// The events of the last `max_age` in `window`, oldest first.
+    fn retained(&self, window: &Window) -> Vec<Event> {
+        let newest = window.newest().unwrap_or(0);
+        window.events(newest.saturating_sub(self.config.max_age_ns()))
+    }
+
     /// Write one dump.
     fn dump(&self, req: &Request) -> Result<DumpInfo, FlightError> {
-        let events: Vec<Event> = lock(&self.ring).iter().copied().collect();
+        let (context, events) = {
+            let window = lock(&self.window);
+            (window.labels(), self.retained(&window))
+        };
         let registry = lock(&self.mirror).registry();
         let seq = TMP_SEQ.fetch_add(1, Ordering::Relaxed);
         let path = match &req.path {
@@ -435,7 +452,7 @@ impl Shared {
             ..crate::TraceOptions::lossless()
         };
         let bytes = crate::write_atomically(&path, |out| {
-            encode_trace_with(&events, &registry, 0, options, out)
+            encode_window(&context, &events, &registry, 0, options, out)
         })
         .map_err(FlightError::Io)?;
         Ok(DumpInfo {
@@ -576,14 +593,13 @@ impl FlightRecorder {
         recorder: &RecorderConfig,
     ) -> Result<(Self, FlightRecorderHandle), FlightError> {
         config.validate()?;
-        let initial = config.max_events().min(4096);
         let slow_ns = config
             .dump_on_slow_poll
             .then(|| u64::try_from(recorder.slow_poll_threshold.as_nanos()).unwrap_or(u64::MAX));
         let shared = Arc::new(Shared {
             slow_ns,
             config,
-            ring: Mutex::new(VecDeque::with_capacity(initial)),
+            window: Mutex::new(Window::default()),
             mirror: Mutex::new(Mirror::default()),
             open_polls: Mutex::new(Vec::new()),
             queue: Mutex::new(Queue::default()),
@@ -669,35 +685,10 @@ impl FlightRecorder {
         }
     }
 
-    /// Append to the ring, evicting by size and age.
+    /// Append to the window, evicting by size and age.
     fn push(&self, events: &[Event]) {
-        let max_events = self.shared.config.max_events();
-        let max_age = u64::try_from(self.shared.config.max_age.as_nanos()).unwrap_or(u64::MAX);
-        // Only the last `max_events` of a big batch can stay.
-        let skip = events.len().saturating_sub(max_events);
-        let events = &events[skip..];
-        let mut ring = lock(&self.shared.ring);
-        // Evict the oldest to make room, then append the batch in bulk.
-        let full = (ring.len() + events.len()).saturating_sub(max_events);
-        ring.drain(..full);
-        let mut evicted = (skip + full) as u64;
-        let needed = ring.len() + events.len();
-        if needed > ring.capacity() {
-            // Grow (at least doubling, from 64) but never past `max_events`.
-            let target = needed
-                .max(ring.capacity().saturating_mul(2).max(64))
-                .min(max_events);
-            let len = ring.len();
-            ring.reserve_exact(target - len);
-        }
-        ring.extend(events.iter().copied());
-        if let Some(newest) = ring.back().map(|e| e.ts_ns) {
-            let cutoff = newest.saturating_sub(max_age);
-            let old = ring.iter().take_while(|e| e.ts_ns < cutoff).count();
-            ring.drain(..old);
-            evicted += old as u64;
-        }
-        drop(ring);
+        let config = &self.shared.config;
+        let evicted = lock(&self.shared.window).push(events, config.max_bytes, config.max_age_ns());
         self.shared.evicted.fetch_add(evicted, Ordering::Relaxed);
     }
 }
@@ -756,7 +747,8 @@ impl FlightRecorderHandle {
 
     /// A copy of the events retained now, oldest first.
     pub fn retained(&self) -> Vec<Event> {
-        lock(&self.shared.ring).iter().copied().collect()
+        let window = lock(&self.shared.window);
+        self.shared.retained(&window)
     }
 }
 
@@ -837,10 +829,10 @@ mod tests {
     }
 
     #[test]
-    fn bulk_push_keeps_the_newest_by_size_and_age() {
+    fn the_window_keeps_the_newest_by_size_and_exactly_the_last_max_age() {
         let dir = std::env::temp_dir().join(format!("taskline-flight-unit-{}", std::process::id()));
         let (mut fr, handle) = FlightRecorder::new(FlightConfig {
-            max_bytes: 10 * EVENT_BYTES,
+            max_bytes: 4096,
             max_age: Duration::from_nanos(1_000),
             dump_dir: dir,
             dump_on_slow_poll: false,
@@ -849,26 +841,29 @@ mod tests {
         .expect("config");
         let reg = Registry::new();
         let ev = |ts: u64| Event::new(EventKind::Wake, ts, ts);
-        // Batches smaller than the ring: partial eviction by size.
         let mut all = Vec::new();
-        for b in 0..7u64 {
-            let batch: Vec<Event> = (0..3).map(|i| ev(b * 3 + i)).collect();
+        for b in 0..50u64 {
+            let batch: Vec<Event> = (0..30).map(|i| ev(b * 30 + i)).collect();
             fr.record(&batch, &reg);
             all.extend(batch);
             let kept = handle.retained();
-            assert_eq!(kept, all[all.len().saturating_sub(10)..], "batch {b}");
-            assert_eq!(handle.stats().evicted, all.len().saturating_sub(10) as u64);
+            // The newest events, and exactly those of the last 1000 ns.
+            let newest = all.last().map_or(0, |e| e.ts_ns);
+            let by_age: Vec<Event> = all
+                .iter()
+                .copied()
+                .filter(|e| e.ts_ns >= newest.saturating_sub(1_000))
+                .collect();
+            assert_eq!(kept, by_age[by_age.len() - kept.len()..], "batch {b}");
+            let stats = handle.stats();
+            assert!(stats.retained_bytes <= 4096, "{stats:?}");
+            assert_eq!(stats.evicted as usize + stats.retained_events, all.len());
         }
-        // A batch larger than the ring keeps its last 10.
-        let big: Vec<Event> = (100..125).map(ev).collect();
-        fr.record(&big, &reg);
-        assert_eq!(handle.retained(), big[15..]);
-        assert_eq!(handle.stats().evicted, 21 - 10 + 25);
+        // 4 KiB hold far more than 4096 / 32 = 128 events.
+        assert!(handle.stats().retained_events > 300, "{:?}", handle.stats());
         // Age: everything older than newest - 1000 ns goes.
-        fr.record(&[ev(1_120)], &reg);
-        let kept: Vec<u64> = handle.retained().iter().map(|e| e.ts_ns).collect();
-        assert_eq!(kept, vec![120, 121, 122, 123, 124, 1_120]);
-        assert_eq!(handle.stats().evicted, 21 - 10 + 25 + 5);
+        fr.record(&[ev(100_000)], &reg);
+        assert_eq!(handle.retained(), vec![ev(100_000)]);
     }
 
     #[test]
@@ -901,7 +896,7 @@ mod tests {
     fn bad_configs_are_refused() {
         for c in [
             FlightConfig {
-                max_bytes: 31,
+                max_bytes: 127,
                 ..FlightConfig::default()
             },
             FlightConfig {
