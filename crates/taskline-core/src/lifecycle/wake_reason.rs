@@ -11,7 +11,7 @@
 //! | reason | when | waker named |
 //! |---|---|---|
 //! | [`Yield`](WakeReason::Yield) | the task woke itself: inside its own poll (`wake_by_ref`, budget), or Tokio's deferred `yield_now` wake (outside any poll, on the thread whose last poll was that task, before it polled or parked again) | the task |
-//! | [`Blocking`](WakeReason::Blocking) | from a thread inside an application blocking section (`spawn_blocking`, `block_in_place`) | the blocking task, when known |
+//! | [`Blocking`](WakeReason::Blocking) | from a thread inside an application blocking section (`spawn_blocking`, `block_in_place`), or outside any poll on the thread whose last section was a `spawn_blocking` one, before it polled, parked or started another (Tokio wakes a blocking task's `JoinHandle` after its section ends) | the blocking task, when known |
 //! | [`Sync`](WakeReason::Sync) | from inside another task's poll: channels, `Notify`, `Mutex`, `oneshot`, `JoinHandle`... | the waking task |
 //! | [`Timer`](WakeReason::Timer) | from a runtime thread outside any poll (the driver), for a task whose last poll waited on a timer resource (`Sleep`: needs resource waits on) | - |
 //! | [`Io`](WakeReason::Io) | from a runtime thread outside any poll (the driver), otherwise: I/O readiness | - |
@@ -218,6 +218,10 @@ struct Role {
     /// Task whose poll ended last on this thread, until the thread polls or
     /// parks again (0: none).
     last_polled: u64,
+    /// The `spawn_blocking` task whose application section ended last on
+    /// this thread, until the thread polls, parks or starts another
+    /// section (0: none): Tokio wakes its `JoinHandle` after the section.
+    after_section: u64,
     /// Seen polling on a worker, parking, or in a runtime blocking section.
     runtime: bool,
     /// Between `Park` and `Unpark`.
@@ -274,6 +278,7 @@ impl ThreadRoles {
                 let r = self.role_mut(e.thread);
                 r.polling = task;
                 r.last_polled = 0;
+                r.after_section = 0;
                 r.runtime |= worker.is_some();
             }
             DecodedEvent::PollEnd { task, .. } => {
@@ -288,6 +293,7 @@ impl ThreadRoles {
                 r.parked = true;
                 r.runtime = true;
                 r.last_polled = 0;
+                r.after_section = 0;
             }
             DecodedEvent::Unpark { .. } => self.role_mut(e.thread).parked = false,
             DecodedEvent::BlockingStart { task, kind, .. } => {
@@ -300,8 +306,15 @@ impl ThreadRoles {
                 let r = self.role_mut(e.thread);
                 r.runtime |= section == Section::Runtime;
                 r.section = section;
+                r.after_section = 0;
             }
-            DecodedEvent::BlockingEnd { .. } => self.role_mut(e.thread).section = Section::None,
+            DecodedEvent::BlockingEnd { .. } => {
+                let r = self.role_mut(e.thread);
+                if let Section::App(t) = r.section {
+                    r.after_section = t;
+                }
+                r.section = Section::None;
+            }
             _ => {}
         }
     }
@@ -351,6 +364,9 @@ impl ThreadRoles {
                 WakeReason::Sync
             };
             return cause(reason, Some(waker));
+        }
+        if role.after_section != 0 {
+            return cause(WakeReason::Blocking, Some(role.after_section));
         }
         if !role.runtime {
             return cause(WakeReason::Foreign, None);
@@ -464,7 +480,10 @@ mod tests {
             }
         );
         r.observe(&ev(EventKind::BlockingEnd, 3, 40), |_| false);
-        assert_eq!(reason(&r, &wake(3, 9, 0)), WakeReason::Foreign);
+        // (The JoinHandle wake right after the section: see below.)
+        r.observe(&ev(EventKind::Park, 3, 0), |_| false);
+        r.observe(&ev(EventKind::Unpark, 3, 0), |_| false);
+        assert_eq!(reason(&r, &wake(3, 9, 0)), WakeReason::Io);
         // Tokio's worker thread runs inside the runtime's own section: its
         // wakes outside polls are the driver's, not blocking.
         let mut worker = ev(EventKind::BlockingStart, 4, 41);
@@ -483,6 +502,44 @@ mod tests {
                 waker: None
             }
         );
+    }
+
+    #[test]
+    fn a_blocking_tasks_join_wake_after_its_section_is_blocking() {
+        // Tokio ends the section (the task span's exit), terminates the
+        // task, then wakes its JoinHandle, on the pool thread, outside any
+        // section or poll.
+        let mut r = ThreadRoles::default();
+        let section = |r: &mut ThreadRoles, task| {
+            let mut start = ev(EventKind::BlockingStart, 3, task);
+            start.flags = BlockingKind::SpawnBlocking as u8;
+            r.observe(&start, |_| false);
+            let mut end = ev(EventKind::BlockingEnd, 3, task);
+            end.flags = BlockingKind::SpawnBlocking as u8;
+            r.observe(&end, |_| false);
+        };
+        section(&mut r, 40);
+        r.observe(&ev(EventKind::Terminate, 3, 40), |_| false);
+        let join = WakeCause {
+            reason: WakeReason::Blocking,
+            waker: Some(40),
+        };
+        assert_eq!(r.wake_reason(&wake(3, 9, 0), false), join);
+        // Until the thread starts another section: then that one's.
+        section(&mut r, 41);
+        assert_eq!(r.wake_reason(&wake(3, 9, 0), false).waker, Some(41));
+        // A runtime section forgets it.
+        let mut worker = ev(EventKind::BlockingStart, 3, 50);
+        worker.flags = BlockingKind::SpawnBlocking as u8;
+        r.observe(&worker, |_| true);
+        r.observe(&ev(EventKind::BlockingEnd, 3, 50), |_| true);
+        assert_eq!(reason(&r, &wake(3, 9, 0)), WakeReason::Io);
+        // So does a poll on a worker: its wakes outside polls are the driver's.
+        let mut r = ThreadRoles::default();
+        section(&mut r, 40);
+        r.observe(&ev(EventKind::PollStart, 3, 7), |_| false);
+        r.observe(&ev(EventKind::PollEnd, 3, 7), |_| false);
+        assert_eq!(reason(&r, &wake(3, 9, 0)), WakeReason::Io);
     }
 
     #[test]
