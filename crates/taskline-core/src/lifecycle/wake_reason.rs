@@ -207,8 +207,9 @@ enum Section {
     /// The application's: `spawn_blocking` at an application site, or
     /// `block_in_place`.
     App(u64),
-    /// The runtime's own, e.g. a worker thread Tokio started on its pool.
-    Runtime,
+    /// The runtime's own, e.g. a worker thread Tokio started on its pool
+    /// (the `spawn_blocking` task).
+    Runtime(u64),
 }
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -299,12 +300,12 @@ impl ThreadRoles {
             DecodedEvent::BlockingStart { task, kind, .. } => {
                 let section = match (kind, task) {
                     (Some(BlockingKind::SpawnBlocking), Some(t)) if runtime_section(t) => {
-                        Section::Runtime
+                        Section::Runtime(t)
                     }
                     (_, t) => Section::App(t.unwrap_or(0)),
                 };
                 let r = self.role_mut(e.thread);
-                r.runtime |= section == Section::Runtime;
+                r.runtime |= matches!(section, Section::Runtime(_));
                 r.section = section;
                 r.after_section = 0;
             }
@@ -324,7 +325,7 @@ impl ThreadRoles {
     pub fn in_runtime_section(&self, thread: u16) -> bool {
         self.threads
             .get(thread as usize)
-            .is_some_and(|r| r.section == Section::Runtime)
+            .is_some_and(|r| matches!(r.section, Section::Runtime(_)))
     }
 
     /// Why the `Wake` event `e` woke its task; `waited_on_timer` says whether
@@ -351,6 +352,10 @@ impl ThreadRoles {
             .copied()
             .unwrap_or_default();
         let cause = |reason, waker| WakeCause { reason, waker };
+        // A worker thread runs inside the runtime's own section for its
+        // whole life, so a source naming the waker from the thread's
+        // entered spans can name that task: it is the driver, not a task.
+        let by = by.filter(|&b| role.section != Section::Runtime(b));
         if self_wake {
             return cause(WakeReason::Yield, Some(task));
         }
@@ -491,6 +496,19 @@ mod tests {
         r.observe(&worker, |t| t == 41);
         assert!(r.in_runtime_section(4));
         assert_eq!(reason(&r, &wake(4, 9, 0)), WakeReason::Io);
+        // Even when the source names that section's task as the waker
+        // (Tokio's worker span is entered around the whole worker).
+        assert_eq!(
+            r.wake_reason(&wake(4, 9, 41), false),
+            WakeCause {
+                reason: WakeReason::Io,
+                waker: None
+            }
+        );
+        assert_eq!(
+            r.wake_reason(&wake(4, 9, 41), true).reason,
+            WakeReason::Timer
+        );
         // block_in_place is the application's.
         let mut bip = ev(EventKind::BlockingStart, 5, 0);
         bip.flags = BlockingKind::BlockInPlace as u8;
