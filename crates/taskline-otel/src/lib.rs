@@ -91,7 +91,7 @@
 //! |---|---|---|---|---|---|
 //! | `tokio.task.poll.duration` | histogram | `s` | configured + optional `tokio.task.spawn.site` | one poll, start to end | `tokio_task_poll_duration_seconds_{bucket,sum,count}` |
 //! | `tokio.task.schedule.duration` | histogram | `s` | same | runnable (spawned/woken) until polled; Tokio's schedule latency when the hooks give it | `tokio_task_schedule_duration_seconds_*` |
-//! | `tokio.task.idle.duration` | histogram | `s` | same | poll returned Pending until woken | `tokio_task_idle_duration_seconds_*` |
+//! | `tokio.task.idle.duration` | histogram | `s` | same + `reason` | poll returned Pending until woken; `reason` says why it waited (`sync`, `io`, `timer`, `blocking`, `foreign`, `yield`, `unknown`: [`taskline_core::WakeReason`]) | `tokio_task_idle_duration_seconds_*` |
 //! | `tokio.task.spawned` | counter | `{task}` | same | tasks spawned | `tokio_task_spawned_total` |
 //! | `tokio.task.terminated` | counter | `{task}` | same | tracked tasks terminated | `tokio_task_terminated_total` |
 //! | `tokio.task.slow_polls` | counter | `{poll}` | same | polls longer than the recorder's `RecorderConfig::slow_poll_threshold` (default 10 ms) | `tokio_task_slow_polls_total` |
@@ -99,6 +99,10 @@
 //! Histogram boundaries default to [`task::DEFAULT_BOUNDARIES`] (1 µs .. 10 s).
 //! The spawn-site attribute (`file:line:col`) is off by default; when on, at
 //! most `max_spawn_sites` sites get a series and the rest share `other`.
+//! The idle histogram's `reason` ([`task::REASON`]) is one of 7 fixed
+//! values, decided by the core's one rule ([`taskline_core::WakeReason`]'s
+//! docs say how each is told apart, and what telling a timer from I/O
+//! needs: resource waits on); only reasons that occurred get a series.
 //! Task events need `tokio_unstable` (runtime hooks) or the tracing layer.
 
 pub mod otlp;

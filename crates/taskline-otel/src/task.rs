@@ -9,7 +9,11 @@
 //!   else runnable time (spawn or wake to the next poll);
 //! - idle duration: end of a poll to the wake that made the task runnable
 //!   again (or, hooks only, to the moment Tokio says it was scheduled, or to
-//!   the next poll when schedule-latency tracking is off);
+//!   the next poll when schedule-latency tracking is off), with the
+//!   [`REASON`] attribute saying why the task waited: the
+//!   [`WakeReason`] the core's rule gives the wake (see its docs for how
+//!   each reason is decided; an idle time ended without a recorded wake is
+//!   `unknown`);
 //! - a slow poll: longer than the recorder's
 //!   [`RecorderConfig::slow_poll_threshold`] (the one threshold, see
 //!   [`TaskMetricsSink::for_recorder`]).
@@ -18,6 +22,12 @@
 //! task's spawn site, including the last poll of a task, inside which Tokio
 //! reports its termination: the poll keeps the series its task had when it
 //! started.
+//!
+//! Cardinality: the idle histogram has one series per attribute set and
+//! reason that occurred, at most [`WakeReason::COUNT`] (7) per spawn-site
+//! series, so at most `7 * (max_spawn_sites + 1)`; each is bound the first
+//! time its reason is seen (a series no idle period ended for is never
+//! exported), then recorded through by the reason's index.
 
 use taskline_core::IdMap;
 
@@ -25,7 +35,9 @@ use opentelemetry::KeyValue;
 use opentelemetry::metrics::{BoundCounter, BoundHistogram, Counter, Histogram, Meter};
 use taskline_core::Registry;
 use taskline_core::Sink;
-use taskline_core::{Event, RecorderConfig, SlowPollThreshold, TaskTracker, Transition};
+use taskline_core::{
+    Event, RecorderConfig, SlowPollThreshold, TaskTracker, Transition, WakeReason,
+};
 
 /// Attribute holding the spawn site (`file:line:col`) when
 /// [`TaskMetricsConfig::by_spawn_site`] is on.
@@ -33,6 +45,51 @@ pub const SPAWN_SITE: &str = "tokio.task.spawn.site";
 /// Value of [`SPAWN_SITE`] past [`TaskMetricsConfig::max_spawn_sites`], and
 /// for tasks whose spawn the sink did not see.
 pub const OTHER_SITE: &str = "other";
+/// Attribute of `tokio.task.idle.duration` naming why the idle period
+/// ended: a [`WakeReason::as_str`] (`sync`, `io`, `timer`, `blocking`,
+/// `foreign`, `yield`, `unknown`), decided by the core's one rule (see
+/// [`WakeReason`]).
+///
+/// ```
+/// # use opentelemetry::metrics::MeterProvider as _;
+/// use taskline_core::{Event, EventKind, Registry, Sink};
+/// use taskline_otel::task::{REASON, TaskMetricsConfig, TaskMetricsSink};
+/// use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
+/// use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
+///
+/// let exporter = InMemoryMetricExporter::default();
+/// let provider = SdkMeterProvider::builder()
+///     .with_reader(PeriodicReader::builder(exporter.clone()).build())
+///     .build();
+/// let mut sink = TaskMetricsSink::new(&provider.meter("doc"), TaskMetricsConfig::default());
+/// // Task 1 is polled on thread 0; task 2, polled on thread 1, wakes it 2 ms later.
+/// let ev = |kind, ts, task, thread, arg| {
+///     let mut e = Event::new(kind, ts, task);
+///     (e.thread, e.arg) = (thread, arg);
+///     e
+/// };
+/// let none = taskline_core::NO_VALUE;
+/// sink.on_events(&[
+///     ev(EventKind::Spawn, 0, 1, 0, 0),
+///     ev(EventKind::Spawn, 0, 2, 0, 0),
+///     ev(EventKind::PollStart, 10, 1, 0, none),
+///     ev(EventKind::PollEnd, 20, 1, 0, 0),
+///     ev(EventKind::PollStart, 2_000_000, 2, 1, none),
+///     ev(EventKind::Wake, 2_000_020, 1, 1, 2),
+///     ev(EventKind::PollEnd, 2_000_030, 2, 1, 0),
+/// ], &Registry::new());
+/// provider.force_flush()?;
+/// let metrics = exporter.get_finished_metrics()?;
+/// let idle = metrics[0].scope_metrics().flat_map(|s| s.metrics())
+///     .find(|m| m.name() == "tokio.task.idle.duration").unwrap();
+/// let AggregatedMetrics::F64(MetricData::Histogram(h)) = idle.data() else { panic!() };
+/// let point = h.data_points().next().unwrap();
+/// assert_eq!(point.count(), 1);
+/// let reason = point.attributes().find(|kv| kv.key.as_str() == REASON).unwrap();
+/// assert_eq!(reason.value.as_str(), "sync"); // woken from inside task 2's poll
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub const REASON: &str = "reason";
 
 /// Default histogram boundaries in seconds: 1 µs to 10 s, 1-2.5-5 steps.
 pub const DEFAULT_BOUNDARIES: [f64; 22] = [
@@ -77,7 +134,9 @@ impl Default for TaskMetricsConfig {
 struct Series {
     poll: BoundHistogram<f64>,
     schedule: BoundHistogram<f64>,
-    idle: BoundHistogram<f64>,
+    /// The idle histogram per [`WakeReason::index`], bound at the reason's
+    /// first idle period (with [`REASON`] added to `attrs`).
+    idle: [Option<BoundHistogram<f64>>; WakeReason::COUNT],
     spawned: BoundCounter<u64>,
     terminated: BoundCounter<u64>,
     slow_polls: BoundCounter<u64>,
@@ -208,13 +267,30 @@ impl Instruments {
         self.series.push(Series {
             poll: self.poll.bind(&attrs),
             schedule: self.schedule.bind(&attrs),
-            idle: self.idle.bind(&attrs),
+            idle: Default::default(),
             spawned: self.spawned.bind(&attrs),
             terminated: self.terminated.bind(&attrs),
             slow_polls: self.slow_polls.bind(&attrs),
             attrs,
         });
         self.series.len() - 1
+    }
+
+    /// Records an idle period of `ns` of series `series` ended for `reason`.
+    #[inline]
+    fn record_idle(&mut self, series: usize, reason: WakeReason, ns: u64) {
+        let Some(s) = self.series.get_mut(series) else {
+            return;
+        };
+        let idle = &self.idle;
+        s.idle[reason.index()]
+            .get_or_insert_with(|| {
+                let mut attrs = Vec::with_capacity(s.attrs.len() + 1);
+                attrs.extend_from_slice(&s.attrs);
+                attrs.push(KeyValue::new(REASON, reason.as_str()));
+                idle.bind(&attrs)
+            })
+            .record(secs(ns));
     }
 
     /// The series index of a registry site id (bounded by `max_spawn_sites`).
@@ -263,12 +339,12 @@ impl TaskMetricsSink {
                 ..
             } => match (started, value) {
                 (Some(p), Some(series)) => {
-                    let s = &inst.series[series];
                     if let Some(d) = p.scheduled_ns {
-                        s.schedule.record(secs(d));
+                        inst.series[series].schedule.record(secs(d));
                     }
+                    // Idle without a recorded wake (hooks only): no reason known.
                     if let Some(d) = p.idle_ns {
-                        s.idle.record(secs(d));
+                        inst.record_idle(series, WakeReason::Unknown, d);
                     }
                 }
                 _ => {
@@ -290,12 +366,13 @@ impl TaskMetricsSink {
                 }
             }
             Transition::Woken {
+                cause,
                 woken: Some(w),
                 value: Some(series),
                 ..
             } => {
                 if let Some(d) = w.idle_ns() {
-                    inst.series[series].idle.record(secs(d));
+                    inst.record_idle(series, cause.reason, d);
                 }
             }
             Transition::Terminated { value, .. } => inst.series[value].terminated.add(1),

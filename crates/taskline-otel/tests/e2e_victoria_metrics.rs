@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use opentelemetry::KeyValue;
 use serde_json::Value;
-use taskline_core::{Recorder, RuntimeBuilderExt};
+use taskline_core::{Recorder, RuntimeBuilderExt, TasklineSubscriber};
 use taskline_otel::task::{TaskMetricsConfig, TaskMetricsSink};
 use taskline_otel::{OtlpConfig, RuntimeMetricsExporter, init_otlp};
 
@@ -94,6 +94,15 @@ fn workload(rt: &tokio::runtime::Runtime) {
         hs.push(tokio::spawn(async {
             std::thread::sleep(Duration::from_millis(25))
         }));
+        // Idle for reason sync: a receiver woken by its sender's poll.
+        for _ in 0..20 {
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            hs.push(tokio::spawn(async move { rx.await.unwrap() }));
+            hs.push(tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                tx.send(()).unwrap();
+            }));
+        }
         for h in hs {
             h.await.unwrap();
         }
@@ -133,6 +142,13 @@ fn every_dashboard_query_returns_data_from_victoria_metrics() {
     )
     .unwrap();
     let recorder = Recorder::with_defaults();
+    // Tokio's instrumentation (wakes, resource waits) gives the idle
+    // histogram its reasons beyond `unknown`.
+    TasklineSubscriber::new(&recorder, tracing_subscriber::registry())
+        .expect("registry")
+        .with_resource_waits(true)
+        .try_init()
+        .expect("the only global subscriber of this test binary");
     recorder.add_sink(TaskMetricsSink::new(
         &guard.meter(),
         TaskMetricsConfig {
@@ -197,5 +213,20 @@ fn every_dashboard_query_returns_data_from_victoria_metrics() {
             .collect::<Vec<_>>()
             .join("\n")
     );
+    // The idle-by-reason panel splits by the reasons the workload has:
+    // timers (resource waits on) and cross-task wakes at least.
+    let q = format!(
+        "sum by (reason) (tokio_task_idle_duration_seconds_count{{service_name=\"{SERVICE}\", tokio_runtime_name=\"{RUNTIME}\"}})"
+    );
+    let v = get_json(&format!("{url}/api/v1/query?query={}", percent_encode(&q)));
+    let reasons: Vec<&str> = v["data"]["result"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["metric"]["reason"].as_str())
+        .collect();
+    for want in ["sync", "timer"] {
+        assert!(reasons.contains(&want), "{want} missing in {reasons:?}");
+    }
     recorder.shutdown();
 }

@@ -6,42 +6,44 @@
 //! thread's recent events, which the consumers see in each thread's own
 //! order: whether it is polling, parked in the runtime's driver, running a
 //! blocking section, or none of those. [`ThreadRoles`] keeps that per
-//! thread, and [`ThreadRoles::wake_reason`] is the one rule:
+//! thread, and [`ThreadRoles::wake_reason`] is the one rule.
 //!
-//! | reason | when | waker named |
-//! |---|---|---|
-//! | [`Yield`](WakeReason::Yield) | the task woke itself: inside its own poll (`wake_by_ref`, budget), or Tokio's deferred `yield_now` wake (outside any poll, in the first driver turn of the thread its last poll ended on, see below) | the task |
-//! | [`Blocking`](WakeReason::Blocking) | from a thread inside an application blocking section (`spawn_blocking`, `block_in_place`), or from a blocking-pool thread after one (Tokio wakes a `spawn_blocking`'s `JoinHandle` once the section ended) | the blocking task, when known |
-//! | [`Sync`](WakeReason::Sync) | from inside another task's poll: channels, `Notify`, `Mutex`, `oneshot`, `JoinHandle`... | the waking task |
-//! | [`Timer`](WakeReason::Timer) | from a runtime thread outside any poll (the driver), for a task whose last poll waited on a timer resource (`Sleep`: needs resource waits on) | - |
-//! | [`Io`](WakeReason::Io) | from a runtime thread outside any poll (the driver), otherwise: I/O readiness | - |
-//! | [`Foreign`](WakeReason::Foreign) | from a thread that is not the runtime's (a plain `std::thread`, another runtime's `block_on`) | - |
-//! | [`Unknown`](WakeReason::Unknown) | no `Wake` was recorded (runtime hooks only): the idle time ends at the next poll | - |
-//!
-//! Limits, stated where users read them (README, "Why tasks waited"):
-//! - telling a timer from I/O needs the resource waits of Tokio's `tracing`
-//!   instrumentation (`Sleep` is a resource); without them a timer wake
-//!   counts as [`Io`](WakeReason::Io);
-//! - Tokio's I/O and time drivers run on a worker thread outside any poll,
-//!   and so do its deferred `yield_now` wakes: a worker wakes the tasks that
-//!   yielded on it right after its next driver turn, and never after a
-//!   `Park` (it parks only with no deferred task). A *turn* is seen as a
-//!   run of wakes outside any poll on a thread (a `Park` starts a new one);
-//!   a driver wake of a task in the first turn after its last poll ended on
-//!   that thread is taken for its deferred yield. An I/O wake that lands in
-//!   that very turn (the I/O completed before the worker next polled its
-//!   driver), or after a turn that woke nothing (Tokio's maintenance polls
-//!   the driver every 61 polls and may find nothing), counts as a yield
-//!   too;
-//! - a thread becomes a runtime thread in [`ThreadRoles`] once it polls a
-//!   task on a worker, parks, or runs the runtime's own blocking section
-//!   (Tokio starts its workers on its blocking pool); a wake from a runtime
-//!   thread seen before any of those counts as [`Foreign`](WakeReason::Foreign).
+//! The rule of each reason and its limits are documented on [`WakeReason`].
 
 use crate::event::{BlockingKind, DecodedEvent, Event};
 
-/// Why an idle task became runnable (see the [module docs](self) for the
-/// rule of each).
+/// Why an idle task became runnable, decided by [`ThreadRoles::wake_reason`]
+/// from the waking thread's recent events:
+///
+/// | reason | when | waker named |
+/// |---|---|---|
+/// | [`Yield`](WakeReason::Yield) | the task woke itself: inside its own poll (`wake_by_ref`, budget), or Tokio's deferred `yield_now` wake (outside any poll, in the first driver turn of the thread its last poll ended on, see below) | the task |
+/// | [`Blocking`](WakeReason::Blocking) | from a thread inside an application blocking section (`spawn_blocking`, `block_in_place`), or from a blocking-pool thread after one (Tokio wakes a `spawn_blocking`'s `JoinHandle` once the section ended) | the blocking task, when known |
+/// | [`Sync`](WakeReason::Sync) | from inside another task's poll: channels, `Notify`, `Mutex`, `oneshot`, `JoinHandle`... | the waking task |
+/// | [`Timer`](WakeReason::Timer) | from a runtime thread outside any poll (the driver), for a task whose last poll waited on a timer resource (`Sleep`: needs resource waits on) | - |
+/// | [`Io`](WakeReason::Io) | from a runtime thread outside any poll (the driver), otherwise: I/O readiness | - |
+/// | [`Foreign`](WakeReason::Foreign) | from a thread that is not the runtime's (a plain `std::thread`, another runtime's `block_on`) | - |
+/// | [`Unknown`](WakeReason::Unknown) | no `Wake` was recorded (runtime hooks only): the idle time ends at the next poll | - |
+///
+/// Limits (also in the README, "Why tasks waited"):
+/// - telling a timer from I/O needs the resource waits of Tokio's `tracing`
+///   instrumentation (`Sleep` is a resource); without them a timer wake
+///   counts as [`Io`](WakeReason::Io);
+/// - Tokio's I/O and time drivers run on a worker thread outside any poll,
+///   and so do its deferred `yield_now` wakes: a worker wakes the tasks that
+///   yielded on it right after its next driver turn, and never after a
+///   `Park` (it parks only with no deferred task). A *turn* is seen as a
+///   run of wakes outside any poll on a thread (a `Park` starts a new one);
+///   a driver wake of a task in the first turn after its last poll ended on
+///   that thread is taken for its deferred yield. An I/O wake that lands in
+///   that very turn (the I/O completed before the worker next polled its
+///   driver), or after a turn that woke nothing (Tokio's maintenance polls
+///   the driver every 61 polls and may find nothing), counts as a yield
+///   too;
+/// - a thread becomes a runtime thread in [`ThreadRoles`] once it polls a
+///   task on a worker, parks, or runs the runtime's own blocking section
+///   (Tokio starts its workers on its blocking pool); a wake from a runtime
+///   thread seen before any of those counts as [`Foreign`](WakeReason::Foreign).
 ///
 /// ```
 /// use taskline_core::WakeReason;
@@ -55,7 +57,7 @@ pub enum WakeReason {
     /// Woken by another task (channels, `Notify`, locks, `oneshot`, ...).
     Sync = 0,
     /// Woken by the runtime's driver: I/O readiness (or a timer whose wait
-    /// was not seen, see the module docs).
+    /// was not seen, see above).
     Io = 1,
     /// Woken by the runtime's timer, for a task that waited on a `Sleep`.
     Timer = 2,
@@ -213,8 +215,9 @@ enum Section {
     /// The application's: `spawn_blocking` at an application site, or
     /// `block_in_place`.
     App(u64),
-    /// The runtime's own, e.g. a worker thread Tokio started on its pool.
-    Runtime,
+    /// The runtime's own, e.g. a worker thread Tokio started on its pool
+    /// (the `spawn_blocking` task).
+    Runtime(u64),
 }
 
 /// One recording thread's role, as [`ThreadRoles`] keeps it per thread; a
@@ -449,7 +452,7 @@ impl ThreadRole {
     }
 
     /// The thread parked: a runtime worker, in a driver turn of its own
-    /// after which no deferred wake comes (see the module docs).
+    /// after which no deferred wake comes (see [`WakeReason`]).
     #[inline]
     pub fn parked(&mut self) {
         self.runtime = true;
@@ -468,10 +471,12 @@ impl ThreadRole {
         runtime_section: impl FnOnce(u64) -> bool,
     ) {
         let section = match (kind, task) {
-            (Some(BlockingKind::SpawnBlocking), Some(t)) if runtime_section(t) => Section::Runtime,
+            (Some(BlockingKind::SpawnBlocking), Some(t)) if runtime_section(t) => {
+                Section::Runtime(t)
+            }
             (_, t) => Section::App(t.unwrap_or(0)),
         };
-        self.runtime |= section == Section::Runtime;
+        self.runtime |= matches!(section, Section::Runtime(_));
         self.section = section;
     }
 
@@ -485,7 +490,7 @@ impl ThreadRole {
             self.pool_task = t;
         }
         (ended != Section::None).then_some(SectionEnd {
-            runtime: ended == Section::Runtime,
+            runtime: matches!(ended, Section::Runtime(_)),
         })
     }
 
@@ -500,7 +505,7 @@ impl ThreadRole {
 
     /// Whether this thread is inside the runtime's own blocking section.
     pub fn in_runtime_section(&self) -> bool {
-        self.section == Section::Runtime
+        matches!(self.section, Section::Runtime(_))
     }
 
     /// Why the `Wake` `d`, recorded by this thread `thread` and already
@@ -527,6 +532,10 @@ impl ThreadRole {
         };
         let role = self;
         let cause = |reason, waker| WakeCause { reason, waker };
+        // A worker thread runs inside the runtime's own section for its
+        // whole life, so a source naming the waker from the thread's
+        // entered spans can name that task: it is the driver, not a task.
+        let by = by.filter(|&b| role.section != Section::Runtime(b));
         if self_wake {
             return cause(WakeReason::Yield, Some(task));
         }
@@ -738,6 +747,21 @@ mod tests {
         r.observe(&worker, |t| t == 41);
         assert!(r.in_runtime_section(4));
         assert_eq!(reason(&mut r, &wake(4, 9, 0)), WakeReason::Io);
+        // Even when the source names that section's task as the waker
+        // (Tokio's worker span is entered around the whole worker).
+        assert_eq!(
+            cause(&mut r, &wake(4, 9, 41), None),
+            WakeCause {
+                reason: WakeReason::Io,
+                waker: None
+            }
+        );
+        let mut sleeper = TaskLife::spawned(0);
+        sleeper.resource_wait(true);
+        assert_eq!(
+            cause(&mut r, &wake(4, 9, 41), Some(&sleeper)).reason,
+            WakeReason::Timer
+        );
         let end = r.observe(&ev(EventKind::BlockingEnd, 4, 41), |_| false);
         assert_eq!(end, Some(SectionEnd { runtime: true }));
         // block_in_place is the application's.
@@ -751,6 +775,44 @@ mod tests {
                 waker: None
             }
         );
+    }
+
+    #[test]
+    fn a_blocking_tasks_join_wake_after_its_section_is_blocking() {
+        // Tokio ends the section (the task span's exit), terminates the
+        // task, then wakes its JoinHandle, on the pool thread, outside any
+        // section or poll.
+        let mut r = ThreadRoles::default();
+        let section = |r: &mut ThreadRoles, task| {
+            let mut start = ev(EventKind::BlockingStart, 3, task);
+            start.flags = BlockingKind::SpawnBlocking as u8;
+            r.observe(&start, |_| false);
+            let mut end = ev(EventKind::BlockingEnd, 3, task);
+            end.flags = BlockingKind::SpawnBlocking as u8;
+            r.observe(&end, |_| false);
+        };
+        section(&mut r, 40);
+        r.observe(&ev(EventKind::Terminate, 3, 40), |_| false);
+        let join = WakeCause {
+            reason: WakeReason::Blocking,
+            waker: Some(40),
+        };
+        assert_eq!(cause(&mut r, &wake(3, 9, 0), None), join);
+        // Until the thread starts another section: then that one's.
+        section(&mut r, 41);
+        assert_eq!(cause(&mut r, &wake(3, 9, 0), None).waker, Some(41));
+        // A runtime section forgets it.
+        let mut worker = ev(EventKind::BlockingStart, 3, 50);
+        worker.flags = BlockingKind::SpawnBlocking as u8;
+        r.observe(&worker, |_| true);
+        r.observe(&ev(EventKind::BlockingEnd, 3, 50), |_| true);
+        assert_eq!(reason(&mut r, &wake(3, 9, 0)), WakeReason::Io);
+        // So does a poll on a worker: its wakes outside polls are the driver's.
+        let mut r = ThreadRoles::default();
+        section(&mut r, 40);
+        r.observe(&ev(EventKind::PollStart, 3, 7), |_| false);
+        r.observe(&ev(EventKind::PollEnd, 3, 7), |_| false);
+        assert_eq!(reason(&mut r, &wake(3, 9, 0)), WakeReason::Io);
     }
 
     #[test]

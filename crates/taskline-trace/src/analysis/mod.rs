@@ -14,8 +14,22 @@
 //!   `PollStart` wins when present;
 //! - *idle* (blocked): from `PollEnd` to the `Wake` (or, without a wake, to
 //!   the `PollStart` minus Tokio's delay). It is attributed to the resource
-//!   kind of the last `ResourceWait` of the poll that ended, or to `(none)`.
-//!   A task still idle at the end of the stream adds nothing.
+//!   kind of the last `ResourceWait` of the poll that ended, or to `(none)`
+//!   (what Tokio names: the resource), and to the *reason* the wake ended
+//!   it (why it waited: `sync`, `io`, `timer`, `blocking`, `foreign`,
+//!   `yield`, or `unknown` without a recorded wake), decided by the core's
+//!   one rule: see [`WakeReason`](taskline_core::WakeReason) for how each
+//!   reason is told apart and what telling a timer from I/O needs. Both
+//!   splits add up to the same idle time, in total and per spawn site.
+//!   A task still idle at the end of the stream adds nothing;
+//! - *woken by*: for an idle period ended by another task (`sync`) or a
+//!   `spawn_blocking` task (`blocking`), the waking task's spawn site;
+//! - *runtime blocking*: a blocking section of a `spawn_blocking` task
+//!   whose spawn site is inside Tokio
+//!   ([`Site::is_runtime_internal`](taskline_core::Site::is_runtime_internal)):
+//!   Tokio starts each worker thread that way, so the section lasts the
+//!   worker's life. The report keeps these apart from the application's
+//!   blocking sections.
 //!
 //! The per-site table and the latency percentiles come from the core's
 //! [`Aggregator`](taskline_core::Aggregator) (fed the same
@@ -31,15 +45,19 @@
 //! Memory: by default every task is followed, so the report of a trace is
 //! exact at any number of live tasks and equals the in-process snapshot of
 //! the same run (tasks, polls and busy time per site). Per-task state then
-//! grows with the tasks live at once (tens of bytes each: the trace's own
-//! events, already in memory, take more), up to 2^26 live tasks in the
+//! grows with the tasks live at once (tens of bytes each, plus 112 for the
+//! idle time by reason of a task once idle: the trace's own events,
+//! already in memory, take more), up to 2^26 live tasks in the
 //! per-site table (the largest `RecorderConfig::max_tracked_tasks`).
 //! [`AnalysisConfig::max_tracked_tasks`] bounds it instead (e.g. an
 //! analyzer running inside a long-lived process): later tasks are then
 //! counted as untracked. The rest is bounded whatever the stream: at most
-//! `max_keys` resource kinds (the rest fold into `(other)`), the
-//! aggregator's fixed-size histograms, `top_n` worst entries, and the
-//! utilization timeline (see [`utilization`]).
+//! `max_keys` resource kinds and `max_keys` spawn sites with idle time by
+//! reason (the rest fold into `(other)`), 32 waking sites per site and
+//! reason, the aggregator's fixed-size histograms, `top_n` worst entries
+//! (each listed task keeps its idle time by reason, also after it ended),
+//! one entry per recording thread, and the utilization timeline (see
+//! [`utilization`]).
 //!
 //! User regions (application spans, region futures: [`RegionRow`]) are the
 //! core's region table inside that aggregator (see `regions.rs`).
@@ -53,7 +71,8 @@ pub mod utilization;
 pub use regions::{RegionRow, RegionSiteRow};
 pub use report::{
     BlockingProfile, BlockingSectionRow, EventCount, LatencyEntry, MmuPoint, Report, ResourceRow,
-    SchedulingProfile, SiteIdleRow, SiteRow, SlowPoll, SlowPollProfile, WorkerProfile, WorkerRow,
+    RuntimeBlocking, SchedulingProfile, SiteIdleRow, SiteRow, SlowPoll, SlowPollProfile, WakerRow,
+    WorkerProfile, WorkerRow,
 };
 
 use std::sync::{Arc, Mutex};
@@ -94,7 +113,8 @@ pub struct AnalysisConfig {
     /// Live tasks with per-task state at most, `None` (the default) for
     /// every task: exact at any number of tasks (see the module docs on memory).
     pub max_tracked_tasks: Option<usize>,
-    /// Distinct resource kinds kept at most. Default 4096.
+    /// Distinct resource kinds kept at most, and spawn sites with idle
+    /// time by reason. Default 4096.
     pub max_keys: usize,
     /// Points of the utilization timeline before it coalesces. Default 1 Mi (16 MiB).
     pub max_utilization_points: usize,

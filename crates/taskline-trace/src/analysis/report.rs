@@ -5,12 +5,20 @@
 //! milliseconds since the first event of the stream. Every list has a fixed
 //! order (worst first, ties by name / id), so a given stream always gives
 //! the same report.
+//!
+//! Idle time by wake reason (`idle_by_reason`) is, in the Rust API, the
+//! core's exact [`IdleByReason`]; in JSON a map with every reason of
+//! [`WakeReason::ALL`] in that order, each `{"count": periods, "idle_ms":
+//! ms}`: `"idle_by_reason": {"sync": {"count": 3, "idle_ms": 90.5}, "io":
+//! ..., "timer": ..., "blocking": ..., "foreign": ..., "yield": ...,
+//! "unknown": ...}`.
 
 use std::fmt;
 
 use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
 use taskline_core::Registry;
-use taskline_core::{EventKind, NO_WORKER};
+use taskline_core::{EventKind, IdleByReason, NO_WORKER, WakeReason};
 
 use super::MMU_WINDOWS;
 use super::state::{NO_RESOURCE, OTHER, State};
@@ -84,6 +92,10 @@ pub struct SiteRow {
     pub wakes: u64,
     /// Polls longer than the slow-poll threshold.
     pub slow_polls: u64,
+    /// The site is inside Tokio
+    /// ([`Site::is_runtime_internal`](taskline_core::Site::is_runtime_internal)):
+    /// the runtime's own tasks (its worker threads), not the application's.
+    pub runtime: bool,
 }
 
 /// Scheduling latency distribution and worst cases.
@@ -114,17 +126,40 @@ pub struct LatencyEntry {
     pub delay_us: f64,
     /// When the delayed poll started.
     pub at_ms: f64,
+    /// The task's idle time by wake reason over its life (up to its end or
+    /// the report), `None` for a task past `max_tracked_tasks` (JSON `null`).
+    #[serde(serialize_with = "opt_reasons_json")]
+    pub idle_by_reason: Option<IdleByReason>,
 }
 
-/// Where tasks waited while idle.
+/// Where tasks waited while idle, and why.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct BlockingProfile {
     /// Idle time by the resource kind the task waited on, most first.
     pub by_resource: Vec<ResourceRow>,
+    /// Idle time by why it ended: the [`WakeReason`] of the wake (see its
+    /// docs for how each is decided), `unknown` when no wake was recorded.
+    /// Adds up to `by_resource`.
+    #[serde(serialize_with = "reasons_json")]
+    pub idle_by_reason: IdleByReason,
     /// Idle time by spawn site, most first (sites with idle time only).
     pub by_site: Vec<SiteIdleRow>,
-    /// Blocking sections (`spawn_blocking`, `block_in_place`).
+    /// The application's blocking sections (`spawn_blocking`,
+    /// `block_in_place`), without the runtime's own.
     pub sections: Vec<BlockingSectionRow>,
+    /// The runtime's own blocking sections: `spawn_blocking` at sites
+    /// inside Tokio (it starts its worker threads that way), which would
+    /// otherwise show as long application blocking.
+    pub runtime_blocking: RuntimeBlocking,
+}
+
+/// The runtime's own blocking sections (its worker threads).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RuntimeBlocking {
+    /// Sections ended (one per worker thread that stopped).
+    pub count: u64,
+    /// Their total duration.
+    pub total_ms: f64,
 }
 
 /// Idle time attributed to one resource kind.
@@ -142,9 +177,32 @@ pub struct ResourceRow {
 /// Idle time of one spawn site.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SiteIdleRow {
-    /// Spawn site.
+    /// Spawn site, `<unknown>` when the registry does not name it,
+    /// `(other)` past `AnalysisConfig::max_keys` sites.
     pub site: String,
     /// Total idle time of its tasks.
+    pub idle_ms: f64,
+    /// The same by wake reason.
+    #[serde(serialize_with = "reasons_json")]
+    pub idle_by_reason: IdleByReason,
+    /// The sites of the tasks that woke its tasks (reasons `sync` and
+    /// `blocking`), most wakes first; at most 32 sites per reason, the
+    /// rest as `(other)`.
+    pub woken_by: Vec<WakerRow>,
+}
+
+/// The tasks of one spawn site that ended idle periods of another's.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct WakerRow {
+    /// The waking tasks' spawn site (`<unknown>` for tasks not followed).
+    pub site: String,
+    /// [`Sync`](WakeReason::Sync) (woken from the waker's poll) or
+    /// [`Blocking`](WakeReason::Blocking) (by a `spawn_blocking` task).
+    #[serde(serialize_with = "reason_json")]
+    pub reason: WakeReason,
+    /// Idle periods they ended.
+    pub wakes: u64,
+    /// Idle time those periods lasted.
     pub idle_ms: f64,
 }
 
@@ -221,10 +279,62 @@ pub struct SlowPoll {
     pub start_ms: f64,
     /// How long it ran.
     pub duration_ms: f64,
+    /// The task's idle time by wake reason over its life (up to its end or
+    /// the report), `None` for a task past `max_tracked_tasks` (JSON `null`).
+    #[serde(serialize_with = "opt_reasons_json")]
+    pub idle_by_reason: Option<IdleByReason>,
 }
 
 fn ms(ns: u64) -> f64 {
     ns as f64 / 1e6
+}
+
+/// Every reason's idle periods and time, as JSON (see the module docs).
+struct Reasons<'a>(&'a IdleByReason);
+
+impl Serialize for Reasons<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct One {
+            count: u64,
+            idle_ms: f64,
+        }
+        let mut m = s.serialize_map(Some(WakeReason::COUNT))?;
+        for r in WakeReason::ALL {
+            let one = One {
+                count: self.0.count(r),
+                idle_ms: ms(self.0.ns(r)),
+            };
+            m.serialize_entry(r.as_str(), &one)?;
+        }
+        m.end()
+    }
+}
+
+fn reasons_json<S: Serializer>(idle: &IdleByReason, s: S) -> Result<S::Ok, S::Error> {
+    Reasons(idle).serialize(s)
+}
+
+fn opt_reasons_json<S: Serializer>(idle: &Option<IdleByReason>, s: S) -> Result<S::Ok, S::Error> {
+    match idle {
+        Some(i) => s.serialize_some(&Reasons(i)),
+        None => s.serialize_none(),
+    }
+}
+
+fn reason_json<S: Serializer>(reason: &WakeReason, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(reason.as_str())
+}
+
+/// `sync 1.000 ms (2), timer 5.000 ms (1)`: the reasons with idle periods,
+/// most idle time first.
+fn reasons_text(idle: &IdleByReason) -> String {
+    let mut v: Vec<_> = idle.iter().collect();
+    v.sort_by_key(|&(r, _, ns)| (std::cmp::Reverse(ns), r));
+    v.iter()
+        .map(|(r, n, ns)| format!("{r} {:.3} ms ({n})", ms(*ns)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn us(ns: u64) -> f64 {
@@ -233,9 +343,12 @@ fn us(ns: u64) -> f64 {
 
 /// The location of a site, as the aggregator names it.
 fn site_name(registry: &Registry, site: u32) -> String {
-    registry
-        .site(site)
-        .map_or_else(|| "<unknown>".to_owned(), |s| s.to_string())
+    match site {
+        OTHER => "(other)".to_owned(),
+        site => registry
+            .site(site)
+            .map_or_else(|| "<unknown>".to_owned(), |s| s.to_string()),
+    }
 }
 
 fn resource_name(registry: &Registry, id: u32) -> String {
@@ -296,6 +409,7 @@ pub(super) fn build(state: &State, registry: &Registry) -> Report {
             idle_ms: ms(a.idle_ns),
             wakes: a.wakes,
             slow_polls: a.slow_polls,
+            runtime: registry.site(a.id).is_some_and(|s| s.is_runtime_internal()),
         })
         .collect();
     sites.sort_by(|a, b| {
@@ -305,12 +419,34 @@ pub(super) fn build(state: &State, registry: &Registry) -> Report {
             .then(a.name.cmp(&b.name))
     });
 
-    let mut by_site: Vec<SiteIdleRow> = sites
+    let mut by_site: Vec<SiteIdleRow> = state
+        .site_reasons
         .iter()
-        .filter(|s| s.idle_ms > 0.0)
-        .map(|s| SiteIdleRow {
-            site: s.site.clone(),
-            idle_ms: s.idle_ms,
+        .filter(|(_, r)| r.idle.total_ns() > 0)
+        .map(|(&id, r)| {
+            let mut woken_by: Vec<WakerRow> = r
+                .woken_by
+                .iter()
+                .map(|(&(reason, site), w)| WakerRow {
+                    site: site_name(registry, site),
+                    reason,
+                    wakes: w.wakes,
+                    idle_ms: ms(w.idle_ns),
+                })
+                .collect();
+            woken_by.sort_by(|a, b| {
+                b.wakes
+                    .cmp(&a.wakes)
+                    .then(b.idle_ms.total_cmp(&a.idle_ms))
+                    .then(a.site.cmp(&b.site))
+                    .then(a.reason.cmp(&b.reason))
+            });
+            SiteIdleRow {
+                site: site_name(registry, id),
+                idle_ms: ms(r.idle.total_ns()),
+                idle_by_reason: r.idle,
+                woken_by,
+            }
         })
         .collect();
     by_site.sort_by(|a, b| b.idle_ms.total_cmp(&a.idle_ms).then(a.site.cmp(&b.site)));
@@ -359,6 +495,7 @@ pub(super) fn build(state: &State, registry: &Registry) -> Report {
             site: site_name(registry, d.site),
             delay_us: us(d.delay_ns),
             at_ms: ms(d.neg_ts.0.saturating_sub(start)),
+            idle_by_reason: d.tracked.then(|| state.task_idle(d.neg_task.0)),
         })
         .collect();
     let scheduling = SchedulingProfile {
@@ -403,6 +540,7 @@ pub(super) fn build(state: &State, registry: &Registry) -> Report {
             worker: (s.worker != NO_WORKER).then_some(s.worker),
             start_ms: ms(s.neg_start.0.saturating_sub(start)),
             duration_ms: ms(s.duration_ns),
+            idle_by_reason: s.tracked.then(|| state.task_idle(s.neg_task.0)),
         })
         .collect();
 
@@ -419,8 +557,13 @@ pub(super) fn build(state: &State, registry: &Registry) -> Report {
         scheduling,
         blocking: BlockingProfile {
             by_resource,
+            idle_by_reason: state.idle_by_reason,
             by_site,
             sections,
+            runtime_blocking: RuntimeBlocking {
+                count: state.runtime_sections.count,
+                total_ms: ms(state.runtime_sections.total_ns),
+            },
         },
         workers: WorkerProfile {
             workers,
@@ -511,7 +654,12 @@ impl fmt::Display for Report {
             for (cell, (_, width)) in s.cells().iter().zip(SITE_COLUMNS) {
                 write!(f, " {cell:>width$}")?;
             }
-            writeln!(f, "  {}", s.site)?;
+            writeln!(
+                f,
+                "  {}{}",
+                s.site,
+                if s.runtime { "  (Tokio's own)" } else { "" }
+            )?;
             if s.name != s.site {
                 writeln!(f, "  {:>7} name: {}", "", s.name)?;
             }
@@ -531,6 +679,7 @@ impl fmt::Display for Report {
                 "  task {:>8}  {:>12.1} µs  at {:>10.3} ms  {}",
                 w.task, w.delay_us, w.at_ms, w.site
             )?;
+            task_idle_line(f, w.idle_by_reason.as_ref())?;
         }
 
         let b = &self.blocking;
@@ -543,9 +692,49 @@ impl fmt::Display for Report {
             )?;
         }
         limited(f, &b.by_resource, n)?;
+        writeln!(
+            f,
+            "Idle by reason (what woke the tasks; taskline_core::WakeReason)"
+        )?;
+        let mut reasons: Vec<_> = b.idle_by_reason.iter().collect();
+        reasons.sort_by_key(|&(r, _, ns)| (std::cmp::Reverse(ns), r));
+        for (r, count, ns) in reasons {
+            writeln!(f, "  {:>12.3} ms  {:>9} waits  {r}", ms(ns), count)?;
+        }
+        let idle = b.idle_by_reason.total_count();
+        if idle > 0 && b.idle_by_reason.count(WakeReason::Unknown) == idle {
+            writeln!(
+                f,
+                "  (no wakes recorded: Tokio's instrumentation through taskline's subscriber says who woke a task)"
+            )?;
+        }
         writeln!(f, "Blocking profile (idle time by spawn site)")?;
         for r in &b.by_site[..b.by_site.len().min(n)] {
             writeln!(f, "  {:>12.3} ms  {}", r.idle_ms, r.site)?;
+            writeln!(
+                f,
+                "  {:>15}  by reason: {}",
+                "",
+                reasons_text(&r.idle_by_reason)
+            )?;
+            if !r.woken_by.is_empty() {
+                let shown: Vec<String> = r.woken_by[..r.woken_by.len().min(3)]
+                    .iter()
+                    .map(|w| format!("{} ({}, {})", w.site, w.reason, w.wakes))
+                    .collect();
+                let more = r.woken_by.len().saturating_sub(3);
+                writeln!(
+                    f,
+                    "  {:>15}  woken by: {}{}",
+                    "",
+                    shown.join(", "),
+                    if more > 0 {
+                        format!(" and {more} more")
+                    } else {
+                        String::new()
+                    }
+                )?;
+            }
         }
         limited(f, &b.by_site, n)?;
         for r in &b.sections {
@@ -553,6 +742,14 @@ impl fmt::Display for Report {
                 f,
                 "  {}: {} sections, {:.3} ms",
                 r.kind, r.count, r.total_ms
+            )?;
+        }
+        let rt = &b.runtime_blocking;
+        if rt.count > 0 {
+            writeln!(
+                f,
+                "  runtime threads: {} (Tokio's own, not your blocking), {:.3} ms",
+                rt.count, rt.total_ms
             )?;
         }
 
@@ -596,7 +793,23 @@ impl fmt::Display for Report {
                 "  {:>10.3} ms  task {:>8}  worker {:>3}  at {:>10.3} ms  {}",
                 s.duration_ms, s.task, worker, s.start_ms, s.site
             )?;
+            task_idle_line(f, s.idle_by_reason.as_ref())?;
         }
         super::regions::write_text(f, &self.regions, n)
+    }
+}
+
+/// A listed task's idle time by reason, under its line (nothing for a task
+/// never idle or not followed).
+fn task_idle_line(f: &mut fmt::Formatter<'_>, idle: Option<&IdleByReason>) -> fmt::Result {
+    match idle {
+        Some(i) if i.total_count() > 0 => writeln!(
+            f,
+            "  {:>15}  idle {:.3} ms: {}",
+            "",
+            ms(i.total_ns()),
+            reasons_text(i)
+        ),
+        _ => Ok(()),
     }
 }

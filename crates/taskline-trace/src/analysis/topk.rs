@@ -51,6 +51,11 @@ impl<T: Ord + Clone> TopK<T> {
         }
     }
 
+    /// The kept items, in no particular order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
+        self.items.iter()
+    }
+
     /// The kept items, worst first.
     pub(crate) fn sorted(&self) -> Vec<T> {
         let mut v = self.items.clone();
