@@ -100,3 +100,36 @@ where
         None => tokio::spawn(future),
     }
 }
+
+/// Wraps `future` so that it is recorded by the running [`Taskline`] as
+/// one instance of the region `name`, like a user region of Go's execution
+/// tracer (see the README's "User regions"): count, duration from its first
+/// poll to its completion or drop, p99, busy (its polls) and wait time, and
+/// the spawn site of the task it runs in. For a request handler or any
+/// future inside a task; the task's polls are not counted twice. Works on
+/// stable Tokio and without a `tracing` subscriber. Without a running guard
+/// it records nothing and just polls `future`.
+///
+/// Each call looks the guard up (one uncontended lock); on a hot path keep
+/// a clone of [`Taskline::recorder`] and call [`Recorder::region`] on it.
+///
+/// ```
+/// let taskline = taskline::Taskline::builder().start().unwrap();
+/// let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+/// rt.block_on(async {
+///     taskline::region("checkout", async {
+///         tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+///     })
+///     .await;
+/// });
+/// let checkout = &taskline.snapshot().regions[0];
+/// assert_eq!((checkout.name.as_str(), checkout.count), ("checkout", 1));
+/// assert!(checkout.total_ns >= 2_000_000 && checkout.wait_ns > 0);
+/// taskline.shutdown().unwrap();
+/// ```
+pub fn region<F: std::future::Future>(name: &str, future: F) -> RegionFuture<F> {
+    match world::current() {
+        Some(recorder) => recorder.region(name, future),
+        None => RegionFuture::unrecorded(future),
+    }
+}

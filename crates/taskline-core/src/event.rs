@@ -20,7 +20,7 @@
 //! | `BlockingEnd` | same as `BlockingStart` | 0 | worker index or [`NO_WORKER`] | [`BlockingKind`] as u8 |
 //! | `Terminate` | task id | 0 | 0 | [`flags::FROM_LAYER`] |
 //! | `Park` / `Unpark` | 0 | 0 | worker index or [`NO_WORKER`] | 0 |
-//! | `SpanEnter` / `SpanExit` | 0 | tracing span id | string id of the span name | 0 |
+//! | `SpanEnter` / `SpanExit` | 0 | tracing span id, or the instance id of a future instrumented with [`Recorder::region`](crate::Recorder::region) | string id of the span (region) name | [`SpanMark`] as u8 (0 for a tracing span) |
 //!
 //! `thread` is the recorder's own small number for the OS thread that wrote
 //! the event (see [`Registry::thread`](crate::record::registry::Registry::thread));
@@ -195,19 +195,23 @@ pub enum DecodedEvent {
         /// Runtime worker index, `None` off the workers.
         worker: Option<u32>,
     },
-    /// An application span was entered.
+    /// An application span was entered (or a region future's poll began).
     SpanEnter {
-        /// Tracing span id.
+        /// Tracing span id, or the region future's instance id.
         span: u64,
         /// String id of the span name.
         name: u32,
+        /// What the enter stands for, `None` for bits naming nothing (hostile input).
+        mark: Option<SpanMark>,
     },
-    /// An application span was exited.
+    /// An application span was exited (or a region future's poll ended).
     SpanExit {
-        /// Tracing span id.
+        /// Tracing span id, or the region future's instance id.
         span: u64,
         /// String id of the span name.
         name: u32,
+        /// What the exit stands for, `None` for bits naming nothing (hostile input).
+        mark: Option<SpanMark>,
     },
     /// A kind byte that names no kind (e.g. from a hostile file).
     Unknown {
@@ -223,7 +227,7 @@ fn worker_of(aux: u32) -> Option<u32> {
 
 impl Event {
     /// The typed view of this event (see [`DecodedEvent`]).
-    #[inline]
+    #[inline(always)]
     pub fn decode(&self) -> DecodedEvent {
         let task = self.task;
         match self.kind() {
@@ -282,10 +286,12 @@ impl Event {
             Some(EventKind::SpanEnter) => DecodedEvent::SpanEnter {
                 span: self.arg,
                 name: self.aux,
+                mark: SpanMark::from_flags(self.flags),
             },
             Some(EventKind::SpanExit) => DecodedEvent::SpanExit {
                 span: self.arg,
                 name: self.aux,
+                mark: SpanMark::from_flags(self.flags),
             },
             None => DecodedEvent::Unknown { kind: self.kind },
         }
@@ -421,6 +427,60 @@ impl BlockingKind {
     }
 }
 
+/// What a `SpanEnter` / `SpanExit` stands for (low bits of [`Event::flags`]):
+/// a `tracing` span entered and exited (the layer and the subscriber), or a
+/// poll of a future instrumented with [`Recorder::region`](crate::Recorder::region),
+/// whose first enter and last exit mark the region instance's start and end.
+///
+/// ```
+/// use taskline_core::{DecodedEvent, Event, EventKind, SpanMark};
+/// let mut e = Event::new(EventKind::SpanExit, 10, 0);
+/// e.arg = 7;
+/// e.flags = SpanMark::Completed as u8;
+/// assert!(matches!(
+///     e.decode(),
+///     DecodedEvent::SpanExit { span: 7, mark: Some(SpanMark::Completed), .. }
+/// ));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum SpanMark {
+    /// A `tracing` span entered / exited: each enter and exit pair is one
+    /// region instance.
+    Span = 0,
+    /// A poll of a region future that neither begins nor ends it.
+    Poll = 1,
+    /// On `SpanEnter`: the first poll of a region future (the instance starts).
+    FirstPoll = 2,
+    /// On `SpanExit`: the poll that completed a region future (the instance ends).
+    Completed = 3,
+    /// A zero-length `SpanEnter` + `SpanExit` pair: the region future was
+    /// dropped after its first poll, before completing (the instance ends).
+    /// A pair rather than a lone exit, so the trace's span track stays nested.
+    Dropped = 4,
+}
+
+impl SpanMark {
+    /// Decode the low bits of [`Event::flags`]; `None` for bits naming none.
+    #[inline]
+    pub fn from_flags(flags: u8) -> Option<Self> {
+        match flags & flags::ENUM_MASK {
+            0 => Some(SpanMark::Span),
+            1 => Some(SpanMark::Poll),
+            2 => Some(SpanMark::FirstPoll),
+            3 => Some(SpanMark::Completed),
+            4 => Some(SpanMark::Dropped),
+            _ => None,
+        }
+    }
+
+    /// Whether the event belongs to a region future rather than a `tracing` span.
+    #[inline]
+    pub fn is_future(self) -> bool {
+        self != SpanMark::Span
+    }
+}
+
 /// Flag bits for [`Event::flags`] (high bits; low 4 bits hold the kind-specific enum).
 pub mod flags {
     /// The event came from the tracing layer rather than the runtime hooks.
@@ -505,5 +565,29 @@ mod tests {
             ..Event::default()
         };
         assert_eq!(bad.decode(), DecodedEvent::Unknown { kind: 200 });
+    }
+
+    #[test]
+    fn span_marks_round_trip_and_reject_unknown_bits() {
+        use SpanMark::*;
+        for m in [Span, Poll, FirstPoll, Completed, Dropped] {
+            assert_eq!(SpanMark::from_flags(m as u8), Some(m));
+            assert_eq!(m.is_future(), m != Span);
+        }
+        for bits in 5..=15 {
+            assert_eq!(SpanMark::from_flags(bits), None);
+        }
+        let mut exit = Event::new(EventKind::SpanExit, 5, 0);
+        exit.arg = 3;
+        exit.aux = 2;
+        exit.flags = Dropped as u8;
+        assert_eq!(
+            exit.decode(),
+            DecodedEvent::SpanExit {
+                span: 3,
+                name: 2,
+                mark: Some(Dropped)
+            }
+        );
     }
 }

@@ -53,17 +53,23 @@ mod source;
 mod test_rng;
 
 pub use aggregate::{
-    Aggregator, HISTOGRAM_MAX_NS, HistogramSummary, MAX_SITE_HISTOGRAMS, SITE_BYTES_BOUND,
-    SiteStats, Snapshot, TASK_STATE_BYTES_BOUND, TOP_SITES, TaskStats, WorkerStats,
-    fixed_bytes_bound, fmt_ns,
+    Aggregator, HISTOGRAM_MAX_NS, HistogramSummary, MAX_SITE_HISTOGRAMS, MAX_WAKER_SITES,
+    SITE_BYTES_BOUND, SiteStats, Snapshot, TASK_STATE_BYTES_BOUND, TOP_SITES, TaskStats,
+    WorkerStats, fixed_bytes_bound, fmt_ns,
+};
+pub use aggregate::{
+    MAX_OPEN_REGION_FUTURES, MAX_OPEN_SPANS, MAX_REGION_NAMES, MAX_REGION_SITES, RegionLimits,
+    RegionSite, RegionStats, RegionTable,
 };
 pub use event::{
-    BlockingKind, DecodedEvent, Event, EventKind, NO_VALUE, NO_WORKER, TaskKind, WakeOp, flags,
+    BlockingKind, DecodedEvent, Event, EventKind, NO_VALUE, NO_WORKER, SpanMark, TaskKind, WakeOp,
+    flags,
 };
 pub use id_map::{IdHasher, IdMap};
 pub use lifecycle::{
-    IdleByReason, NameLookup, PollEnded, PollStarted, SlowPollThreshold, TaskLife, TaskPhase,
-    TaskTracker, ThreadRoles, Transition, WakeCause, WakeReason, Woken, is_timer_resource,
+    IdleByReason, NameLookup, PollEnded, PollStarted, SectionEnd, SlowPollThreshold, TaskLife,
+    TaskPhase, TaskTracker, ThreadRoles, Transition, TurnMark, WakeCause, WakeReason, Woken,
+    is_timer_resource,
 };
 pub use record::{
     ConfigError, Recorder, RecorderConfig, RecorderStats, Registry, Sink, Site, ThreadInfo,
@@ -72,7 +78,7 @@ pub use record::{
 #[doc(hidden)]
 pub use source::set_current_task;
 pub use source::{
-    Capabilities, Instrumented, RuntimeBuilderExt, STABLE_WARNING, SubscriberError, TaskSpan,
-    TasklineLayer, TasklineSubscriber, after_global_install, block_in_place, capabilities,
-    instrument, task_id_u64,
+    Capabilities, Instrumented, RegionFuture, RuntimeBuilderExt, STABLE_WARNING, SubscriberError,
+    TaskSpan, TasklineLayer, TasklineSubscriber, after_global_install, block_in_place,
+    capabilities, instrument, task_id_u64,
 };

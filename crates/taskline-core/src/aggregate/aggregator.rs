@@ -6,25 +6,28 @@ use std::sync::OnceLock;
 
 use hdrhistogram::Histogram;
 
+use super::regions::{RegionLimits, RegionTable};
 use super::snapshot::{HistogramSummary, SiteStats, Snapshot, TaskStats, WorkerStats};
 use super::task_table::{Slot, TaskTable};
 use super::unpolled::{Unpolled, UnpolledTable};
 use crate::event::{DecodedEvent, Event, TaskKind};
-use crate::lifecycle::{SlowPollThreshold, TaskLife, TaskPhase};
+use crate::lifecycle::{
+    IdleByReason, NameLookup, SlowPollThreshold, TaskLife, TaskPhase, ThreadRole, WakeReason,
+};
 use crate::record::config::RecorderConfig;
 use crate::record::registry::Registry;
 use crate::record::sink::Sink;
 
 /// Upper bound of the bytes one tracked task takes in the aggregator: a
-/// slot of the task table (a 64-byte state, plus a 64-byte bucket line per
-/// 7 slots: under 74 bytes), which has at most 4 slots per tracked task
+/// slot of the task table (a 128-byte state, plus a 64-byte bucket line per
+/// 7 slots: under 138 bytes), which has at most 4 slots per tracked task
 /// (its buckets are the power of two at or above `2 * max_tracked_tasks`
 /// slots), plus a presence count of under 16 bytes (a power of two at or
 /// above 8 per tracked task), plus, for tasks whose bucket is full, an
 /// overflow hash-map entry (~82 bytes), plus under two 64-byte buckets of
 /// the table of never-polled tasks (the power of two at or above
 /// `max_tracked_tasks`).
-pub const TASK_STATE_BYTES_BOUND: usize = 528;
+pub const TASK_STATE_BYTES_BOUND: usize = 784;
 
 /// Spawn sites (by id) that get their own histograms; later sites have
 /// counters only. Bounds histogram memory.
@@ -62,6 +65,7 @@ pub fn fixed_bytes_bound() -> usize {
                 * (std::mem::size_of::<ThreadAcc>() + std::mem::size_of::<Option<WorkerAcc>>() + 64)
             + DENSE_SITES * std::mem::size_of::<Option<Box<SiteAcc>>>()
             + crate::aggregate::unpolled::MIN_BUCKETS * crate::aggregate::unpolled::BUCKET_BYTES
+            + RegionLimits::default().bytes_bound()
     })
 }
 
@@ -98,6 +102,13 @@ impl Sites {
         }
     }
 
+    fn get(&self, id: u32) -> Option<&SiteAcc> {
+        match self.dense.get(id as usize) {
+            Some(s) => s.as_deref(),
+            None => self.sparse.get(&id),
+        }
+    }
+
     /// Every site, in increasing id order.
     fn iter(&self) -> impl Iterator<Item = (u32, &SiteAcc)> {
         let dense = self
@@ -109,16 +120,16 @@ impl Sites {
     }
 }
 
-/// Per live task: 64 bytes, aligned to a cache line so that reaching a
-/// task's state costs one cache miss, not two.
+/// Per live task: two cache lines, aligned to one. The first holds what
+/// every poll and wake touch; the second the idle time by wake reason,
+/// touched only by a wake that ends an idle period.
 #[derive(Clone, Debug)]
-#[repr(align(64))]
+#[repr(C, align(64))]
 struct TaskState {
-    /// Phase and since when (the lifecycle's rules).
-    life: TaskLife,
     busy_ns: u64,
     sched_ns: u64,
-    idle_ns: u64,
+    /// Phase and since when (the lifecycle's rules).
+    life: TaskLife,
     polls: u32,
     wakes: u32,
     slow_polls: u32,
@@ -126,17 +137,28 @@ struct TaskState {
     name: u32,
     resource: u32,
     self_wakes: u16,
+    /// `WakeReason` of the last wake that ended an idle period, as u8;
+    /// `NO_REASON` before the first.
+    last_reason: u8,
+    /// Idle time (ns) by `WakeReason::index`: the second cache line.
+    idle_ns: [u64; WakeReason::COUNT],
+    /// Task that woke it last (`Sync`/`Blocking` wakes), 0 when none.
+    last_waker: u64,
 }
 
-const _: () = assert!(std::mem::size_of::<TaskState>() <= 64);
+/// [`TaskState::last_reason`] before any idle period ended.
+const NO_REASON: u8 = u8::MAX;
+
+const _: () = assert!(std::mem::size_of::<TaskState>() == 128);
+const _: () = assert!(std::mem::offset_of!(TaskState, idle_ns) == 64);
 
 impl Default for TaskState {
     fn default() -> Self {
         TaskState {
-            life: TaskLife::spawned(0),
+            last_waker: 0,
             busy_ns: 0,
             sched_ns: 0,
-            idle_ns: 0,
+            life: TaskLife::spawned(0),
             polls: 0,
             wakes: 0,
             slow_polls: 0,
@@ -144,6 +166,8 @@ impl Default for TaskState {
             name: Registry::OVERFLOW,
             resource: Registry::OVERFLOW,
             self_wakes: 0,
+            last_reason: NO_REASON,
+            idle_ns: [0; WakeReason::COUNT],
         }
     }
 }
@@ -181,7 +205,29 @@ struct SiteAcc {
     slow_polls: u64,
     name: Option<u32>,
     resources: BTreeMap<u32, u64>,
+    idle_by_reason: IdleByReason,
+    /// Sync wakes by the waking task's site: at most [`MAX_WAKER_SITES`].
+    woken_by: Vec<(u32, u64)>,
+    /// Sync wakes from sites past [`MAX_WAKER_SITES`].
+    woken_by_other: u64,
     hists: Option<Box<Hists>>,
+}
+
+/// Waking sites each site keeps a count for (see [`SiteStats::woken_by`]).
+pub const MAX_WAKER_SITES: usize = 8;
+
+impl SiteAcc {
+    /// Counts a wake of one of this site's tasks by a task of `waker`.
+    #[inline]
+    fn woken_by(&mut self, waker: u32) {
+        if let Some(w) = self.woken_by.iter_mut().find(|w| w.0 == waker) {
+            w.1 += 1;
+        } else if self.woken_by.len() < MAX_WAKER_SITES {
+            self.woken_by.push((waker, 1));
+        } else {
+            self.woken_by_other += 1;
+        }
+    }
 }
 
 #[derive(Clone, Copy, Default)]
@@ -197,6 +243,8 @@ struct ThreadAcc {
     /// termination. Any other event of that task moves it to the table.
     fresh: Option<u64>,
     blocking_start: Option<u64>,
+    /// What the thread is doing: the wake-reason rule's input.
+    role: ThreadRole,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -232,6 +280,8 @@ pub struct Aggregator {
     /// (beyond [`MAX_SITE_HISTOGRAMS`], or the task is not tracked).
     rest: Hists,
     totals: Totals,
+    /// Application regions per name.
+    regions: RegionTable,
 }
 
 impl std::fmt::Debug for Aggregator {
@@ -260,6 +310,21 @@ struct Totals {
     max_runnable: u64,
     blocking_sections: u64,
     blocking_ns: u64,
+    runtime_sections: u64,
+    runtime_section_ns: u64,
+}
+
+/// Names nothing: the stream fed without a registry ([`Aggregator::feed`]).
+struct NoNames;
+
+impl NameLookup for NoNames {
+    fn is_timer_resource(&self, _resource: u32) -> bool {
+        false
+    }
+
+    fn is_runtime_site(&self, _site: u32) -> bool {
+        false
+    }
 }
 
 fn rec(h: &mut Histogram<u64>, v: u64) {
@@ -299,6 +364,7 @@ impl Aggregator {
             new_workers: Vec::new(),
             rest: Hists::new(SITE_SIGFIG),
             totals: Totals::default(),
+            regions: RegionTable::default(),
         }
     }
 
@@ -313,10 +379,18 @@ impl Aggregator {
         }
     }
 
-    /// Feeds events (the same as [`Sink::on_events`]).
+    /// Feeds events without names: resource kinds and spawn sites are
+    /// unknown, so no wake counts as a timer's and no blocking section as
+    /// the runtime's own (see [`feed_named`](Self::feed_named)).
     pub fn feed(&mut self, events: &[Event]) {
+        self.feed_named(events, &NoNames);
+    }
+
+    /// Feeds events whose resource kinds and spawn sites `names` resolves
+    /// (the same as [`Sink::on_events`] with the recorder's registry).
+    pub fn feed_named(&mut self, events: &[Event], names: &impl NameLookup) {
         for e in events {
-            self.event(e);
+            self.event(e, names);
         }
     }
 
@@ -452,9 +526,14 @@ impl Aggregator {
         Some(w)
     }
 
-    fn event(&mut self, e: &Event) {
+    #[inline(always)]
+    fn event(&mut self, e: &Event, names: &impl NameLookup) {
         self.events += 1;
-        match e.decode() {
+        // Each arm updates its thread's `ThreadRole` with the transition of
+        // its kind (what `ThreadRole::observe` dispatches to), where it
+        // holds the thread's state anyway.
+        let d = e.decode();
+        match d {
             DecodedEvent::Spawn { task, site, .. } => self.spawn(e, task, site),
             DecodedEvent::TaskName { task, name } => {
                 if let Some(t) = self.tracked_mut(task) {
@@ -472,25 +551,52 @@ impl Aggregator {
             DecodedEvent::PollEnd { task, worker } => self.poll_end(e, task, worker),
             DecodedEvent::Wake {
                 task, self_wake, ..
-            } => self.wake(e, task, self_wake),
+            } => {
+                self.thread_mut(e.thread).role.woken_here();
+                self.wake(e, &d, task, self_wake)
+            }
             DecodedEvent::ResourceWait { task, resource, .. } => {
                 if let Some(t) = self.tracked_mut(task) {
                     t.resource = resource;
+                    t.life.resource_wait(names.is_timer_resource(resource));
                     let site = t.site;
                     *self.site_mut(site).resources.entry(resource).or_insert(0) += 1;
                 }
             }
-            DecodedEvent::BlockingStart { .. } => {
-                self.thread_mut(e.thread).blocking_start = Some(e.ts_ns);
+            DecodedEvent::BlockingStart { task, kind, .. } => {
+                let (tasks, unpolled) = (&self.tasks, &self.unpolled);
+                let i = e.thread as usize;
+                if self.threads.len() <= i {
+                    self.threads.resize(i + 1, ThreadAcc::default());
+                }
+                let th = &mut self.threads[i];
+                th.blocking_start = Some(e.ts_ns);
+                th.role.section_started(task, kind, |task| {
+                    let site = tasks
+                        .get(task)
+                        .map(|t| t.site)
+                        .or_else(|| unpolled.site_of(task));
+                    site.is_some_and(|s| names.is_runtime_site(s))
+                });
             }
             DecodedEvent::BlockingEnd { .. } => {
-                if let Some(s) = self.thread_mut(e.thread).blocking_start.take() {
-                    self.totals.blocking_sections += 1;
-                    self.totals.blocking_ns += e.ts_ns.saturating_sub(s);
+                let th = self.thread_mut(e.thread);
+                let section = th.role.section_ended();
+                if let Some(s) = th.blocking_start.take() {
+                    let d = e.ts_ns.saturating_sub(s);
+                    let t = &mut self.totals;
+                    if section.is_some_and(|s| s.runtime) {
+                        t.runtime_sections += 1;
+                        t.runtime_section_ns += d;
+                    } else {
+                        t.blocking_sections += 1;
+                        t.blocking_ns += d;
+                    }
                 }
             }
             DecodedEvent::Terminate { task } => self.terminate(e, task),
             DecodedEvent::Park { worker } => {
+                self.thread_mut(e.thread).role.parked();
                 if let Some(w) = self.worker_mut(e.thread, worker) {
                     w.parks += 1;
                     w.park_start = Some(e.ts_ns);
@@ -503,9 +609,15 @@ impl Aggregator {
                     w.parked_ns += e.ts_ns.saturating_sub(s);
                 }
             }
-            DecodedEvent::SpanEnter { .. }
-            | DecodedEvent::SpanExit { .. }
-            | DecodedEvent::Unknown { .. } => {}
+            DecodedEvent::SpanEnter { .. } | DecodedEvent::SpanExit { .. } => {
+                // The site of the task this thread is polling, if any.
+                let th = self.threads.get(e.thread as usize);
+                let site = th
+                    .filter(|th| th.poll_task != 0)
+                    .and_then(|th| th.poll_site);
+                self.regions.event(e, site);
+            }
+            DecodedEvent::Unknown { .. } => {}
         }
     }
 
@@ -553,12 +665,16 @@ impl Aggregator {
         self.totals.max_runnable = self.totals.max_runnable.max(self.totals.runnable);
     }
 
-    fn wake(&mut self, e: &Event, task: u64, self_wake: bool) {
+    #[inline(always)]
+    fn wake(&mut self, e: &Event, decoded: &DecodedEvent, task: u64, self_wake: bool) {
         self.totals.wakes += 1;
         if self_wake {
             self.totals.self_wakes += 1;
         }
-        let Some(t) = self.tracked_mut(task) else {
+        let Some(slot) = self.tracked_slot(task) else {
+            return;
+        };
+        let Some(t) = self.tasks.at_mut(slot) else {
             return;
         };
         t.wakes = t.wakes.saturating_add(1);
@@ -567,28 +683,48 @@ impl Aggregator {
         }
         let site = t.site;
         let idle = t.life.wake(e.ts_ns).idle_ns();
-        if let Some(d) = idle {
-            t.idle_ns += d;
-            self.runnable_add(1);
-        }
+        let Some(d) = idle else {
+            let s = site_in(&mut self.sites, site);
+            s.wakes += 1;
+            s.self_wakes += u64::from(self_wake);
+            return;
+        };
+        // The lifecycle's rule, from what the waking thread was doing (its
+        // state exists: the caller observed the wake on it).
+        let Some(th) = self.threads.get(e.thread as usize) else {
+            return;
+        };
+        let cause = th.role.wake_reason(e.thread, decoded, Some(&t.life));
+        t.idle_ns[cause.reason.index()] += d;
+        t.last_reason = cause.reason as u8;
+        t.last_waker = cause.waker.unwrap_or(0);
+        // The waking task's site: the one its thread is polling.
+        let waker_site = match cause.reason {
+            WakeReason::Sync if cause.waker == Some(th.poll_task) => th.poll_site,
+            _ => None,
+        };
+        self.runnable_add(1);
         let s = site_in(&mut self.sites, site);
         s.wakes += 1;
-        if self_wake {
-            s.self_wakes += 1;
+        s.self_wakes += u64::from(self_wake);
+        s.idle_ns += d;
+        s.idle_by_reason.add(cause.reason, d);
+        if let Some(w) = waker_site {
+            s.woken_by(w);
         }
-        if let Some(d) = idle {
-            s.idle_ns += d;
-            rec(&mut hists_for(&mut s.hists, &mut self.rest).idle, d);
-        }
+        rec(&mut hists_for(&mut s.hists, &mut self.rest).idle, d);
     }
 
+    #[inline(always)]
     fn poll_start(&mut self, e: &Event, task: u64, worker: Option<u32>, latency: Option<u64>) {
         self.totals.polls += 1;
         if let Some(w) = self.worker_mut(e.thread, worker) {
             w.polls += 1;
         }
         let i = e.thread as usize;
-        if self.threads.get(i).is_some_and(|th| th.fresh.is_some()) {
+        let th = self.thread_mut(e.thread);
+        th.role.poll_started(task, worker.is_some());
+        if th.fresh.is_some() {
             // The thread's previous first poll never ended: keep that task
             // in the table, as a poll without an end.
             self.adopt_thread_first_poll(i);
@@ -623,7 +759,10 @@ impl Aggregator {
             t.sched_ns += d;
         }
         if let Some(d) = p.idle_ns {
-            t.idle_ns += d;
+            // No wake seen (hooks only): the reason is unknown.
+            t.idle_ns[WakeReason::Unknown.index()] += d;
+            t.last_reason = WakeReason::Unknown as u8;
+            t.last_waker = 0;
         }
         if p.was_runnable {
             self.totals.runnable = self.totals.runnable.saturating_sub(1);
@@ -648,6 +787,7 @@ impl Aggregator {
         }
         if let Some(d) = p.idle_ns {
             s.idle_ns += d;
+            s.idle_by_reason.add(WakeReason::Unknown, d);
             rec(&mut hists_for(&mut s.hists, &mut self.rest).idle, d);
         }
     }
@@ -676,8 +816,10 @@ impl Aggregator {
         rec(&mut hists_for(&mut s.hists, &mut self.rest).sched, sched);
     }
 
+    #[inline(always)]
     fn poll_end(&mut self, e: &Event, task: u64, worker: Option<u32>) {
         let th = self.thread_mut(e.thread);
+        th.role.poll_ended(task);
         if th.poll_task == task && th.poll_task != 0 {
             if let Some(sched_ns) = th.fresh.take() {
                 self.first_poll_end(e, task, worker, sched_ns);
@@ -688,6 +830,7 @@ impl Aggregator {
             self.adopt_first_poll(task);
         }
         let th = self.thread_mut(e.thread);
+        let mark = th.role.turn_mark(e.thread);
         let mut dur = None;
         let mut site = None;
         if th.poll_task == task && th.poll_task != 0 {
@@ -698,6 +841,7 @@ impl Aggregator {
         let mut rewoken = false;
         if let Some(t) = self.tasks.get_mut(task) {
             let end = t.life.poll_end(e.ts_ns);
+            t.life.set_last_poll(mark);
             rewoken = end.rewoken;
             dur = dur.or(end.open_ns);
             if let Some(d) = dur {
@@ -722,8 +866,10 @@ impl Aggregator {
     fn first_poll_end(&mut self, e: &Event, task: u64, worker: Option<u32>, sched_ns: u64) {
         self.in_flight -= 1;
         let th = self.thread_mut(e.thread);
+        let mark = th.role.turn_mark(e.thread);
         let mut life = TaskLife::in_first_poll(th.poll_start);
         let d = life.poll_end(e.ts_ns).open_ns.unwrap_or(0);
+        life.set_last_poll(mark);
         let site = th.poll_site.take().unwrap_or(Registry::OVERFLOW);
         th.poll_task = 0;
         let slow = self.slow.is_slow(d);
@@ -833,6 +979,15 @@ impl Aggregator {
     pub fn snapshot(&self, registry: &Registry) -> Snapshot {
         let name_of = |id: u32| registry.string(id).map(|s| s.to_string());
         let threads = registry.threads();
+        // A site's display name: its first task name, else its location.
+        let site_name = |id: u32, acc: Option<&SiteAcc>| {
+            let location = registry
+                .site(id)
+                .map_or_else(|| "<unknown>".to_string(), |s| s.to_string());
+            acc.and_then(|s| s.name)
+                .and_then(name_of)
+                .unwrap_or(location)
+        };
         let mut sites: Vec<SiteStats> = self
             .sites
             .iter()
@@ -865,6 +1020,17 @@ impl Aggregator {
                         .iter()
                         .map(|(&k, &n)| (name_of(k).unwrap_or_else(|| "?".into()), n))
                         .collect(),
+                    idle_by_reason: s.idle_by_reason,
+                    woken_by: {
+                        let mut w: Vec<(String, u64)> = s
+                            .woken_by
+                            .iter()
+                            .map(|&(id, n)| (site_name(id, self.sites.get(id)), n))
+                            .collect();
+                        w.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+                        w
+                    },
+                    woken_by_other: s.woken_by_other,
                     poll_duration: s.hists.as_ref().map(|h| HistogramSummary::of(&h.poll)),
                     schedule_delay: s.hists.as_ref().map(|h| HistogramSummary::of(&h.sched)),
                     idle_time: s.hists.as_ref().map(|h| HistogramSummary::of(&h.idle)),
@@ -881,6 +1047,9 @@ impl Aggregator {
             busy_ns: 0,
             scheduled_ns: 0,
             idle_ns: 0,
+            idle_ns_by_reason: [0; WakeReason::COUNT],
+            last_wake_reason: None,
+            last_waker: None,
             wakes: 0,
             self_wakes: 0,
             slow_polls: 0,
@@ -897,6 +1066,9 @@ impl Aggregator {
                 busy_ns: 0,
                 scheduled_ns: sched,
                 idle_ns: 0,
+                idle_ns_by_reason: [0; WakeReason::COUNT],
+                last_wake_reason: None,
+                last_waker: None,
                 wakes: 0,
                 self_wakes: 0,
                 slow_polls: 0,
@@ -914,7 +1086,10 @@ impl Aggregator {
                 polls: u64::from(t.polls),
                 busy_ns: t.busy_ns,
                 scheduled_ns: t.sched_ns,
-                idle_ns: t.idle_ns,
+                idle_ns: t.idle_ns.iter().sum(),
+                idle_ns_by_reason: t.idle_ns,
+                last_wake_reason: WakeReason::ALL.get(usize::from(t.last_reason)).copied(),
+                last_waker: (t.last_waker != 0).then_some(t.last_waker),
                 wakes: u64::from(t.wakes),
                 self_wakes: u64::from(t.self_wakes),
                 slow_polls: u64::from(t.slow_polls),
@@ -962,19 +1137,30 @@ impl Aggregator {
             first_polls: t.first_polls,
             blocking_sections: t.blocking_sections,
             blocking_ns: t.blocking_ns,
+            runtime_sections: t.runtime_sections,
+            runtime_section_ns: t.runtime_section_ns,
+            idle_by_reason: {
+                // Each tracked task's idle time is in its site's.
+                let mut all = IdleByReason::default();
+                for (_, s) in self.sites.iter() {
+                    all.merge(&s.idle_by_reason);
+                }
+                all
+            },
             poll_duration: HistogramSummary::of(&all.poll),
             schedule_delay: HistogramSummary::of(&all.sched),
             idle_time: HistogramSummary::of(&all.idle),
             sites,
             workers,
             tasks,
+            regions: self.regions.stats(registry),
         }
     }
 }
 
 impl Sink for Aggregator {
-    fn on_events(&mut self, events: &[Event], _registry: &Registry) {
-        self.feed(events);
+    fn on_events(&mut self, events: &[Event], registry: &Registry) {
+        self.feed_named(events, registry);
     }
 }
 

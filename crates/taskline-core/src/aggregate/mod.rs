@@ -31,14 +31,19 @@
 //! folded into their site and removed.
 
 pub(crate) mod aggregator;
+pub(crate) mod regions;
 pub(crate) mod report;
 pub(crate) mod snapshot;
 pub(crate) mod task_table;
 pub(crate) mod unpolled;
 
 pub use aggregator::{
-    Aggregator, HISTOGRAM_MAX_NS, MAX_SITE_HISTOGRAMS, SITE_BYTES_BOUND, TASK_STATE_BYTES_BOUND,
-    fixed_bytes_bound,
+    Aggregator, HISTOGRAM_MAX_NS, MAX_SITE_HISTOGRAMS, MAX_WAKER_SITES, SITE_BYTES_BOUND,
+    TASK_STATE_BYTES_BOUND, fixed_bytes_bound,
+};
+pub use regions::{
+    MAX_OPEN_REGION_FUTURES, MAX_OPEN_SPANS, MAX_REGION_NAMES, MAX_REGION_SITES, RegionLimits,
+    RegionSite, RegionStats, RegionTable,
 };
 pub use report::{TOP_SITES, fmt_ns};
 pub use snapshot::{HistogramSummary, SiteStats, Snapshot, TaskStats, WorkerStats};

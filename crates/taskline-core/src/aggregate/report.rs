@@ -6,6 +6,7 @@
 use std::fmt::{self, Display, Formatter, Write as _};
 
 use crate::aggregate::{HistogramSummary, Snapshot};
+use crate::lifecycle::IdleByReason;
 
 /// Sites shown in the report's site table.
 pub const TOP_SITES: usize = 20;
@@ -55,6 +56,34 @@ fn truncate(s: &str, n: usize) -> String {
         .rev()
         .collect();
     format!("…{tail}")
+}
+
+/// `io 1.20s (50), timer 20.0ms (3)`: every reason with idle periods,
+/// most time first.
+fn reasons_line(idle: &IdleByReason) -> String {
+    let mut rows: Vec<_> = idle.iter().collect();
+    rows.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
+    let mut out = String::new();
+    for (i, (r, n, ns)) in rows.into_iter().enumerate() {
+        let _ = write!(
+            out,
+            "{}{r} {} ({n})",
+            if i > 0 { ", " } else { "" },
+            fmt_ns(ns)
+        );
+    }
+    out
+}
+
+/// `io 96%`: the reason with the most idle time and its share.
+fn main_reason(idle: &IdleByReason) -> String {
+    match idle.largest() {
+        Some(r) => {
+            let share = idle.ns(r) as f64 * 100.0 / idle.total_ns().max(1) as f64;
+            format!("{r} {share:.0}%")
+        }
+        None => "-".to_string(),
+    }
 }
 
 /// Why a report has no task figures. Task events come from Tokio's task
@@ -133,7 +162,7 @@ impl Display for Snapshot {
             write!(f, ", {} untracked", self.untracked)?;
         }
         writeln!(f)?;
-        writeln!(
+        write!(
             f,
             "polls: {}, busy {}, slow (> {}) {}; wakes {} (self {}); blocking sections {} ({})",
             self.polls,
@@ -145,6 +174,22 @@ impl Display for Snapshot {
             self.blocking_sections,
             fmt_ns(self.blocking_ns)
         )?;
+        if self.runtime_sections > 0 {
+            write!(
+                f,
+                "; runtime threads {} ({}, Tokio's own, not your blocking)",
+                self.runtime_sections,
+                fmt_ns(self.runtime_section_ns)
+            )?;
+        }
+        writeln!(f)?;
+        if self.idle_by_reason.total_count() > 0 {
+            writeln!(
+                f,
+                "idle by reason (woken by): {}",
+                reasons_line(&self.idle_by_reason)
+            )?;
+        }
         if let Some(mean) = self.first_poll_delay_ns.checked_div(self.first_polls) {
             writeln!(
                 f,
@@ -175,7 +220,7 @@ impl Display for Snapshot {
             )?;
             writeln!(
                 f,
-                "  {:<40} {:>8} {:>8} {:>6} {:>9} {:>9} {:>9} {:>9} {:>5} {:>9}  waits on",
+                "  {:<40} {:>8} {:>8} {:>6} {:>9} {:>9} {:>9} {:>9} {:>12} {:>5} {:>9}  waits on",
                 "site",
                 "kind",
                 "spawned",
@@ -184,6 +229,7 @@ impl Display for Snapshot {
                 "busy",
                 "sched",
                 "idle",
+                "idle mostly",
                 "slow",
                 "p99 poll"
             )?;
@@ -194,7 +240,7 @@ impl Display for Snapshot {
                 }
                 writeln!(
                     f,
-                    "  {:<40} {:>8} {:>8} {:>6} {:>9} {:>9} {:>9} {:>9} {:>5} {:>9}  {}",
+                    "  {:<40} {:>8} {:>8} {:>6} {:>9} {:>9} {:>9} {:>9} {:>12} {:>5} {:>9}  {}",
                     truncate(&s.name, 40),
                     s.kind.as_str(),
                     s.spawned,
@@ -203,11 +249,46 @@ impl Display for Snapshot {
                     fmt_ns(s.busy_ns),
                     fmt_ns(s.scheduled_ns),
                     fmt_ns(s.idle_ns),
+                    main_reason(&s.idle_by_reason),
                     s.slow_polls,
                     s.poll_duration
                         .map_or_else(|| "-".to_string(), |h| fmt_ns(h.p99)),
                     waits
                 )?;
+            }
+            let woken: Vec<_> = sites
+                .iter()
+                .take(TOP_SITES)
+                .filter(|s| s.idle_by_reason.total_count() > 0)
+                .collect();
+            if !woken.is_empty() {
+                writeln!(f)?;
+                writeln!(f, "why tasks waited (idle time by what woke them):")?;
+                for s in woken {
+                    write!(
+                        f,
+                        "  {:<40} {}",
+                        truncate(&s.name, 40),
+                        reasons_line(&s.idle_by_reason)
+                    )?;
+                    if !s.woken_by.is_empty() {
+                        write!(f, "; sync wakes from ")?;
+                        for (i, (site, n)) in s.woken_by.iter().take(3).enumerate() {
+                            write!(
+                                f,
+                                "{}{} ×{n}",
+                                if i > 0 { ", " } else { "" },
+                                truncate(site, 40)
+                            )?;
+                        }
+                        let more: u64 =
+                            s.woken_by.iter().skip(3).map(|w| w.1).sum::<u64>() + s.woken_by_other;
+                        if more > 0 {
+                            write!(f, ", others ×{more}")?;
+                        }
+                    }
+                    writeln!(f)?;
+                }
             }
         }
 
@@ -232,8 +313,59 @@ impl Display for Snapshot {
                 )?;
             }
         }
-        Ok(())
+        regions(f, &self.regions)
     }
+}
+
+/// The user regions section (regions by total time; nothing when none).
+fn regions(f: &mut Formatter<'_>, regions: &[crate::aggregate::RegionStats]) -> fmt::Result {
+    if regions.is_empty() {
+        return Ok(());
+    }
+    let mut rows: Vec<_> = regions.iter().collect();
+    rows.sort_by(|a, b| b.total_ns.cmp(&a.total_ns).then(a.name_id.cmp(&b.name_id)));
+    writeln!(f)?;
+    writeln!(f, "regions (by total time):")?;
+    writeln!(
+        f,
+        "  {:<28} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>6}  sites",
+        "region", "count", "total", "mean", "p99", "busy", "wait", "polls", "active"
+    )?;
+    for r in rows {
+        let mut sites = String::new();
+        for (i, s) in r.sites.iter().take(3).enumerate() {
+            let _ = write!(
+                sites,
+                "{}{}={}",
+                if i > 0 { ", " } else { "" },
+                s.location,
+                s.count
+            );
+        }
+        let more = r.sites.iter().skip(3).map(|s| s.count).sum::<u64>() + r.other_sites;
+        if more > 0 {
+            let _ = write!(sites, ", other={more}");
+        }
+        write!(
+            f,
+            "  {:<28} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>6}  {}",
+            truncate(&r.name, 28),
+            r.count,
+            fmt_ns(r.total_ns),
+            fmt_ns(r.mean_ns()),
+            fmt_ns(r.duration.p99),
+            fmt_ns(r.busy_ns),
+            fmt_ns(r.wait_ns),
+            r.polls,
+            r.active,
+            sites
+        )?;
+        if r.dropped > 0 {
+            write!(f, "  ({} dropped before completing)", r.dropped)?;
+        }
+        writeln!(f)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

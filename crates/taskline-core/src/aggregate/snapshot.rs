@@ -4,6 +4,7 @@
 use hdrhistogram::Histogram;
 
 use crate::event::TaskKind;
+use crate::lifecycle::{IdleByReason, WakeReason};
 use crate::record::stats::RecorderStats;
 
 /// Percentiles of one histogram, in nanoseconds.
@@ -60,6 +61,29 @@ pub struct TaskStats {
     pub scheduled_ns: u64,
     /// Total time waiting to be woken (ns): time spent waiting on I/O, timers, locks...
     pub idle_ns: u64,
+    /// `idle_ns` split by the [`WakeReason`] that ended each idle period,
+    /// indexed by [`WakeReason::index`].
+    ///
+    /// ```
+    /// # use taskline_core::{Aggregator, Event, EventKind, RecorderConfig, Registry, WakeReason, NO_VALUE};
+    /// let mut ev = |kind, ts, task, thread: u16| { let mut e = Event::new(kind, ts, task); e.thread = thread; if kind == EventKind::PollStart { e.arg = NO_VALUE; } e };
+    /// let mut agg = Aggregator::new(&RecorderConfig::default());
+    /// let mut wake = ev(EventKind::Wake, 50, 1, 1);
+    /// wake.arg = 2; // woken from inside task 2's poll, on thread 1
+    /// agg.feed(&[ev(EventKind::Spawn, 0, 1, 0), ev(EventKind::Spawn, 0, 2, 0),
+    ///     ev(EventKind::PollStart, 10, 1, 0), ev(EventKind::PollEnd, 20, 1, 0),
+    ///     ev(EventKind::PollStart, 40, 2, 1), wake]);
+    /// let snap = agg.snapshot(&Registry::new());
+    /// let task = snap.tasks.iter().find(|t| t.id == 1).unwrap();
+    /// assert_eq!(task.idle_ns_by_reason[WakeReason::Sync.index()], 30);
+    /// assert_eq!((task.last_wake_reason, task.last_waker), (Some(WakeReason::Sync), Some(2)));
+    /// ```
+    pub idle_ns_by_reason: [u64; WakeReason::COUNT],
+    /// Why the task's last idle period ended, `None` before the first.
+    pub last_wake_reason: Option<WakeReason>,
+    /// The task that ended its last idle period (a `sync` or `blocking`
+    /// wake), when known.
+    pub last_waker: Option<u64>,
     /// Times the task was woken (needs the tracing layer).
     pub wakes: u64,
     /// Times the task woke itself (e.g. `yield_now`, budget exhaustion).
@@ -110,6 +134,15 @@ pub struct SiteStats {
     pub slow_polls: u64,
     /// Waits on resources by resource kind, sorted by kind id.
     pub resource_waits: Vec<(String, u64)>,
+    /// Idle periods and idle time of this site's tasks by the
+    /// [`WakeReason`] that ended them (see the reason's docs for the rule).
+    pub idle_by_reason: IdleByReason,
+    /// `sync` wakes of this site's tasks by the waking task's site name,
+    /// most first (at most [`MAX_WAKER_SITES`](crate::MAX_WAKER_SITES)).
+    pub woken_by: Vec<(String, u64)>,
+    /// `sync` wakes from sites past the first
+    /// [`MAX_WAKER_SITES`](crate::MAX_WAKER_SITES).
+    pub woken_by_other: u64,
     /// Poll durations (only for the first [`MAX_SITE_HISTOGRAMS`](crate::MAX_SITE_HISTOGRAMS) sites; 2 significant digits).
     pub poll_duration: Option<HistogramSummary>,
     /// Scheduling delays (as `poll_duration`).
@@ -175,10 +208,22 @@ pub struct Snapshot {
     pub first_poll_delay_ns: u64,
     /// Tracked tasks polled at least once.
     pub first_polls: u64,
-    /// Blocking sections (`spawn_blocking` runs, `block_in_place`) completed.
+    /// The application's blocking sections (`spawn_blocking` runs,
+    /// `block_in_place`) completed.
     pub blocking_sections: u64,
-    /// Time in blocking sections (ns).
+    /// Time in the application's blocking sections (ns).
     pub blocking_ns: u64,
+    /// The runtime's own blocking sections (Tokio starts its worker threads
+    /// with a `spawn_blocking` inside Tokio,
+    /// [`Site::is_runtime_internal`](crate::Site::is_runtime_internal)),
+    /// completed: not the application's blocking.
+    pub runtime_sections: u64,
+    /// Time in the runtime's own blocking sections (ns): about the
+    /// lifetime of its worker threads.
+    pub runtime_section_ns: u64,
+    /// Idle periods and idle time of tracked tasks by the [`WakeReason`]
+    /// that ended them.
+    pub idle_by_reason: IdleByReason,
     /// Poll durations (ns, 2 significant digits: 1% resolution).
     pub poll_duration: HistogramSummary,
     /// Scheduling delays, runnable -> polled (ns, 2 significant digits: 1% resolution).
@@ -191,4 +236,8 @@ pub struct Snapshot {
     pub workers: Vec<WorkerStats>,
     /// Live tracked tasks, sorted by id.
     pub tasks: Vec<TaskStats>,
+    /// Application regions (`tracing` spans recorded with
+    /// `RecorderConfig::record_spans`, futures wrapped by `Recorder::region`)
+    /// per name, sorted by name id (see [`RegionTable`](crate::RegionTable)).
+    pub regions: Vec<crate::aggregate::RegionStats>,
 }

@@ -182,6 +182,13 @@ impl UnpolledTable {
         self.find(id).is_some()
     }
 
+    /// The spawn site of `id`, if its record is here.
+    #[inline]
+    pub(crate) fn site_of(&self, id: u64) -> Option<u32> {
+        let (b, w) = self.find(id)?;
+        Some(self.buckets[b].sites[w])
+    }
+
     /// Removes and returns the record of `id`, if it is here.
     #[inline]
     pub(crate) fn take(&mut self, id: u64) -> Option<Unpolled> {

@@ -24,7 +24,7 @@
 //!   thread was doing (see [`wake_reason`](self::wake_reason) for the rule and its limits);
 //!
 //! Two layers, so that each consumer keeps the storage that suits it:
-//! - [`TaskLife`], 12 bytes, `Copy`: the per-task phase state, with
+//! - [`TaskLife`], 16 bytes, `Copy`: the per-task phase state, with
 //!   `#[inline]` transition functions that return typed results
 //!   ([`PollStarted`], [`PollEnded`], [`Woken`]). The aggregator keeps it in
 //!   its own compact task tables;
@@ -40,4 +40,7 @@ mod wake_reason;
 
 pub use phase::{PollEnded, PollStarted, SlowPollThreshold, TaskLife, TaskPhase, Woken};
 pub use tracker::{NameLookup, TaskTracker, Transition};
-pub use wake_reason::{IdleByReason, ThreadRoles, WakeCause, WakeReason, is_timer_resource};
+pub use wake_reason::{
+    IdleByReason, SectionEnd, ThreadRole, ThreadRoles, TurnMark, WakeCause, WakeReason,
+    is_timer_resource,
+};

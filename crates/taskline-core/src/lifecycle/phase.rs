@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::wake_reason::TurnMark;
 use crate::record::config::RecorderConfig;
 
 /// Where a live task is in its life.
@@ -60,9 +61,10 @@ const POLLED: u8 = 1;
 const WOKEN_IN_POLL: u8 = 2;
 const WAITS_ON_TIMER: u8 = 4;
 
-/// One task's phase, since when it is in it, and whether it was polled
-/// before or woken during its current poll. 12 bytes, `Copy`: consumers
-/// store it in their own tables and apply the transitions to it.
+/// One task's phase, since when it is in it, whether it was polled before
+/// or woken during its current poll, and where its last poll ended (for
+/// the wake-reason rule). 16 bytes, `Copy`: consumers store it in their
+/// own tables and apply the transitions to it.
 ///
 /// ```
 /// use taskline_core::{TaskLife, TaskPhase, Woken};
@@ -80,6 +82,7 @@ pub struct TaskLife {
     since: u64,
     phase: TaskPhase,
     flags: u8,
+    last_poll: TurnMark,
 }
 
 /// What a `PollStart` ended ([`TaskLife::poll_start`]).
@@ -141,6 +144,7 @@ impl TaskLife {
             since: at,
             phase: TaskPhase::Runnable,
             flags: 0,
+            last_poll: TurnMark::NONE,
         }
     }
 
@@ -153,6 +157,7 @@ impl TaskLife {
             since: start,
             phase: TaskPhase::Polling,
             flags: POLLED,
+            last_poll: TurnMark::NONE,
         }
     }
 
@@ -245,6 +250,20 @@ impl TaskLife {
         }
     }
 
+    /// Its last poll ended on the thread and in the driver turn `mark`
+    /// says ([`ThreadRoles::turn_mark`](crate::ThreadRoles::turn_mark)
+    /// at the `PollEnd`): consumers set it with every `poll_end`.
+    #[inline]
+    pub fn set_last_poll(&mut self, mark: TurnMark) {
+        self.last_poll = mark;
+    }
+
+    /// Where its last poll ended ([`set_last_poll`](Self::set_last_poll)).
+    #[inline]
+    pub fn last_poll(&self) -> TurnMark {
+        self.last_poll
+    }
+
     /// Whether the task's last poll waited on a timer (for
     /// [`ThreadRoles::wake_reason`](crate::ThreadRoles::wake_reason)).
     #[inline]
@@ -271,7 +290,7 @@ impl TaskLife {
     }
 }
 
-const _: () = assert!(std::mem::size_of::<TaskLife>() == 12);
+const _: () = assert!(std::mem::size_of::<TaskLife>() == 16);
 
 #[cfg(test)]
 mod tests {

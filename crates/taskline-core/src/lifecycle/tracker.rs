@@ -200,7 +200,7 @@ impl<V: Copy> TaskTracker<V> {
         let ts = e.ts_ns;
         let d = e.decode();
         let tasks = &self.tasks;
-        self.roles.observe(e, |task| {
+        self.roles.observe_decoded(e.thread, &d, |task| {
             tasks
                 .get(&task)
                 .is_some_and(|t| names.is_runtime_site(t.site))
@@ -272,6 +272,7 @@ impl<V: Copy> TaskTracker<V> {
                 let mut rewoken = false;
                 if let Some(t) = self.tasks.get_mut(&task) {
                     let end = t.life.poll_end(ts);
+                    t.life.set_last_poll(self.roles.turn_mark(e.thread));
                     rewoken = end.rewoken;
                     if start.is_none() {
                         start = end.open_ns.map(|d| ts.saturating_sub(d));
@@ -298,11 +299,11 @@ impl<V: Copy> TaskTracker<V> {
                 self_wake,
                 ..
             } => {
-                let timer = self
-                    .tasks
-                    .get(&task)
-                    .is_some_and(|t| t.life.waits_on_timer());
-                let cause = self.roles.wake_reason(e, timer);
+                let cause = self.roles.wake_reason_decoded(
+                    e.thread,
+                    &d,
+                    self.tasks.get(&task).map(|t| &t.life),
+                );
                 let (woken, value) = match self.tasks.get_mut(&task) {
                     Some(t) => (Some(t.life.wake(ts)), Some(t.value)),
                     None => (None, None),

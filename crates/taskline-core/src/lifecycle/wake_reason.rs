@@ -10,8 +10,8 @@
 //!
 //! | reason | when | waker named |
 //! |---|---|---|
-//! | [`Yield`](WakeReason::Yield) | the task woke itself: inside its own poll (`wake_by_ref`, budget), or Tokio's deferred `yield_now` wake (outside any poll, on the thread whose last poll was that task, before it polled or parked again) | the task |
-//! | [`Blocking`](WakeReason::Blocking) | from a thread inside an application blocking section (`spawn_blocking`, `block_in_place`) | the blocking task, when known |
+//! | [`Yield`](WakeReason::Yield) | the task woke itself: inside its own poll (`wake_by_ref`, budget), or Tokio's deferred `yield_now` wake (outside any poll, in the first driver turn of the thread its last poll ended on, see below) | the task |
+//! | [`Blocking`](WakeReason::Blocking) | from a thread inside an application blocking section (`spawn_blocking`, `block_in_place`), or from a blocking-pool thread after one (Tokio wakes a `spawn_blocking`'s `JoinHandle` once the section ended) | the blocking task, when known |
 //! | [`Sync`](WakeReason::Sync) | from inside another task's poll: channels, `Notify`, `Mutex`, `oneshot`, `JoinHandle`... | the waking task |
 //! | [`Timer`](WakeReason::Timer) | from a runtime thread outside any poll (the driver), for a task whose last poll waited on a timer resource (`Sleep`: needs resource waits on) | - |
 //! | [`Io`](WakeReason::Io) | from a runtime thread outside any poll (the driver), otherwise: I/O readiness | - |
@@ -23,10 +23,16 @@
 //!   instrumentation (`Sleep` is a resource); without them a timer wake
 //!   counts as [`Io`](WakeReason::Io);
 //! - Tokio's I/O and time drivers run on a worker thread outside any poll,
-//!   as do its deferred `yield_now` wakes: the deferred-yield rule above
-//!   tells them apart, and can take an I/O wake of the task a worker polled
-//!   last, when the worker's next step is a zero-timeout driver poll, for a
-//!   yield;
+//!   and so do its deferred `yield_now` wakes: a worker wakes the tasks that
+//!   yielded on it right after its next driver turn, and never after a
+//!   `Park` (it parks only with no deferred task). A *turn* is seen as a
+//!   run of wakes outside any poll on a thread (a `Park` starts a new one);
+//!   a driver wake of a task in the first turn after its last poll ended on
+//!   that thread is taken for its deferred yield. An I/O wake that lands in
+//!   that very turn (the I/O completed before the worker next polled its
+//!   driver), or after a turn that woke nothing (Tokio's maintenance polls
+//!   the driver every 61 polls and may find nothing), counts as a yield
+//!   too;
 //! - a thread becomes a runtime thread in [`ThreadRoles`] once it polls a
 //!   task on a worker, parks, or runs the runtime's own blocking section
 //!   (Tokio starts its workers on its blocking pool); a wake from a runtime
@@ -211,26 +217,60 @@ enum Section {
     Runtime,
 }
 
+/// One recording thread's role, as [`ThreadRoles`] keeps it per thread; a
+/// consumer with per-thread state of its own may keep this in it instead
+/// (one lookup per event) and call the same methods. 24 bytes.
 #[derive(Clone, Copy, Debug, Default)]
-struct Role {
+pub struct ThreadRole {
     /// Task being polled (0: none).
     polling: u64,
-    /// Task whose poll ended last on this thread, until the thread polls or
-    /// parks again (0: none).
-    last_polled: u64,
+    /// Driver turns seen on this thread (wrapping).
+    turn: u16,
+    /// A turn is under way: wakes outside a poll since the last poll or park.
+    in_turn: bool,
     /// Seen polling on a worker, parking, or in a runtime blocking section.
     runtime: bool,
-    /// Between `Park` and `Unpark`.
-    parked: bool,
     section: Section,
+    /// The last application `spawn_blocking` task this thread ran (0:
+    /// none): a blocking-pool thread, which wakes the task's `JoinHandle`
+    /// right after the section ends.
+    pool_task: u64,
+}
+
+/// Where a task's poll ended: the thread and its driver turn then (see
+/// [`ThreadRoles::turn_mark`]), kept in the task's
+/// [`TaskLife`](crate::TaskLife). 4 bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct TurnMark {
+    thread: u16,
+    turn: u16,
+}
+
+impl TurnMark {
+    /// No poll ended yet.
+    pub const NONE: TurnMark = TurnMark {
+        thread: u16::MAX,
+        turn: 0,
+    };
+}
+
+/// What [`ThreadRoles::observe`] ended: a blocking section, the
+/// application's or the runtime's own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SectionEnd {
+    /// The runtime's own section (a worker thread Tokio started on its
+    /// blocking pool), not the application's blocking.
+    pub runtime: bool,
 }
 
 /// What each recording thread is doing, from its own events: polling a
-/// task, parked, in a blocking section, a runtime thread or not. Feed every
-/// event to [`observe`](Self::observe) in each thread's order (a merged
-/// stream is); ask [`wake_reason`](Self::wake_reason) for a `Wake` before
-/// or after observing it (a `Wake` changes no role). Memory: a few bytes
-/// per recording thread (at most 65,536).
+/// task, in a driver turn, in a blocking section, a runtime thread or not.
+/// Feed every event to [`observe`](Self::observe) in each thread's order
+/// (a merged stream is) and ask [`wake_reason`](Self::wake_reason) for a
+/// `Wake` after observing it; give every `PollEnd`'s task its
+/// [`turn_mark`](Self::turn_mark). Memory: 24 bytes per recording thread
+/// (at most 65,536).
 ///
 /// ```
 /// use taskline_core::{Event, EventKind, ThreadRoles, WakeReason, NO_VALUE};
@@ -241,69 +281,69 @@ struct Role {
 /// // A wake on a parked worker outside any poll: the driver, I/O.
 /// let mut wake = Event::new(EventKind::Wake, 20, 7);
 /// wake.thread = 1;
-/// assert_eq!(roles.wake_reason(&wake, false).reason, WakeReason::Io);
-/// assert_eq!(roles.wake_reason(&wake, true).reason, WakeReason::Timer);
+/// roles.observe(&wake, |_| false);
+/// assert_eq!(roles.wake_reason(&wake, None).reason, WakeReason::Io);
 /// // The same wake from a thread never seen in the runtime: foreign.
 /// wake.thread = 2;
-/// assert_eq!(roles.wake_reason(&wake, false).reason, WakeReason::Foreign);
+/// roles.observe(&wake, |_| false);
+/// assert_eq!(roles.wake_reason(&wake, None).reason, WakeReason::Foreign);
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct ThreadRoles {
-    threads: Vec<Role>,
+    threads: Vec<ThreadRole>,
 }
 
 impl ThreadRoles {
+    /// Bytes one recording thread's role takes (for memory bounds).
+    pub const BYTES_PER_THREAD: usize = std::mem::size_of::<ThreadRole>();
+
     #[inline]
-    fn role_mut(&mut self, thread: u16) -> &mut Role {
+    fn role_mut(&mut self, thread: u16) -> &mut ThreadRole {
         let t = thread as usize;
         if self.threads.len() <= t {
-            self.threads.resize(t + 1, Role::default());
+            self.threads.resize(t + 1, ThreadRole::default());
         }
         &mut self.threads[t]
     }
 
-    /// Updates the role of `e`'s thread. `runtime_section(task)` says
-    /// whether the `spawn_blocking` task `task` is the runtime's own (its
-    /// spawn site is inside Tokio, see
+    /// Updates the role of `e`'s thread; says when that ended a blocking
+    /// section. `runtime_section(task)` says whether the `spawn_blocking`
+    /// task `task` is the runtime's own (its spawn site is inside Tokio, see
     /// [`Site::is_runtime_internal`](crate::Site::is_runtime_internal)); it
     /// is asked only for a `BlockingStart`.
     #[inline]
-    pub fn observe(&mut self, e: &Event, runtime_section: impl FnOnce(u64) -> bool) {
-        match e.decode() {
-            DecodedEvent::PollStart { task, worker, .. } => {
-                let r = self.role_mut(e.thread);
-                r.polling = task;
-                r.last_polled = 0;
-                r.runtime |= worker.is_some();
-            }
-            DecodedEvent::PollEnd { task, .. } => {
-                let r = self.role_mut(e.thread);
-                if r.polling == task {
-                    r.polling = 0;
-                }
-                r.last_polled = task;
-            }
-            DecodedEvent::Park { .. } => {
-                let r = self.role_mut(e.thread);
-                r.parked = true;
-                r.runtime = true;
-                r.last_polled = 0;
-            }
-            DecodedEvent::Unpark { .. } => self.role_mut(e.thread).parked = false,
-            DecodedEvent::BlockingStart { task, kind, .. } => {
-                let section = match (kind, task) {
-                    (Some(BlockingKind::SpawnBlocking), Some(t)) if runtime_section(t) => {
-                        Section::Runtime
-                    }
-                    (_, t) => Section::App(t.unwrap_or(0)),
-                };
-                let r = self.role_mut(e.thread);
-                r.runtime |= section == Section::Runtime;
-                r.section = section;
-            }
-            DecodedEvent::BlockingEnd { .. } => self.role_mut(e.thread).section = Section::None,
-            _ => {}
+    pub fn observe(
+        &mut self,
+        e: &Event,
+        runtime_section: impl FnOnce(u64) -> bool,
+    ) -> Option<SectionEnd> {
+        self.observe_decoded(e.thread, &e.decode(), runtime_section)
+    }
+
+    /// [`observe`](Self::observe) for an event its consumer decoded
+    /// already, recorded by `thread`.
+    #[inline]
+    pub fn observe_decoded(
+        &mut self,
+        thread: u16,
+        d: &DecodedEvent,
+        runtime_section: impl FnOnce(u64) -> bool,
+    ) -> Option<SectionEnd> {
+        if !ThreadRole::changes_on(d) {
+            return None;
         }
+        self.role_mut(thread).observe(d, runtime_section)
+    }
+
+    /// Where a poll ending now on `thread` ends, for the task's
+    /// [`TaskLife::set_last_poll`](crate::TaskLife::set_last_poll).
+    #[inline]
+    pub fn turn_mark(&self, thread: u16) -> TurnMark {
+        self.threads
+            .get(thread as usize)
+            .copied()
+            .unwrap_or_default()
+            .turn_mark(thread)
     }
 
     /// Whether `thread` is inside the runtime's own blocking section (a
@@ -311,32 +351,181 @@ impl ThreadRoles {
     pub fn in_runtime_section(&self, thread: u16) -> bool {
         self.threads
             .get(thread as usize)
-            .is_some_and(|r| r.section == Section::Runtime)
+            .is_some_and(|r| r.in_runtime_section())
     }
 
-    /// Why the `Wake` event `e` woke its task; `waited_on_timer` says whether
-    /// the woken task's last poll waited on a timer resource
-    /// ([`TaskLife::waits_on_timer`](crate::TaskLife::waits_on_timer)).
-    /// Events of other kinds give [`Unknown`](WakeReason::Unknown).
+    /// Why the `Wake` event `e` (already [observed](Self::observe)) woke
+    /// its task, whose life is `task` when the consumer follows it (its
+    /// last poll's timer wait and [`TurnMark`]). Events of other kinds give
+    /// [`Unknown`](WakeReason::Unknown).
     #[inline]
-    pub fn wake_reason(&self, e: &Event, waited_on_timer: bool) -> WakeCause {
+    pub fn wake_reason(&self, e: &Event, task_life: Option<&crate::TaskLife>) -> WakeCause {
+        self.wake_reason_decoded(e.thread, &e.decode(), task_life)
+    }
+
+    /// [`wake_reason`](Self::wake_reason) for an event its consumer
+    /// decoded already, recorded by `thread`.
+    #[inline]
+    pub fn wake_reason_decoded(
+        &self,
+        thread: u16,
+        d: &DecodedEvent,
+        task_life: Option<&crate::TaskLife>,
+    ) -> WakeCause {
+        self.threads
+            .get(thread as usize)
+            .copied()
+            .unwrap_or_default()
+            .wake_reason(thread, d, task_life)
+    }
+}
+
+impl ThreadRole {
+    /// Whether a role changes on an event like `d`: a consumer need not
+    /// find the thread's role for other events.
+    #[inline]
+    pub fn changes_on(d: &DecodedEvent) -> bool {
+        matches!(
+            d,
+            DecodedEvent::PollStart { .. }
+                | DecodedEvent::PollEnd { .. }
+                | DecodedEvent::Wake { .. }
+                | DecodedEvent::Park { .. }
+                | DecodedEvent::BlockingStart { .. }
+                | DecodedEvent::BlockingEnd { .. }
+        )
+    }
+
+    /// Updates this thread's role with its event `d` (see
+    /// [`ThreadRoles::observe`]): dispatches to the transition of that
+    /// event's kind, which a consumer that already holds the thread's state
+    /// in an arm of its own may call directly.
+    #[inline]
+    pub fn observe(
+        &mut self,
+        d: &DecodedEvent,
+        runtime_section: impl FnOnce(u64) -> bool,
+    ) -> Option<SectionEnd> {
+        match *d {
+            DecodedEvent::PollStart { task, worker, .. } => {
+                self.poll_started(task, worker.is_some())
+            }
+            DecodedEvent::PollEnd { task, .. } => self.poll_ended(task),
+            DecodedEvent::Wake { .. } => self.woken_here(),
+            DecodedEvent::Park { .. } => self.parked(),
+            DecodedEvent::BlockingStart { task, kind, .. } => {
+                self.section_started(task, kind, runtime_section)
+            }
+            DecodedEvent::BlockingEnd { .. } => return self.section_ended(),
+            _ => {}
+        }
+        None
+    }
+
+    /// The thread started polling `task`, on a runtime worker when `on_worker`.
+    #[inline]
+    pub fn poll_started(&mut self, task: u64, on_worker: bool) {
+        self.polling = task;
+        self.in_turn = false;
+        self.runtime |= on_worker;
+    }
+
+    /// The thread's poll of `task` ended.
+    #[inline]
+    pub fn poll_ended(&mut self, task: u64) {
+        if self.polling == task {
+            self.polling = 0;
+        }
+    }
+
+    /// The thread recorded a wake: outside a poll, the first of a run of
+    /// them starts a driver turn.
+    #[inline]
+    pub fn woken_here(&mut self) {
+        if self.polling == 0 && !self.in_turn {
+            self.turn = self.turn.wrapping_add(1);
+            self.in_turn = true;
+        }
+    }
+
+    /// The thread parked: a runtime worker, in a driver turn of its own
+    /// after which no deferred wake comes (see the module docs).
+    #[inline]
+    pub fn parked(&mut self) {
+        self.runtime = true;
+        self.turn = self.turn.wrapping_add(1);
+        self.in_turn = false;
+    }
+
+    /// A blocking section started on the thread: `task` (`None` for
+    /// `block_in_place`) of `kind`; `runtime_section(task)` says whether a
+    /// `spawn_blocking` task is the runtime's own.
+    #[inline]
+    pub fn section_started(
+        &mut self,
+        task: Option<u64>,
+        kind: Option<BlockingKind>,
+        runtime_section: impl FnOnce(u64) -> bool,
+    ) {
+        let section = match (kind, task) {
+            (Some(BlockingKind::SpawnBlocking), Some(t)) if runtime_section(t) => Section::Runtime,
+            (_, t) => Section::App(t.unwrap_or(0)),
+        };
+        self.runtime |= section == Section::Runtime;
+        self.section = section;
+    }
+
+    /// The thread's blocking section ended: which one, if one was open.
+    #[inline]
+    pub fn section_ended(&mut self) -> Option<SectionEnd> {
+        let ended = std::mem::take(&mut self.section);
+        if let Section::App(t) = ended
+            && t != 0
+        {
+            self.pool_task = t;
+        }
+        (ended != Section::None).then_some(SectionEnd {
+            runtime: ended == Section::Runtime,
+        })
+    }
+
+    /// Where a poll ending now on this thread, `thread`, ends.
+    #[inline]
+    pub fn turn_mark(&self, thread: u16) -> TurnMark {
+        TurnMark {
+            thread,
+            turn: self.turn,
+        }
+    }
+
+    /// Whether this thread is inside the runtime's own blocking section.
+    pub fn in_runtime_section(&self) -> bool {
+        self.section == Section::Runtime
+    }
+
+    /// Why the `Wake` `d`, recorded by this thread `thread` and already
+    /// [observed](Self::observe), woke its task (see
+    /// [`ThreadRoles::wake_reason`]).
+    #[inline]
+    pub fn wake_reason(
+        &self,
+        thread: u16,
+        d: &DecodedEvent,
+        task_life: Option<&crate::TaskLife>,
+    ) -> WakeCause {
         let DecodedEvent::Wake {
             task,
             by,
             self_wake,
             ..
-        } = e.decode()
+        } = *d
         else {
             return WakeCause {
                 reason: WakeReason::Unknown,
                 waker: None,
             };
         };
-        let role = self
-            .threads
-            .get(e.thread as usize)
-            .copied()
-            .unwrap_or_default();
+        let role = self;
         let cause = |reason, waker| WakeCause { reason, waker };
         if self_wake {
             return cause(WakeReason::Yield, Some(task));
@@ -353,12 +542,16 @@ impl ThreadRoles {
             return cause(reason, Some(waker));
         }
         if !role.runtime {
+            if role.pool_task != 0 {
+                return cause(WakeReason::Blocking, Some(role.pool_task));
+            }
             return cause(WakeReason::Foreign, None);
         }
-        if !role.parked && role.last_polled == task {
+        let last = task_life.map_or(TurnMark::NONE, |l| l.last_poll());
+        if last.thread == thread && last.turn.wrapping_add(1) == role.turn {
             return cause(WakeReason::Yield, Some(task));
         }
-        if waited_on_timer {
+        if task_life.is_some_and(|l| l.waits_on_timer()) {
             cause(WakeReason::Timer, None)
         } else {
             cause(WakeReason::Io, None)
@@ -382,6 +575,7 @@ pub fn is_timer_resource(kind: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::TaskLife;
     use crate::event::{EventKind, NO_VALUE, NO_WORKER, flags};
 
     fn ev(kind: EventKind, thread: u16, task: u64) -> Event {
@@ -400,15 +594,33 @@ mod tests {
         e
     }
 
-    fn reason(roles: &ThreadRoles, e: &Event) -> WakeReason {
-        roles.wake_reason(e, false).reason
+    /// Observes `e`, then asks for its reason, as consumers do.
+    fn cause(roles: &mut ThreadRoles, e: &Event, life: Option<&TaskLife>) -> WakeCause {
+        roles.observe(e, |_| false);
+        roles.wake_reason(e, life)
+    }
+
+    fn reason(roles: &mut ThreadRoles, e: &Event) -> WakeReason {
+        cause(roles, e, None).reason
+    }
+
+    /// A task whose poll ran on `thread` from 0 to 1, as the consumers
+    /// keep it: `poll_end` plus the thread's turn mark.
+    fn polled_on(roles: &mut ThreadRoles, thread: u16, task: u64) -> TaskLife {
+        let mut life = TaskLife::spawned(0);
+        roles.observe(&ev(EventKind::PollStart, thread, task), |_| false);
+        life.poll_start(0, None);
+        roles.observe(&ev(EventKind::PollEnd, thread, task), |_| false);
+        life.poll_end(1);
+        life.set_last_poll(roles.turn_mark(thread));
+        life
     }
 
     #[test]
     fn a_wake_inside_another_tasks_poll_is_sync_and_names_it() {
         let mut r = ThreadRoles::default();
         r.observe(&ev(EventKind::PollStart, 0, 5), |_| false);
-        let c = r.wake_reason(&wake(0, 9, 5), false);
+        let c = cause(&mut r, &wake(0, 9, 5), None);
         assert_eq!(
             c,
             WakeCause {
@@ -417,36 +629,77 @@ mod tests {
             }
         );
         // The source did not name the waker, the thread's open poll does.
-        assert_eq!(r.wake_reason(&wake(0, 9, 0), false).waker, Some(5));
+        assert_eq!(cause(&mut r, &wake(0, 9, 0), None).waker, Some(5));
+        // Its own open poll: a yield.
+        assert_eq!(reason(&mut r, &wake(0, 5, 0)), WakeReason::Yield);
     }
 
     #[test]
     fn a_wake_by_itself_is_a_yield() {
-        let r = ThreadRoles::default();
+        let mut r = ThreadRoles::default();
         let mut e = wake(0, 9, 9);
-        assert_eq!(reason(&r, &e), WakeReason::Yield);
+        assert_eq!(reason(&mut r, &e), WakeReason::Yield);
         e.arg = 0;
         e.flags |= flags::SELF_WAKE;
-        assert_eq!(reason(&r, &e), WakeReason::Yield);
+        assert_eq!(reason(&mut r, &e), WakeReason::Yield);
     }
 
     #[test]
-    fn tokios_deferred_yield_is_told_from_the_driver() {
+    fn tokios_deferred_yields_come_in_the_first_turn_after_the_poll() {
         let mut r = ThreadRoles::default();
-        r.observe(&ev(EventKind::PollStart, 1, 9), |_| false);
-        r.observe(&ev(EventKind::PollEnd, 1, 9), |_| false);
-        assert_eq!(reason(&r, &wake(1, 9, 0)), WakeReason::Yield);
-        // Another task's wake there is the driver's.
-        assert_eq!(reason(&r, &wake(1, 8, 0)), WakeReason::Io);
-        // Once parked, the driver's too.
-        r.observe(&ev(EventKind::Park, 1, 0), |_| false);
-        assert_eq!(reason(&r, &wake(1, 9, 0)), WakeReason::Io);
+        // Tasks 9 and 8 yield on worker 1, task 7 waits for I/O.
+        let nine = polled_on(&mut r, 1, 9);
+        let eight = polled_on(&mut r, 1, 8);
+        let seven = polled_on(&mut r, 1, 7);
+        // The worker's next driver turn: the deferred wakes are yields.
         assert_eq!(
-            r.wake_reason(&wake(1, 9, 0), true).reason,
+            cause(&mut r, &wake(1, 9, 0), Some(&nine)).reason,
+            WakeReason::Yield
+        );
+        assert_eq!(
+            cause(&mut r, &wake(1, 8, 0), Some(&eight)).reason,
+            WakeReason::Yield
+        );
+        // A task not followed, or polled on another thread: the driver's.
+        assert_eq!(cause(&mut r, &wake(1, 6, 0), None).reason, WakeReason::Io);
+        let other = polled_on(&mut r, 2, 5);
+        r.observe(&ev(EventKind::PollStart, 1, 4), |_| false);
+        r.observe(&ev(EventKind::PollEnd, 1, 4), |_| false);
+        assert_eq!(
+            cause(&mut r, &wake(1, 5, 0), Some(&other)).reason,
+            WakeReason::Io
+        );
+        // Task 7's I/O completes in a later turn: io.
+        assert_eq!(
+            cause(&mut r, &wake(1, 7, 0), Some(&seven)).reason,
+            WakeReason::Io
+        );
+        // After a park, never a yield: the worker parks only with no
+        // deferred task.
+        let three = polled_on(&mut r, 1, 3);
+        r.observe(&ev(EventKind::Park, 1, 0), |_| false);
+        assert_eq!(
+            cause(&mut r, &wake(1, 3, 0), Some(&three)).reason,
+            WakeReason::Io
+        );
+    }
+
+    #[test]
+    fn a_driver_wake_after_a_timer_wait_is_the_timers() {
+        let mut r = ThreadRoles::default();
+        let mut life = polled_on(&mut r, 1, 9);
+        life.resource_wait(true);
+        r.observe(&ev(EventKind::Park, 1, 0), |_| false);
+        assert_eq!(
+            cause(&mut r, &wake(1, 9, 0), Some(&life)).reason,
             WakeReason::Timer
         );
         r.observe(&ev(EventKind::Unpark, 1, 0), |_| false);
-        assert_eq!(reason(&r, &wake(1, 9, 0)), WakeReason::Io);
+        life.resource_wait(false);
+        assert_eq!(
+            cause(&mut r, &wake(1, 9, 0), Some(&life)).reason,
+            WakeReason::Io
+        );
     }
 
     #[test]
@@ -457,27 +710,42 @@ mod tests {
         start.aux = NO_WORKER;
         r.observe(&start, |_| false);
         assert_eq!(
-            r.wake_reason(&wake(3, 9, 0), false),
+            cause(&mut r, &wake(3, 9, 0), None),
             WakeCause {
                 reason: WakeReason::Blocking,
                 waker: Some(40)
             }
         );
-        r.observe(&ev(EventKind::BlockingEnd, 3, 40), |_| false);
-        assert_eq!(reason(&r, &wake(3, 9, 0)), WakeReason::Foreign);
+        let end = r.observe(&ev(EventKind::BlockingEnd, 3, 40), |_| false);
+        assert_eq!(end, Some(SectionEnd { runtime: false }));
+        assert_eq!(
+            r.observe(&ev(EventKind::BlockingEnd, 3, 40), |_| false),
+            None
+        );
+        // Tokio wakes the JoinHandle right after the section: still blocking.
+        assert_eq!(
+            cause(&mut r, &wake(3, 9, 0), None),
+            WakeCause {
+                reason: WakeReason::Blocking,
+                waker: Some(40)
+            }
+        );
+        assert_eq!(reason(&mut r, &wake(8, 9, 0)), WakeReason::Foreign);
         // Tokio's worker thread runs inside the runtime's own section: its
         // wakes outside polls are the driver's, not blocking.
         let mut worker = ev(EventKind::BlockingStart, 4, 41);
         worker.flags = BlockingKind::SpawnBlocking as u8;
         r.observe(&worker, |t| t == 41);
         assert!(r.in_runtime_section(4));
-        assert_eq!(reason(&r, &wake(4, 9, 0)), WakeReason::Io);
+        assert_eq!(reason(&mut r, &wake(4, 9, 0)), WakeReason::Io);
+        let end = r.observe(&ev(EventKind::BlockingEnd, 4, 41), |_| false);
+        assert_eq!(end, Some(SectionEnd { runtime: true }));
         // block_in_place is the application's.
         let mut bip = ev(EventKind::BlockingStart, 5, 0);
         bip.flags = BlockingKind::BlockInPlace as u8;
         r.observe(&bip, |_| true);
         assert_eq!(
-            r.wake_reason(&wake(5, 9, 0), false),
+            cause(&mut r, &wake(5, 9, 0), None),
             WakeCause {
                 reason: WakeReason::Blocking,
                 waker: None
@@ -487,10 +755,10 @@ mod tests {
 
     #[test]
     fn a_thread_outside_the_runtime_is_foreign() {
-        let r = ThreadRoles::default();
-        assert_eq!(reason(&r, &wake(7, 9, 0)), WakeReason::Foreign);
+        let mut r = ThreadRoles::default();
+        assert_eq!(reason(&mut r, &wake(7, 9, 0)), WakeReason::Foreign);
         assert_eq!(
-            r.wake_reason(&ev(EventKind::PollEnd, 7, 9), false).reason,
+            r.wake_reason(&ev(EventKind::PollEnd, 7, 9), None).reason,
             WakeReason::Unknown
         );
     }

@@ -5,11 +5,14 @@
 //!   wakes (who woke whom), task names, blocking sections and resource waits;
 //! - [`wrap`]: a spawned future instrumented by taskline itself
 //!   ([`Recorder::spawn`](crate::Recorder::spawn)), the source on stable Tokio;
+//! - [`instrument`]: a future inside a task recorded as a region instance
+//!   ([`Recorder::region`](crate::Recorder::region)), through span events;
 //! - [`context`]: the per-thread "which task is being polled" state they share,
 //!   so a poll seen by both is recorded once.
 
 pub(crate) mod context;
 pub(crate) mod hooks;
+mod instrument;
 pub(crate) mod intern_cache;
 pub(crate) mod layer;
 pub(crate) mod subscriber;
@@ -18,6 +21,7 @@ mod wrap;
 
 pub use context::set_current_task;
 pub use hooks::{Capabilities, RuntimeBuilderExt, STABLE_WARNING, capabilities, instrument};
+pub use instrument::RegionFuture;
 pub use layer::{TaskSpan, TasklineLayer, block_in_place};
 pub use subscriber::{SubscriberError, TasklineSubscriber, after_global_install};
 pub use task_id::task_id_u64;

@@ -40,12 +40,17 @@
 //! `max_keys` resource kinds (the rest fold into `(other)`), the
 //! aggregator's fixed-size histograms, `top_n` worst entries, and the
 //! utilization timeline (see [`utilization`]).
+//!
+//! User regions (application spans, region futures: [`RegionRow`]) are the
+//! core's region table inside that aggregator (see `regions.rs`).
 
+mod regions;
 mod report;
 mod state;
 mod topk;
 pub mod utilization;
 
+pub use regions::{RegionRow, RegionSiteRow};
 pub use report::{
     BlockingProfile, BlockingSectionRow, EventCount, LatencyEntry, MmuPoint, Report, ResourceRow,
     SchedulingProfile, SiteIdleRow, SiteRow, SlowPoll, SlowPollProfile, WorkerProfile, WorkerRow,

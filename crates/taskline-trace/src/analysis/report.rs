@@ -45,6 +45,9 @@ pub struct Report {
     pub workers: WorkerProfile,
     /// Polls longer than the threshold.
     pub slow_polls: SlowPollProfile,
+    /// User regions (application spans, region futures) per name, most
+    /// total time first.
+    pub regions: Vec<super::RegionRow>,
 }
 
 /// Count of one event kind.
@@ -429,6 +432,7 @@ pub(super) fn build(state: &State, registry: &Registry) -> Report {
             count: state.slow_polls,
             worst: slow_worst,
         },
+        regions: super::regions::rows(&snap.regions),
     }
 }
 
@@ -593,6 +597,6 @@ impl fmt::Display for Report {
                 s.duration_ms, s.task, worker, s.start_ms, s.site
             )?;
         }
-        Ok(())
+        super::regions::write_text(f, &self.regions, n)
     }
 }
