@@ -41,7 +41,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http_body_util::Full;
@@ -50,10 +50,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use taskline::{
-    Event, IdleByReason, Recorder, RecorderConfig, Registry, Sink, SlowPollThreshold, Snapshot,
-    TaskTracker, Taskline, Transition, WakeReason,
-};
+use taskline::{IdleByReason, Recorder, Snapshot, Taskline, WakeReason};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -122,6 +119,9 @@ const TASKS: [(&str, Side); 4] = [
     ("accept", Side::Server),
     ("connection", Side::Server),
 ];
+
+/// The last row of each table: every task of the run.
+const ALL_TASKS: &str = "all";
 
 fn side_of(name: &str) -> Option<Side> {
     TASKS.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
@@ -352,47 +352,6 @@ async fn run_client(
 
 // ---------------------------------------------------------------- child ----
 
-/// Idle time by the reason that ended it, per spawn site, computed from the
-/// core's [`TaskTracker`] transitions (the lifecycle and wake-reason rules
-/// of `taskline_core`, not a copy of them).
-struct IdleBySite {
-    tracker: TaskTracker<u32>,
-    sites: Arc<Mutex<BTreeMap<u32, IdleByReason>>>,
-}
-
-impl Sink for IdleBySite {
-    fn on_events(&mut self, events: &[Event], registry: &Registry) {
-        let Ok(mut sites) = self.sites.lock() else {
-            return;
-        };
-        for e in events {
-            match self.tracker.apply(e, registry, |site| site) {
-                Transition::Woken {
-                    cause,
-                    woken: Some(w),
-                    value: Some(site),
-                    ..
-                } => {
-                    if let Some(ns) = w.idle_ns() {
-                        sites.entry(site).or_default().add(cause.reason, ns);
-                    }
-                }
-                // Idle without a wake seen: ended by the next poll.
-                Transition::PollStarted {
-                    started: Some(s),
-                    value: Some(site),
-                    ..
-                } => {
-                    if let Some(ns) = s.idle_ns {
-                        sites.entry(site).or_default().add(WakeReason::Unknown, ns);
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
-}
-
 /// What one site measured in one variant.
 #[derive(Clone, Debug, Default)]
 struct SiteRow {
@@ -490,12 +449,10 @@ fn trace_path(out: &Path, variant: Variant) -> PathBuf {
 }
 
 fn run_child(o: &Options, variant: Variant) -> Result<(), String> {
-    let config = RecorderConfig::default();
     // Hooks for polls and spawns; taskline's subscriber for wakes, task
     // names and resource waits (a `Sleep` is a resource: with it a timer
     // wake is told from an I/O wake).
     let mut setup = Taskline::builder()
-        .recorder_config(config.clone())
         .tracing(tracing_subscriber::registry())
         .resource_waits(true);
     if o.trace {
@@ -503,11 +460,6 @@ fn run_child(o: &Options, variant: Variant) -> Result<(), String> {
     }
     let taskline = setup.start().map_err(|e| chain(&e))?;
     let recorder = taskline.recorder().clone();
-    let idle_by_site = Arc::new(Mutex::new(BTreeMap::new()));
-    recorder.add_sink(IdleBySite {
-        tracker: TaskTracker::new(config.max_tracked_tasks, SlowPollThreshold::of(&config)),
-        sites: Arc::clone(&idle_by_site),
-    });
     let runtime = taskline
         .build_runtime(
             tokio::runtime::Builder::new_multi_thread()
@@ -539,7 +491,6 @@ fn run_child(o: &Options, variant: Variant) -> Result<(), String> {
     })?;
     drop(runtime);
     let snapshot = recorder.snapshot();
-    let idle_by_site = idle_by_site.lock().map_err(|e| e.to_string())?.clone();
     let row = Row {
         variant: variant.name().to_string(),
         wall_ns: wall.as_nanos() as u64,
@@ -548,7 +499,7 @@ fn run_child(o: &Options, variant: Variant) -> Result<(), String> {
         dropped: recorder.stats().dropped,
         trace_bytes: 0,
         trace_events: 0,
-        sites: site_rows(&snapshot, &idle_by_site),
+        sites: site_rows(&snapshot),
     };
     let trace = taskline.trace_file().cloned();
     taskline.shutdown().map_err(|e| chain(&e))?;
@@ -567,8 +518,9 @@ fn run_child(o: &Options, variant: Variant) -> Result<(), String> {
 }
 
 /// The example's sites (by task name) in [`TASKS`] order, with their idle
-/// time by reason.
-fn site_rows(s: &Snapshot, idle_by_site: &BTreeMap<u32, IdleByReason>) -> Vec<SiteRow> {
+/// time by reason, then every task of the run ([`ALL_TASKS`]: the
+/// snapshot's totals, the runtime's own and `block_on` included).
+fn site_rows(s: &Snapshot) -> Vec<SiteRow> {
     let mut rows: Vec<SiteRow> = Vec::new();
     for (name, _) in TASKS {
         for site in s.sites.iter().filter(|site| site.name == name) {
@@ -585,11 +537,16 @@ fn site_rows(s: &Snapshot, idle_by_site: &BTreeMap<u32, IdleByReason>) -> Vec<Si
             row.spawned += site.spawned;
             row.polls += site.polls;
             row.busy_ns += site.busy_ns;
-            if let Some(idle) = idle_by_site.get(&site.id) {
-                row.idle.merge(idle);
-            }
+            row.idle.merge(&site.idle_by_reason);
         }
     }
+    rows.push(SiteRow {
+        name: ALL_TASKS.to_string(),
+        spawned: s.spawned,
+        polls: s.polls,
+        busy_ns: s.busy_ns,
+        idle: s.idle_by_reason,
+    });
     rows
 }
 
@@ -719,7 +676,7 @@ fn print_tables(o: &Options, rows: &[Row]) {
             let side = match side_of(&s.name) {
                 Some(Side::Client) => "client",
                 Some(Side::Server) => "server",
-                None => "-",
+                None => "both",
             };
             println!(
                 "| {} | {side} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",

@@ -195,10 +195,10 @@ enum Label {
 /// The writer's per-task state (one map entry per live task it tracks).
 #[derive(Clone, Copy, Debug)]
 struct TaskState {
-    /// The task's lifecycle state, for its timer-wait bit
-    /// ([`TaskLife::waits_on_timer`], which the wake-reason rule asks for):
-    /// the encoder applies the two transitions that bit depends on,
-    /// `poll_start` (forgets it) and `resource_wait` (sets it).
+    /// The task's lifecycle state, which the wake-reason rule reads (its
+    /// last poll's timer wait and where that poll ended): the encoder
+    /// applies `poll_start`, `poll_end` + `set_last_poll`, `wake` and
+    /// `resource_wait` as the core's `TaskTracker` does.
     life: TaskLife,
     label: Option<Label>,
     /// The interned name iid of `label` (0: not looked up yet).
@@ -324,8 +324,8 @@ pub(crate) struct Encoder {
     /// Set by [`Encoder::event_at`] for a `Wake`: the task of the next
     /// `PollStart` on the same thread within [`LOOKAHEAD`] events.
     next_poll_here: Option<u64>,
-    /// What each recording thread is doing (polling, parked, in a blocking
-    /// section), for [`ThreadRoles::wake_reason`].
+    /// What each recording thread is doing (polling, in a driver turn, in
+    /// a blocking section), for [`ThreadRoles::wake_reason`].
     roles: ThreadRoles,
     /// Per registry string id: 0 not looked up, 1 a timer resource kind,
     /// 2 another (bounded by the registry's `max_interned`).
@@ -908,17 +908,18 @@ impl Encoder {
             self.stats.duplicates += 1;
             return;
         }
-        let tasks = &self.tasks;
-        self.roles.observe(e, |task| {
-            matches!(tasks.get(&task).and_then(|st| st.label),
-                Some(Label::Site(site)) if reg.is_runtime_site(site))
-        });
         let t = e.thread;
         self.ensure_thread(t, reg);
         let ti = usize::from(t);
         if !self.seqs[ti].started {
             self.start_sequence(t);
         }
+        let decoded = e.decode();
+        let tasks = &self.tasks;
+        self.roles.observe_decoded(t, &decoded, |task| {
+            matches!(tasks.get(&task).and_then(|st| st.label),
+                Some(Label::Site(site)) if reg.is_runtime_site(site))
+        });
 
         // Names, flows and the track.
         let mut name: Option<u64> = fixed_name(kind);
@@ -979,11 +980,12 @@ impl Encoder {
                 let cross_task = e.arg != 0 && e.arg != e.task && !e.has_flag(flags::SELF_WAKE);
                 // Woken from outside any poll by the runtime's driver: the
                 // arrow starts on the waking worker's track.
-                let timer = self
-                    .tasks
-                    .get(&e.task)
-                    .is_some_and(|st| st.life.waits_on_timer());
-                let driver = match self.roles.wake_reason(e, timer).reason {
+                let life = self.tasks.get_mut(&e.task).map(|st| &mut st.life);
+                let cause = self.roles.wake_reason_decoded(t, &decoded, life.as_deref());
+                if let Some(life) = life {
+                    life.wake(e.ts_ns);
+                }
+                let driver = match cause.reason {
                     WakeReason::Io => Some(schema::NAME_IO_WAKE),
                     WakeReason::Timer => Some(schema::NAME_TIMER_WAKE),
                     _ => None,
@@ -1015,6 +1017,12 @@ impl Encoder {
                         }
                         self.stats.flows_written += 1;
                     }
+                }
+            }
+            EventKind::PollEnd => {
+                if let Some(st) = self.tasks.get_mut(&e.task) {
+                    st.life.poll_end(e.ts_ns);
+                    st.life.set_last_poll(self.roles.turn_mark(t));
                 }
             }
             EventKind::ResourceWait => {
