@@ -9,6 +9,8 @@
 //! ls target/flight/                                      # the flight recorder's dump of it
 //! cargo run -p taskline-cli -- report target/flight/*.pftrace
 //! curl 127.0.0.1:3000/report                             # the live report
+//! curl -o next.pftrace '127.0.0.1:3000/trace?seconds=5'  # a trace of the next 5 s
+//! cargo run -p taskline-cli -- report next.pftrace
 //! wrk -t2 -c32 -d10s http://127.0.0.1:3000/              # load (Debian package `wrk`)
 //! cargo run --release --example service -- --no-taskline # the same service without taskline
 //! ```
@@ -23,12 +25,13 @@
 //! span instrumentation under a bare `tracing_subscriber::registry()`
 //! without taskline, the floor any layer over Tokio's spans pays), `--otlp`
 //! (export to `OTEL_EXPORTER_OTLP_ENDPOINT`, default http://localhost:4318),
-//! `--flight-dir DIR` (default target/flight), `--slow-poll-ms N` (default 50),
+//! `--flight-dir DIR` (default target/flight), `--trace-dir DIR` (where
+//! `/trace` writes its files, default target/on-demand), `--slow-poll-ms N` (default 50),
 //! `--exit-after-secs N` (stop by itself, for scripted runs).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -51,6 +54,7 @@ struct Options {
     registry_only: bool,
     otlp: bool,
     flight_dir: PathBuf,
+    trace_dir: PathBuf,
     slow_poll: Duration,
     exit_after: Option<Duration>,
 }
@@ -65,6 +69,7 @@ fn parse() -> Result<Options, String> {
         registry_only: false,
         otlp: false,
         flight_dir: PathBuf::from("target/flight"),
+        trace_dir: PathBuf::from("target/on-demand"),
         slow_poll: Duration::from_millis(50),
         exit_after: None,
     };
@@ -85,6 +90,7 @@ fn parse() -> Result<Options, String> {
             "--registry-only" => o.registry_only = true,
             "--otlp" => o.otlp = true,
             "--flight-dir" => o.flight_dir = PathBuf::from(value()?),
+            "--trace-dir" => o.trace_dir = PathBuf::from(value()?),
             "--slow-poll-ms" => {
                 let ms: u64 = value()?
                     .parse()
@@ -155,7 +161,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     // -----------------------------------------------------------------------
 
-    let served = runtime.block_on(serve(o.addr, o.exit_after, taskline.clone()))?;
+    let served = runtime.block_on(serve(
+        o.addr,
+        o.exit_after,
+        taskline.clone(),
+        Arc::new(o.trace_dir),
+    ))?;
     drop(runtime);
     eprintln!("served {served} requests");
     if let Some(t) = taskline {
@@ -176,6 +187,7 @@ async fn serve(
     addr: SocketAddr,
     exit_after: Option<Duration>,
     taskline: Option<Arc<Taskline>>,
+    trace_dir: Arc<PathBuf>,
 ) -> std::io::Result<u64> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     eprintln!("listening on http://{}", listener.local_addr()?);
@@ -194,10 +206,11 @@ async fn serve(
         };
         let taskline = taskline.clone();
         let served = served.clone();
+        let trace_dir = trace_dir.clone();
         tokio::spawn(async move {
             let service = service_fn(move |req| {
                 served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                handle(req, taskline.clone())
+                handle(req, taskline.clone(), trace_dir.clone())
             });
             let _ = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -210,6 +223,7 @@ async fn serve(
 async fn handle(
     req: Request<Incoming>,
     taskline: Option<Arc<Taskline>>,
+    trace_dir: Arc<PathBuf>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let text = |status: StatusCode, body: String| {
         let mut r = Response::new(Full::new(Bytes::from(body)));
@@ -262,9 +276,100 @@ async fn handle(
                 "taskline is off (--no-taskline)\n".into(),
             ),
         },
+        "/trace" => match taskline {
+            Some(t) => Ok(trace(t, req.uri().query(), &trace_dir).await),
+            None => text(
+                StatusCode::NOT_FOUND,
+                "taskline is off (--no-taskline)\n".into(),
+            ),
+        },
         _ => text(
             StatusCode::NOT_FOUND,
-            "try /, /block?ms=300, /report, /dump\n".into(),
+            "try /, /block?ms=300, /report, /dump, /trace?seconds=5\n".into(),
+        ),
+    }
+}
+
+/// `/trace?seconds=N`: records the next N seconds (whole or fractional) into
+/// a file under `dir` and answers with it, or with why not: 400 for a bad or
+/// too long duration, 409 while another trace runs, 429 right after one
+/// (both with `Retry-After`), 500 if the file could not be written.
+async fn trace(taskline: Arc<Taskline>, query: Option<&str>, dir: &Path) -> Response<Full<Bytes>> {
+    use taskline::on_demand::OnDemandError;
+    let reply = |status: StatusCode, body: Bytes| {
+        let mut r = Response::new(Full::new(body));
+        *r.status_mut() = status;
+        r
+    };
+    let seconds = query
+        .unwrap_or("")
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("seconds="))
+        .unwrap_or("1")
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0);
+    let Some(seconds) = seconds else {
+        return reply(
+            StatusCode::BAD_REQUEST,
+            "seconds= takes a number of seconds, e.g. /trace?seconds=5\n".into(),
+        );
+    };
+    let duration = Duration::try_from_secs_f64(seconds).unwrap_or(Duration::MAX);
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = dir.join(format!("trace-{}-{n}.pftrace", std::process::id()));
+    // Starting takes a snapshot and waiting blocks: both off the workers.
+    let result = tokio::task::spawn_blocking(move || {
+        let info = taskline.trace_for(duration, &path)?.wait()?;
+        let bytes = std::fs::read(&info.path).map_err(OnDemandError::Io)?;
+        Ok::<_, OnDemandError>((info, bytes))
+    })
+    .await;
+    match result {
+        Ok(Ok((info, bytes))) => {
+            let mut r = reply(StatusCode::OK, Bytes::from(bytes));
+            let headers = r.headers_mut();
+            headers.insert(
+                hyper::header::CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static("application/octet-stream"),
+            );
+            if let Ok(v) = hyper::header::HeaderValue::from_str(&format!(
+                "attachment; filename=\"{}\"",
+                info.path.file_name().unwrap_or_default().to_string_lossy()
+            )) {
+                headers.insert(hyper::header::CONTENT_DISPOSITION, v);
+            }
+            if let Some(cut) = info.cut_short {
+                eprintln!("on-demand trace {} cut short: {cut:?}", info.path.display());
+            }
+            r
+        }
+        Ok(Err(e)) => {
+            let status = match e {
+                OnDemandError::Busy { .. } => StatusCode::CONFLICT,
+                OnDemandError::TooSoon { .. } => StatusCode::TOO_MANY_REQUESTS,
+                OnDemandError::TooLong { .. } | OnDemandError::ZeroDuration => {
+                    StatusCode::BAD_REQUEST
+                }
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            let cause = std::error::Error::source(&e)
+                .map(|c| format!(": {c}"))
+                .unwrap_or_default();
+            let mut r = reply(status, format!("{e}{cause}\n").into());
+            if let Some(after) = e.retry_after() {
+                let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+                r.headers_mut().insert(
+                    hyper::header::RETRY_AFTER,
+                    hyper::header::HeaderValue::from(secs),
+                );
+            }
+            r
+        }
+        Err(e) => reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the trace's task failed: {e}\n").into(),
         ),
     }
 }

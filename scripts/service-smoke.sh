@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # examples/service.rs end to end: a normal request, a handler that blocks its
 # worker for 300 ms, the flight recorder's dump of it, the live report, and
-# `taskline report` on the dump naming the blocking spawn site.
+# `taskline report` on the dump naming the blocking spawn site, and an
+# on-demand trace of the next second from /trace?seconds=1 (its limits too).
 #
 #   scripts/service-smoke.sh [extra service flags, e.g. --layer]
 set -euo pipefail
@@ -31,6 +32,25 @@ curl -sf "127.0.0.1:$port/report" >"$dir/report.txt" || fail "/report did not an
 grep -Eq 'slow \(> [^)]*\) [1-9]' "$dir/report.txt" || fail "/report counts no slow poll: $(cat "$dir/report.txt")"
 "$cli" report "$dump" >"$dir/dump-report.txt" || fail "taskline report rejected $dump"
 grep -q "examples/service.rs" "$dir/dump-report.txt" || fail "the dump's report does not name the blocking spawn site"
+# On-demand trace: /trace?seconds=1 while requests come in (bounded: 40 at most).
+( for _ in $(seq 40); do curl -sf "127.0.0.1:$port/" >/dev/null || true; sleep 0.02; done ) &
+load=$!
+code=$(curl -s -o "$dir/on-demand.pftrace" -D "$dir/on-demand.headers" -w '%{http_code}' "127.0.0.1:$port/trace?seconds=1") ||
+    fail "/trace did not answer"
+wait "$load" || true
+[ "$code" = 200 ] || fail "/trace answered $code: $(cat "$dir/on-demand.pftrace")"
+grep -qi '^content-type: application/octet-stream' "$dir/on-demand.headers" || fail "/trace is not application/octet-stream"
+"$cli" inspect "$dir/on-demand.pftrace" >"$dir/on-demand-inspect.txt" || fail "taskline inspect rejected the on-demand trace"
+grep -q UNFINISHED "$dir/on-demand-inspect.txt" && fail "the on-demand trace has no end marker"
+polls=$(awk '$2 == "PollStart" { print $1 }' "$dir/on-demand-inspect.txt")
+[ "${polls:-0}" -gt 0 ] || fail "the on-demand trace holds no polls: $(cat "$dir/on-demand-inspect.txt")"
+"$cli" report "$dir/on-demand.pftrace" >"$dir/on-demand-report.txt" || fail "taskline report rejected the on-demand trace"
+grep -q "examples/service.rs" "$dir/on-demand-report.txt" || fail "the on-demand trace's report names no spawn site of the service"
+# The limits, with their status codes: right after a trace, too soon; too long.
+code=$(curl -s -o "$dir/too-soon.txt" -w '%{http_code}' "127.0.0.1:$port/trace?seconds=1")
+[ "$code" = 429 ] || fail "a second /trace right after the first answered $code, not 429"
+code=$(curl -s -o "$dir/too-long.txt" -w '%{http_code}' "127.0.0.1:$port/trace?seconds=3600")
+[ "$code" = 400 ] || fail "/trace?seconds=3600 answered $code, not 400"
 kill "$pid"; wait "$pid" 2>/dev/null || true
 trap - EXIT
-echo "service smoke: ok ($dump)"
+echo "service smoke: ok ($dump, $dir/on-demand.pftrace: $polls polls)"

@@ -57,7 +57,11 @@
 //! - `trace` (feature `trace`): Perfetto trace writer/reader, flight recorder, Go-style analyses.
 //! - `otel` (feature `otel`): OpenTelemetry runtime and task metrics over OTLP.
 
+#[cfg(feature = "trace")]
+pub mod on_demand;
 mod setup;
+#[cfg(feature = "trace")]
+pub mod testing;
 mod world;
 
 pub use setup::{DEFAULT_SHUTDOWN_TIMEOUT, SetupError, Taskline, TasklineBuilder};

@@ -25,6 +25,8 @@ use taskline_core::{
 };
 use tokio::runtime::{Builder, Runtime};
 
+#[cfg(feature = "trace")]
+use crate::on_demand::{OnDemand, OnDemandConfig, OnDemandError, OnDemandTrace};
 use crate::world::{self, Mixing};
 #[cfg(feature = "otel")]
 use taskline_otel::{
@@ -58,6 +60,8 @@ pub struct TasklineBuilder {
     flight: Option<FlightConfig>,
     #[cfg(feature = "trace")]
     dump_on_panic: bool,
+    #[cfg(feature = "trace")]
+    on_demand: OnDemandConfig,
     #[cfg(feature = "otel")]
     otlp: Option<(OtlpConfig, TaskMetricsConfig)>,
 }
@@ -75,6 +79,8 @@ impl Default for TasklineBuilder {
             flight: None,
             #[cfg(feature = "trace")]
             dump_on_panic: false,
+            #[cfg(feature = "trace")]
+            on_demand: OnDemandConfig::default(),
             #[cfg(feature = "otel")]
             otlp: None,
         }
@@ -166,6 +172,16 @@ impl TasklineBuilder {
         self
     }
 
+    /// The limits of [`Taskline::trace_for`]'s on-demand traces (longest
+    /// window, event cap, time between two); [`OnDemandConfig::default`]
+    /// without this call. On-demand traces are always available and cost
+    /// nothing until one is asked for.
+    #[cfg(feature = "trace")]
+    pub fn on_demand(mut self, config: OnDemandConfig) -> Self {
+        self.on_demand = config;
+        self
+    }
+
     /// Export task metrics, and the runtime metrics of every runtime built
     /// with [`Taskline::build_runtime`], over OTLP. `OtlpConfig::new()`
     /// honours the standard `OTEL_EXPORTER_OTLP_*` variables.
@@ -187,6 +203,8 @@ impl TasklineBuilder {
     /// start leaves no global subscriber behind). On error, whatever was
     /// started is stopped again.
     pub fn start(self) -> Result<Taskline, SetupError> {
+        #[cfg(feature = "trace")]
+        self.on_demand.validate().map_err(SetupError::OnDemand)?;
         let recorder = Recorder::new(self.config).map_err(SetupError::Config)?;
         #[allow(unused_mut)] // the outputs are set below, per feature
         let mut taskline = Taskline {
@@ -199,6 +217,8 @@ impl TasklineBuilder {
             trace: None,
             #[cfg(feature = "trace")]
             flight: None,
+            #[cfg(feature = "trace")]
+            on_demand: OnDemand::new(self.on_demand),
             #[cfg(feature = "otel")]
             otlp: None,
             #[cfg(feature = "otel")]
@@ -287,6 +307,8 @@ pub struct Taskline {
     trace: Option<TraceHandle<std::fs::File>>,
     #[cfg(feature = "trace")]
     flight: Option<FlightRecorderHandle>,
+    #[cfg(feature = "trace")]
+    on_demand: OnDemand,
     #[cfg(feature = "otel")]
     otlp: Option<OtlpGuard>,
     #[cfg(feature = "otel")]
@@ -422,6 +444,59 @@ impl Taskline {
         self.flight.as_ref()
     }
 
+    /// Records the next `duration` of events into a Perfetto trace at
+    /// `path`, like Go's `/debug/pprof/trace?seconds=N`: the window
+    /// `[now, now + duration)` and nothing else, its tasks named by spawn
+    /// site (also those spawned before it), written atomically when the
+    /// window ends. Returns once the window is open (it attaches the
+    /// trace's sink and takes a [`snapshot`](Self::snapshot) of the live
+    /// tasks to name them: a call from async code blocks its worker that
+    /// long); the trace finishes by itself, and [`OnDemandTrace::wait`]
+    /// blocks until the file is complete.
+    ///
+    /// Bounded by [`TasklineBuilder::on_demand`]'s [`OnDemandConfig`]: one
+    /// trace at a time ([`OnDemandError::Busy`]), a pause between two
+    /// ([`OnDemandError::TooSoon`]), a longest window
+    /// ([`OnDemandError::TooLong`]), an event cap after which the trace is
+    /// cut short and says so ([`OnDemandInfo::cut_short`](crate::on_demand::OnDemandInfo::cut_short)).
+    /// While no trace runs nothing of it is attached to the recorder. A
+    /// shutdown of the guard ends a running trace early and writes it. See
+    /// [`crate::on_demand`] for the details.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # let dir = std::env::temp_dir().join(format!("taskline-doc-od-{}", std::process::id()));
+    /// # let path = dir.join("next-200ms.pftrace");
+    /// let taskline = taskline::Taskline::builder().start()?;
+    /// let rt = taskline.build_runtime(tokio::runtime::Builder::new_multi_thread().enable_all(), "main")?;
+    /// let trace = taskline.trace_for(Duration::from_millis(200), &path)?;
+    /// rt.block_on(async {
+    ///     tokio::spawn(async { tokio::task::yield_now().await }).await.unwrap();
+    /// });
+    /// let info = trace.wait()?; // the window ended and the file is complete
+    /// assert_eq!(info.path, path);
+    /// assert!(info.cut_short.is_none());
+    /// // One at a time, and not right after another:
+    /// assert!(matches!(
+    ///     taskline.trace_for(Duration::from_millis(200), &path),
+    ///     Err(taskline::on_demand::OnDemandError::TooSoon { .. })
+    /// ));
+    /// let file = taskline::trace::read_trace(&std::fs::read(&path)?)?;
+    /// assert!(file.events.iter().all(|e| (info.start_ns..info.end_ns).contains(&e.ts_ns)));
+    /// # drop(rt);
+    /// # taskline.shutdown()?;
+    /// # std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(feature = "trace")]
+    pub fn trace_for(
+        &self,
+        duration: Duration,
+        path: impl Into<PathBuf>,
+    ) -> Result<OnDemandTrace, OnDemandError> {
+        self.on_demand.start(&self.recorder, duration, path.into())
+    }
+
     /// The OTLP export's counters (succeeded, failed), if enabled.
     #[cfg(feature = "otel")]
     pub fn otlp_stats(&self) -> Option<ExportStats> {
@@ -444,6 +519,10 @@ impl Taskline {
         #[allow(unused_mut)] // only the trace/otel outputs can fail
         let mut first_error: Option<SetupError> = None;
         world::check(self.recorder.id());
+        // A running on-demand trace ends here and is written while the
+        // recorder still runs.
+        #[cfg(feature = "trace")]
+        self.on_demand.stop();
         self.recorder.flush();
         #[cfg(feature = "otel")]
         {
@@ -516,7 +595,7 @@ struct RecorderTag(u64);
 impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for RecorderTag {}
 
 /// Displays an error followed by its `source()` chain.
-struct ErrorChain<'a>(&'a dyn std::error::Error);
+pub(crate) struct ErrorChain<'a>(pub(crate) &'a dyn std::error::Error);
 
 impl fmt::Display for ErrorChain<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -558,6 +637,9 @@ pub enum SetupError {
     /// [`TasklineBuilder::dump_on_panic`] without a flight recorder to dump.
     #[cfg(feature = "trace")]
     DumpOnPanicWithoutFlightRecorder,
+    /// [`TasklineBuilder::on_demand`]'s configuration was refused.
+    #[cfg(feature = "trace")]
+    OnDemand(OnDemandError),
     /// The OTLP pipeline could not be built, or its last export failed.
     #[cfg(feature = "otel")]
     Otlp(taskline_otel::otlp::Error),
@@ -591,6 +673,8 @@ impl fmt::Display for SetupError {
             SetupError::DumpOnPanicWithoutFlightRecorder => {
                 f.write_str("dump_on_panic needs a flight_recorder to dump")
             }
+            #[cfg(feature = "trace")]
+            SetupError::OnDemand(_) => f.write_str("invalid on-demand trace configuration"),
             #[cfg(feature = "otel")]
             SetupError::Otlp(_) => f.write_str("OTLP metrics export"),
             SetupError::Runtime(_) => f.write_str("cannot build the Tokio runtime"),
@@ -614,6 +698,8 @@ impl std::error::Error for SetupError {
             SetupError::Flight(e) => Some(e),
             #[cfg(feature = "trace")]
             SetupError::DumpOnPanicWithoutFlightRecorder => None,
+            #[cfg(feature = "trace")]
+            SetupError::OnDemand(e) => Some(e),
             #[cfg(feature = "otel")]
             SetupError::Otlp(e) => Some(e),
             SetupError::Runtime(e) => Some(e),

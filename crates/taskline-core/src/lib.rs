@@ -72,7 +72,7 @@ pub use lifecycle::{
     is_timer_resource,
 };
 pub use record::{
-    ConfigError, Recorder, RecorderConfig, RecorderStats, Registry, Sink, Site, ThreadInfo,
+    ConfigError, Recorder, RecorderConfig, RecorderStats, Registry, Sink, SinkId, Site, ThreadInfo,
     clock_epoch, init_clock, instant_to_ns, now_ns,
 };
 #[doc(hidden)]

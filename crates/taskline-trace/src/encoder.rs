@@ -878,6 +878,32 @@ impl Encoder {
         }
     }
 
+    /// What a `Spawn` (its site) or `TaskName` (its name, which wins) says
+    /// the task's polls are named after; other events say nothing. Also
+    /// used for events from before a trace's window, which are not written
+    /// ([`crate::encode_window`]).
+    pub(crate) fn learn_label(&mut self, e: &Event, reg: &Registry) {
+        // `sync` ran before this batch: ids below what it described are known
+        // without taking the registry's lock.
+        if e.kind == EventKind::Spawn as u8 {
+            if (e.aux < self.sites_emitted || reg.site(e.aux).is_some())
+                && let Some(st) = self.task_entry(e.task)
+                && !matches!(st.label, Some(Label::Name(_)))
+                && st.label != Some(Label::Site(e.aux))
+            {
+                st.label = Some(Label::Site(e.aux));
+                st.label_iid = 0;
+            }
+        } else if e.kind == EventKind::TaskName as u8
+            && (e.aux < self.strings_emitted || reg.string(e.aux).is_some())
+            && let Some(st) = self.task_entry(e.task)
+            && st.label != Some(Label::Name(e.aux))
+        {
+            st.label = Some(Label::Name(e.aux));
+            st.label_iid = 0;
+        }
+    }
+
     /// Appends the packet of `batch[i]`, looking ahead in `batch` for what a
     /// `Wake` leads to on its thread (see [`Encoder::event`]).
     pub(crate) fn event_at(&mut self, batch: &[Event], i: usize, reg: &Registry) {
@@ -928,27 +954,7 @@ impl Encoder {
         let mut flow: Option<u64> = None;
         let mut track: Option<u64> = None;
         match kind {
-            EventKind::Spawn => {
-                // `sync` ran before this batch: ids below what it described are known
-                // without taking the registry's lock.
-                if (e.aux < self.sites_emitted || reg.site(e.aux).is_some())
-                    && let Some(st) = self.task_entry(e.task)
-                    && !matches!(st.label, Some(Label::Name(_)))
-                    && st.label != Some(Label::Site(e.aux))
-                {
-                    st.label = Some(Label::Site(e.aux));
-                    st.label_iid = 0;
-                }
-            }
-            EventKind::TaskName => {
-                if (e.aux < self.strings_emitted || reg.string(e.aux).is_some())
-                    && let Some(st) = self.task_entry(e.task)
-                    && st.label != Some(Label::Name(e.aux))
-                {
-                    st.label = Some(Label::Name(e.aux));
-                    st.label_iid = 0;
-                }
-            }
+            EventKind::Spawn | EventKind::TaskName => self.learn_label(e, reg),
             EventKind::PollStart => {
                 let mut label = None;
                 let mut cached = 0;

@@ -36,4 +36,5 @@ pub use reader::{CounterSample, FlowArrow, FlowStart, Recording, events_by_threa
 pub use writer::{
     DEFAULT_MAX_TRACKED_TASKS, FLUSH_THRESHOLD, PerfettoWriter, RSS_SAMPLE_INTERVAL, TraceHandle,
     TraceOptions, WRITER_QUEUE_BATCHES, encode_trace, encode_trace_with, encode_trace_with_dropped,
+    encode_window,
 };

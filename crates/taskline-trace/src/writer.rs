@@ -616,11 +616,55 @@ pub fn encode_trace_with<W: Write>(
     registry: &Registry,
     dropped_events: u64,
     options: TraceOptions,
+    out: W,
+) -> io::Result<u64> {
+    encode_window(&[], events, registry, dropped_events, options, out)
+}
+
+/// Like [`encode_trace_with`], for a window cut out of a longer recording:
+/// `context` holds events from before the window, the `Spawn` (spawn site)
+/// and `TaskName` events of tasks that were alive when it began, in the
+/// order they happened. None of them is written (the trace holds `events`
+/// only, and reads back as exactly those); they only name those tasks'
+/// polls and blocking sections inside the window, which would otherwise be
+/// called `poll` / `blocking`. Other kinds in `context` are ignored.
+///
+/// ```
+/// use taskline_core::{Event, EventKind, Registry, TaskKind};
+/// let registry = Registry::new();
+/// let site = registry.intern_site("src/main.rs", 7, 5, TaskKind::Task);
+/// let mut spawn = Event::new(EventKind::Spawn, 10, 42); // before the window
+/// spawn.aux = site;
+/// let poll = [Event::new(EventKind::PollStart, 100, 42), Event::new(EventKind::PollEnd, 110, 42)];
+/// let opts = taskline_trace::TraceOptions::lossless();
+/// let encode = |context: &[Event]| {
+///     let mut bytes = Vec::new();
+///     taskline_trace::encode_window(context, &poll, &registry, 0, opts, &mut bytes).unwrap();
+///     bytes
+/// };
+/// let (named, unnamed) = (encode(&[spawn]), encode(&[]));
+/// // The spawn is not in the file ...
+/// assert_eq!(taskline_trace::read_trace(&named).unwrap().events, poll);
+/// // ... but the poll slice is named after its site: the file interns the
+/// // event name `src/main.rs:7:5` (field 2, 15 bytes).
+/// let name = b"\x12\x0fsrc/main.rs:7:5";
+/// let interns = |b: &[u8]| b.windows(name.len()).any(|w| w == name);
+/// assert!(interns(&named) && !interns(&unnamed));
+/// ```
+pub fn encode_window<W: Write>(
+    context: &[Event],
+    events: &[Event],
+    registry: &Registry,
+    dropped_events: u64,
+    options: TraceOptions,
     mut out: W,
 ) -> io::Result<u64> {
     let mut enc = options.encoder();
     let mut total = 0u64;
     enc.sync(registry);
+    for e in context {
+        enc.learn_label(e, registry);
+    }
     for i in 0..events.len() {
         enc.event_at(events, i, registry);
         enc.seal(false);

@@ -18,5 +18,5 @@ pub use clock::{epoch as clock_epoch, init as init_clock, instant_to_ns, now_ns}
 pub use config::{ConfigError, RecorderConfig};
 pub use recorder::Recorder;
 pub use registry::{Registry, Site, ThreadInfo};
-pub use sink::Sink;
+pub use sink::{Sink, SinkId};
 pub use stats::RecorderStats;

@@ -33,7 +33,7 @@ use crate::record::config::{ConfigError, EVENT_BYTES, RecorderConfig};
 use crate::record::merge::{Cursor, Source, count_before, merge_chunk};
 use crate::record::registry::Registry;
 use crate::record::ring::{Push, Ring, RingView};
-use crate::record::sink::Sink;
+use crate::record::sink::{Sink, SinkId};
 use crate::record::stats::RecorderStats;
 
 /// Events merged per delivery to the sinks: 32 KiB, small enough to stay in
@@ -74,6 +74,8 @@ impl RecorderConfig {
 }
 
 static NEXT_RECORDER_ID: AtomicU64 = AtomicU64::new(1);
+/// Sink ids are unique in the process, so one recorder never takes another's.
+static NEXT_SINK_ID: AtomicU64 = AtomicU64::new(0);
 
 /// Records runtime events from any thread and hands them to sinks on a
 /// background thread. Cheap to clone (an `Arc`).
@@ -92,6 +94,7 @@ impl std::fmt::Debug for Recorder {
 }
 
 struct SinkSlot {
+    id: SinkId,
     sink: Box<dyn Sink>,
     disabled: bool,
 }
@@ -416,12 +419,64 @@ impl Recorder {
     }
 
     /// Adds a sink. It sees (at least) every event recorded after this call,
-    /// in timestamp order, on the consumer thread.
-    pub fn add_sink<S: Sink>(&self, sink: S) {
+    /// in timestamp order, on the consumer thread, until it is removed with
+    /// [`remove_sink`](Self::remove_sink) (most sinks stay for the
+    /// recorder's life and ignore the id). Blocks while the consumer is
+    /// delivering a batch.
+    pub fn add_sink<S: Sink>(&self, sink: S) -> SinkId {
+        let id = SinkId(NEXT_SINK_ID.fetch_add(1, Ordering::Relaxed));
         lock(&self.inner.consumer).sinks.push(SinkSlot {
+            id,
             sink: Box::new(sink),
             disabled: false,
         });
+        id
+    }
+
+    /// Removes the sink `add_sink` returned `id` for: it gets no event and
+    /// no `on_flush` once this returns (flush first for the events recorded
+    /// so far). The sink is dropped on the calling thread, after the
+    /// recorder's lock is released. Returns false if no such sink is
+    /// attached (removed already, or added to another recorder). A sink
+    /// attached only while it is needed costs the recorder nothing the rest
+    /// of the time: delivery walks the sinks attached now.
+    ///
+    /// ```
+    /// use taskline_core::{Event, Recorder, Registry, Sink};
+    /// struct Count(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+    /// impl Sink for Count {
+    ///     fn on_events(&mut self, events: &[Event], _: &Registry) {
+    ///         self.0.fetch_add(events.len(), std::sync::atomic::Ordering::Relaxed);
+    ///     }
+    /// }
+    /// let rec = Recorder::with_defaults();
+    /// let seen = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    /// let id = rec.add_sink(Count(seen.clone()));
+    /// rec.record(Event::new(taskline_core::EventKind::Wake, taskline_core::now_ns(), 1));
+    /// rec.flush();
+    /// assert!(rec.remove_sink(id));
+    /// rec.record(Event::new(taskline_core::EventKind::Wake, taskline_core::now_ns(), 1));
+    /// rec.flush();
+    /// assert_eq!(seen.load(std::sync::atomic::Ordering::Relaxed), 1);
+    /// assert_eq!((rec.sink_count(), rec.remove_sink(id)), (0, false));
+    /// # rec.shutdown();
+    /// ```
+    pub fn remove_sink(&self, id: SinkId) -> bool {
+        let removed = {
+            let mut c = lock(&self.inner.consumer);
+            c.sinks
+                .iter()
+                .position(|s| s.id == id)
+                .map(|i| c.sinks.remove(i))
+        };
+        // A sink's drop may join threads of its own: outside the lock.
+        removed.is_some()
+    }
+
+    /// How many sinks are attached now (disabled ones included; the
+    /// internal aggregator is not a sink).
+    pub fn sink_count(&self) -> usize {
+        lock(&self.inner.consumer).sinks.len()
     }
 
     /// Drains every ring now and delivers everything pending (ignoring the
@@ -712,4 +767,148 @@ impl Drop for Inner {
 
 fn duration_ns(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Collects what it is given; on drop, flushes the recorder it holds
+    /// (which would deadlock if it were dropped under the consumer lock).
+    struct Keep {
+        seen: Arc<Mutex<Vec<u64>>>,
+        flushes: Arc<AtomicU64>,
+        on_drop: Option<Recorder>,
+    }
+
+    impl Sink for Keep {
+        fn on_events(&mut self, events: &[Event], _: &Registry) {
+            lock(&self.seen).extend(events.iter().map(|e| e.task));
+        }
+        fn on_flush(&mut self, _: &Registry) {
+            self.flushes.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    impl Drop for Keep {
+        fn drop(&mut self) {
+            if let Some(r) = self.on_drop.take() {
+                r.flush();
+            }
+        }
+    }
+
+    fn keep(on_drop: Option<Recorder>) -> (Keep, Arc<Mutex<Vec<u64>>>, Arc<AtomicU64>) {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let flushes = Arc::new(AtomicU64::new(0));
+        let sink = Keep {
+            seen: seen.clone(),
+            flushes: flushes.clone(),
+            on_drop,
+        };
+        (sink, seen, flushes)
+    }
+
+    fn wake(rec: &Recorder, task: u64) {
+        rec.record(Event::new(EventKind::Wake, clock::now_ns(), task));
+    }
+
+    #[test]
+    fn a_removed_sink_sees_nothing_more_and_the_others_go_on() {
+        let rec = Recorder::with_defaults();
+        let (a, seen_a, flushes_a) = keep(None);
+        let (b, seen_b, _) = keep(None);
+        let id_a = rec.add_sink(a);
+        let id_b = rec.add_sink(b);
+        assert_ne!(id_a, id_b);
+        assert_eq!(rec.sink_count(), 2);
+        wake(&rec, 1);
+        rec.flush();
+        assert!(rec.remove_sink(id_a));
+        assert_eq!(rec.sink_count(), 1);
+        wake(&rec, 2);
+        rec.flush();
+        assert_eq!(*lock(&seen_a), vec![1]);
+        assert_eq!(*lock(&seen_b), vec![1, 2]);
+        // One flush while attached; the second came after the removal.
+        assert_eq!(flushes_a.load(Ordering::Relaxed), 1);
+        // Removing twice, or an id this recorder never gave, does nothing.
+        assert!(!rec.remove_sink(id_a));
+        let other = Recorder::with_defaults();
+        let (c, _, _) = keep(None);
+        let id_c = other.add_sink(c);
+        assert!(!rec.remove_sink(id_c));
+        assert_eq!(other.sink_count(), 1);
+        assert!(rec.remove_sink(id_b));
+        assert_eq!(rec.sink_count(), 0);
+        // Ids are not reused after a removal.
+        let (d, _, _) = keep(None);
+        let id_d = rec.add_sink(d);
+        assert!(id_d != id_a && id_d != id_b);
+        rec.shutdown();
+        other.shutdown();
+    }
+
+    #[test]
+    fn a_removed_sink_is_dropped_outside_the_recorder_lock() {
+        let rec = Recorder::with_defaults();
+        let (sink, seen, _) = keep(Some(rec.clone()));
+        let id = rec.add_sink(sink);
+        wake(&rec, 7);
+        // The sink's drop flushes the recorder: under the lock this would
+        // deadlock.
+        assert!(rec.remove_sink(id));
+        assert_eq!(*lock(&seen), Vec::<u64>::new());
+        rec.shutdown();
+    }
+
+    #[test]
+    fn sinks_come_and_go_while_threads_record() {
+        let rec = Recorder::new(RecorderConfig {
+            drain_interval: Duration::from_millis(1),
+            ..RecorderConfig::default()
+        })
+        .expect("config");
+        let (always, seen_always, _) = keep(None);
+        rec.add_sink(always);
+        // Fewer events than a ring holds: none is dropped, so every sink's
+        // view can be compared with the exact sequence.
+        const N: u64 = 40_000;
+        let producer = {
+            let rec = rec.clone();
+            std::thread::spawn(move || {
+                for n in 1..=N {
+                    wake(&rec, n);
+                    if n % 200 == 0 {
+                        std::thread::sleep(Duration::from_micros(100));
+                    }
+                }
+            })
+        };
+        let mut windows = Vec::new();
+        for _ in 0..20 {
+            let (s, seen, _) = keep(None);
+            let id = rec.add_sink(s);
+            std::thread::sleep(Duration::from_millis(1));
+            assert!(rec.remove_sink(id));
+            windows.push(seen);
+        }
+        producer.join().expect("producer");
+        rec.flush();
+        let all = lock(&seen_always).clone();
+        assert_eq!(all, (1..=N).collect::<Vec<_>>());
+        // Each temporary sink saw one contiguous run of what the permanent
+        // one saw (whole batches, in order), and the runs do not overlap.
+        let mut last_end = 0u64;
+        for w in &windows {
+            let w = lock(w);
+            if let (Some(&first), Some(&last)) = (w.first(), w.last()) {
+                assert_eq!(*w, (first..=last).collect::<Vec<_>>());
+                assert!(first > last_end);
+                last_end = last;
+            }
+        }
+        assert_eq!(rec.sink_count(), 1);
+        rec.shutdown();
+    }
 }

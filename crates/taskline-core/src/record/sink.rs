@@ -21,3 +21,9 @@ pub trait Sink: Send + 'static {
         let _ = registry;
     }
 }
+
+/// Names a sink added with [`Recorder::add_sink`](crate::Recorder::add_sink),
+/// for [`Recorder::remove_sink`](crate::Recorder::remove_sink). Unique
+/// in the process: no two sinks ever added to any recorders share one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SinkId(pub(crate) u64);
