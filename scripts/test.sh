@@ -26,6 +26,11 @@ cargo run --example mandelbrot -- --size 96 --out target/demo-smoke
 step "the demo's traces parse with the official Perfetto protos and re-serialize byte for byte"
 scripts/validate-trace.sh target/demo-smoke/*.perfetto-trace >/dev/null
 
+step "the I/O story smoke run: serial, concurrent and bounded HTTP requests, small size; its sentences match its numbers, its traces validate"
+rm -rf target/io-smoke
+cargo run --example io -- --requests 8 --delay-ms 5 --out target/io-smoke >target/io-smoke.txt
+scripts/check-io-story.sh target/io-smoke.txt target/io-smoke
+
 step "the overhead benchmark's taskline configurations run and keep the checksums (tiny size, one round, no timing claims)"
 cargo run -q -p taskline-bench --example overhead -- --size 64 --reps 1 --yields 2000 \
     --configs none,taskline-hooks,taskline-both,taskline-record-only,taskline-trace,taskline-full,taskline-full-resources,tokio-floor,taskline-wrap \

@@ -70,6 +70,7 @@ def summarize(data: bytes) -> dict:
     slices_per_track, slices_per_category = Counter(), Counter()
     ends_per_category, instants_per_category = Counter(), Counter()
     counters_per_track = Counter()
+    wakes_per_name, flows_per_wake_name = Counter(), Counter()
     flow_ids, terminating = [], []
     sequences = set()
     stats = {}
@@ -102,7 +103,7 @@ def summarize(data: bytes) -> dict:
                 string_values[e.iid] = e.str.decode("utf-8")
         if p.HasField("track_descriptor"):
             t = p.track_descriptor
-            if t.description in ("taskline trace format 2", "taskline trace format 3"):
+            if t.description in ("taskline trace format 2", "taskline trace format 3", "taskline trace format 4"):
                 version = int(t.description[-1])
             name = t.name or t.thread.thread_name or t.process.process_name
             tracks[t.uuid] = name
@@ -133,6 +134,7 @@ def summarize(data: bytes) -> dict:
                 name = event_names.get(e.name_iid, "")
                 if e.type == TE.TYPE_INSTANT:
                     cat = {"spawn": "spawn", "task name": "task_name", "wake": "wake",
+                           "io wake": "wake", "timer wake": "wake",  # version 4: by the driver
                            "resource wait": "resource", "terminate": "terminate"}.get(name, "")
                 elif e.type == TE.TYPE_SLICE_BEGIN:
                     cat = "idle" if name == "idle" else ("span" if track_uuid >= 0x20000 else "poll")
@@ -143,6 +145,10 @@ def summarize(data: bytes) -> dict:
                 ends_per_category[cat] += 1
             elif e.type == TE.TYPE_INSTANT:
                 instants_per_category[cat] += 1
+                if cat == "wake":
+                    wake_name = event_names.get(e.name_iid, "")
+                    wakes_per_name[wake_name] += 1
+                    flows_per_wake_name[wake_name] += len(e.flow_ids) + len(e.flow_ids_old)
                 if cat == "taskline":
                     for a in e.debug_annotations:
                         stats[annotation_names[a.name_iid]] = a.uint_value
@@ -183,6 +189,8 @@ def summarize(data: bytes) -> dict:
         "instants_per_category": dict(instants_per_category),
         "counters_per_track": dict(counters_per_track),
         "flows": len(flow_ids),
+        "wakes_per_name": dict(wakes_per_name),
+        "flows_per_wake_name": dict(flows_per_wake_name),
         "flows_terminated": sum(min(n, ends[i]) for i, n in starts.items()),
         "interned": {
             "categories": max((len(v[0]) for v in seq_interned.values()), default=0),

@@ -246,7 +246,9 @@ pub(crate) fn derived_kind(
         TYPE_INSTANT => match name? {
             1 => Some(EventKind::Spawn),
             2 => Some(EventKind::TaskName),
-            3 => Some(EventKind::Wake),
+            3 | crate::schema::NAME_IO_WAKE | crate::schema::NAME_TIMER_WAKE => {
+                Some(EventKind::Wake)
+            }
             4 => Some(EventKind::ResourceWait),
             5 => Some(EventKind::Terminate),
             _ => None,

@@ -1,5 +1,5 @@
 //! Turns [`Event`]s into framed Perfetto `TracePacket`s of trace format
-//! version 3 (no I/O). See `docs/trace-format.md` for the layout.
+//! version 4 (no I/O). See `docs/trace-format.md` for the layout.
 //!
 //! Each recording thread's events go on a packet sequence of their own, in
 //! the order they arrive (the ring order of that thread): no cross-thread
@@ -14,6 +14,12 @@
 //! from the event stream; the process RSS when sampling is on) and the end
 //! marker.
 //!
+//! Flow arrows join a `Wake` to the woken task's next `PollStart`: from the
+//! waking task's poll (a cross-task wake), or from the worker thread that
+//! woke it outside any poll, the runtime's I/O driver or timer. Which one is
+//! decided by the core's rule, [`ThreadRoles::wake_reason`], fed every
+//! event; such a wake's instant is named `io wake` / `timer wake`.
+//!
 //! Packets can be deflated into `compressed_packets` blocks of
 //! [`COMPRESS_BLOCK`] bytes. Per-task state is bounded by
 //! `max_tracked_tasks`; past it, polls are named `poll`, wakes get no flow
@@ -23,6 +29,7 @@
 use taskline_core::IdMap;
 
 use taskline_core::{Event, EventKind, flags};
+use taskline_core::{NameLookup, TaskLife, ThreadRoles, WakeReason};
 use taskline_core::{Registry, Site};
 
 use crate::derive::{SeqModel, derived_kind};
@@ -186,8 +193,13 @@ enum Label {
 }
 
 /// The writer's per-task state (one map entry per live task it tracks).
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 struct TaskState {
+    /// The task's lifecycle state, which the wake-reason rule reads (its
+    /// last poll's timer wait and where that poll ended): the encoder
+    /// applies `poll_start`, `poll_end` + `set_last_poll`, `wake` and
+    /// `resource_wait` as the core's `TaskTracker` does.
+    life: TaskLife,
     label: Option<Label>,
     /// The interned name iid of `label` (0: not looked up yet).
     label_iid: u64,
@@ -201,6 +213,21 @@ struct TaskState {
     term_written: bool,
     /// Spawned or woken, not polled since.
     runnable: bool,
+}
+
+impl Default for TaskState {
+    fn default() -> Self {
+        TaskState {
+            life: TaskLife::spawned(0),
+            label: None,
+            label_iid: 0,
+            pending_flow: None,
+            spawned: 0,
+            terminated: 0,
+            term_written: false,
+            runnable: false,
+        }
+    }
 }
 
 fn source_bit(e: &Event) -> u8 {
@@ -297,6 +324,12 @@ pub(crate) struct Encoder {
     /// Set by [`Encoder::event_at`] for a `Wake`: the task of the next
     /// `PollStart` on the same thread within [`LOOKAHEAD`] events.
     next_poll_here: Option<u64>,
+    /// What each recording thread is doing (polling, in a driver turn, in
+    /// a blocking section), for [`ThreadRoles::wake_reason`].
+    roles: ThreadRoles,
+    /// Per registry string id: 0 not looked up, 1 a timer resource kind,
+    /// 2 another (bounded by the registry's `max_interned`).
+    timer_kinds: Vec<u8>,
     alive: i64,
     runnable: i64,
     next_sample_ts: u64,
@@ -385,6 +418,8 @@ impl Encoder {
             next_flow: 1,
             free_flows: std::collections::VecDeque::new(),
             next_poll_here: None,
+            roles: ThreadRoles::default(),
+            timer_kinds: Vec::new(),
             alive: 0,
             runnable: 0,
             next_sample_ts: 0,
@@ -478,7 +513,7 @@ impl Encoder {
         put_int32(o, track::PROCESS_PID, pid);
         put_bytes(o, track::PROCESS_NAME, name.as_bytes());
         end_nested(o, pd);
-        put_bytes(o, track::DESCRIPTION, schema::FORMAT_MARKER_V3.as_bytes());
+        put_bytes(o, track::DESCRIPTION, schema::FORMAT_MARKER_V4.as_bytes());
         end_nested(o, td);
         end_nested(o, p);
         self.process_name = name;
@@ -737,6 +772,26 @@ impl Encoder {
         .unwrap_or_default()
     }
 
+    /// Whether registry string `id` names a timer resource kind
+    /// ([`NameLookup::is_timer_resource`]), looked up once per id.
+    fn is_timer_kind(&mut self, id: u32, reg: &Registry) -> bool {
+        let i = id as usize;
+        match self.timer_kinds.get(i) {
+            Some(1) => return true,
+            Some(2) => return false,
+            _ => {}
+        }
+        let timer = reg.is_timer_resource(id);
+        // Only ids the registry already names are remembered.
+        if id < self.strings_emitted {
+            if self.timer_kinds.len() <= i {
+                self.timer_kinds.resize(i + 1, 0);
+            }
+            self.timer_kinds[i] = if timer { 1 } else { 2 };
+        }
+        timer
+    }
+
     fn task_entry(&mut self, task: u64) -> Option<&mut TaskState> {
         if task == 0 {
             return None;
@@ -885,6 +940,12 @@ impl Encoder {
         if !self.seqs[ti].started {
             self.start_sequence(t);
         }
+        let decoded = e.decode();
+        let tasks = &self.tasks;
+        self.roles.observe_decoded(t, &decoded, |task| {
+            matches!(tasks.get(&task).and_then(|st| st.label),
+                Some(Label::Site(site)) if reg.is_runtime_site(site))
+        });
 
         // Names, flows and the track.
         let mut name: Option<u64> = fixed_name(kind);
@@ -901,6 +962,7 @@ impl Encoder {
                     label = st.label;
                     cached = st.label_iid;
                     terminating = st.pending_flow.take();
+                    st.life.poll_start(e.ts_ns, None);
                     if st.runnable {
                         st.runnable = false;
                         self.runnable -= 1;
@@ -922,9 +984,24 @@ impl Encoder {
             }
             EventKind::Wake => {
                 let cross_task = e.arg != 0 && e.arg != e.task && !e.has_flag(flags::SELF_WAKE);
+                // Woken from outside any poll by the runtime's driver: the
+                // arrow starts on the waking worker's track.
+                let life = self.tasks.get_mut(&e.task).map(|st| &mut st.life);
+                let cause = self.roles.wake_reason_decoded(t, &decoded, life.as_deref());
+                if let Some(life) = life {
+                    life.wake(e.ts_ns);
+                }
+                let driver = match cause.reason {
+                    WakeReason::Io => Some(schema::NAME_IO_WAKE),
+                    WakeReason::Timer => Some(schema::NAME_TIMER_WAKE),
+                    _ => None,
+                };
+                if driver.is_some() {
+                    name = driver;
+                }
                 // The woken task's next poll right after on this track needs no arrow.
                 let adjacent = self.next_poll_here.take() == Some(e.task);
-                if cross_task && !adjacent {
+                if (cross_task || driver.is_some()) && !adjacent {
                     let reuse = self
                         .free_flows
                         .front()
@@ -946,6 +1023,18 @@ impl Encoder {
                         }
                         self.stats.flows_written += 1;
                     }
+                }
+            }
+            EventKind::PollEnd => {
+                if let Some(st) = self.tasks.get_mut(&e.task) {
+                    st.life.poll_end(e.ts_ns);
+                    st.life.set_last_poll(self.roles.turn_mark(t));
+                }
+            }
+            EventKind::ResourceWait => {
+                let timer = self.is_timer_kind(e.aux, reg);
+                if let Some(st) = self.task_entry(e.task) {
+                    st.life.resource_wait(timer);
                 }
             }
             EventKind::BlockingStart => {

@@ -5,11 +5,13 @@
 //!   opens in <https://ui.perfetto.dev>: a track per worker thread with a
 //!   slice per poll, a track per blocking-pool thread with its blocking
 //!   sections, instants for spawn/wake/terminate/resource waits, `idle`
-//!   slices from park to unpark, flow arrows from a waking poll to the woken
-//!   task's next poll, and counter tracks for sampled runtime counters.
+//!   slices from park to unpark, flow arrows to the woken task's next poll
+//!   from the waking poll or from the worker whose I/O driver or timer woke
+//!   it (`io wake` / `timer wake` instants), and counter tracks for sampled
+//!   runtime counters.
 //! - [`encode_trace`] writes a whole event slice at once (the flight recorder).
-//! - [`read_trace`] reads such a file back into exactly the events written
-//!   and the registry naming their ids.
+//! - [`read_trace`] reads such a file back into exactly the events written,
+//!   the registry naming their ids and the flow arrows ([`FlowArrow`]).
 //!
 //! The protobuf encoder and decoder are hand-written for the subset used
 //! (no dependency); see `docs/trace-format.md` in the crate directory for the
@@ -30,7 +32,7 @@ mod writer;
 
 pub use atomic_file::write_atomically;
 pub use error::{TraceError, TraceErrorKind};
-pub use reader::{CounterSample, Recording, events_by_thread, read_trace};
+pub use reader::{CounterSample, FlowArrow, FlowStart, Recording, events_by_thread, read_trace};
 pub use writer::{
     DEFAULT_MAX_TRACKED_TASKS, FLUSH_THRESHOLD, PerfettoWriter, RSS_SAMPLE_INTERVAL, TraceHandle,
     TraceOptions, WRITER_QUEUE_BATCHES, encode_trace, encode_trace_with, encode_trace_with_dropped,

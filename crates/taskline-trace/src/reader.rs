@@ -1,5 +1,6 @@
-//! [`read_trace`]: decodes a taskline trace (format version 1, 2 or 3) back into
-//! the exact events written and the registry naming their ids.
+//! [`read_trace`]: decodes a taskline trace (format version 1 to 4) back into
+//! the exact events written and the registry naming their ids, and the flow
+//! arrows it draws ([`FlowArrow`]).
 //!
 //! The decoder is strict and defensive: every length is checked against the
 //! bytes left, unknown fields are skipped by wire type, groups nest at most 32
@@ -35,6 +36,67 @@ pub struct CounterSample {
     pub value: i64,
 }
 
+/// Where a flow arrow starts: what woke the task, as the trace draws it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FlowStart {
+    /// A `Wake` from inside another task's poll or blocking section (a
+    /// `wake` instant naming the waking task).
+    Task,
+    /// A `Wake` by the runtime's I/O driver: an `io wake` instant on the
+    /// worker thread that polled the driver, outside any poll (version 4).
+    Io,
+    /// A `Wake` by the runtime's timer, for a task that waited on a `Sleep`:
+    /// a `timer wake` instant (version 4).
+    Timer,
+}
+
+/// One flow arrow of a trace (format 2 on): from a `Wake` to the woken
+/// task's next poll.
+///
+/// ```
+/// use taskline_core::{Event, EventKind, Registry};
+/// use taskline_trace::{FlowStart, encode_trace, read_trace};
+/// // Task 9 polls on thread 1, goes idle; worker thread 0 parks and wakes
+/// // it from the driver (no waker task, outside any poll): an I/O wake.
+/// let at = |kind, ts, task, thread| {
+///     let mut e = Event::new(kind, ts, task);
+///     e.thread = thread;
+///     if kind == EventKind::PollStart {
+///         e.arg = taskline_core::NO_VALUE;
+///     }
+///     e
+/// };
+/// let events = [
+///     at(EventKind::PollStart, 10, 9, 1),
+///     at(EventKind::PollEnd, 20, 9, 1),
+///     at(EventKind::Park, 30, 0, 0),
+///     at(EventKind::Wake, 40, 9, 0),
+///     at(EventKind::Unpark, 41, 0, 0),
+///     at(EventKind::PollStart, 50, 9, 1),
+///     at(EventKind::PollEnd, 60, 9, 1),
+/// ];
+/// let mut bytes = Vec::new();
+/// encode_trace(&events, &Registry::new(), &mut bytes).unwrap();
+/// let arrow = read_trace(&bytes).unwrap().flow_arrows[0];
+/// assert_eq!(arrow.from, FlowStart::Io);
+/// assert_eq!((arrow.task, arrow.start_thread, arrow.start_ns), (9, 0, 40));
+/// assert_eq!(arrow.end, Some((1, 50)));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlowArrow {
+    /// What woke the task.
+    pub from: FlowStart,
+    /// The woken task.
+    pub task: u64,
+    /// The thread of the `Wake` the arrow starts at (its track).
+    pub start_thread: u16,
+    /// The `Wake`'s timestamp (ns since the recorder's clock epoch).
+    pub start_ns: u64,
+    /// Thread and timestamp of the `PollStart` the arrow ends at; `None`
+    /// when the trace ends before that poll.
+    pub end: Option<(u16, u64)>,
+}
+
 /// A trace read back: the events, the registry naming their ids, and the
 /// recorder's loss counts.
 #[derive(Debug)]
@@ -52,13 +114,17 @@ pub struct Recording {
     /// Second reports of a task's spawn or termination the writer did not
     /// write (both sources reported them; version 2).
     pub duplicates_skipped: u64,
-    /// Flow arrows started in the trace (one per cross-task wake the writer could track).
+    /// Flow arrows started in the trace (one per cross-task or driver wake
+    /// the writer could track).
     pub flows: u64,
+    /// The flow arrows, in the order their starts are in the file (empty for
+    /// a version 1 trace, which [`flows`](Self::flows) still counts).
+    pub flow_arrows: Vec<FlowArrow>,
     /// Trace packets in the file (packets inside compressed blocks included).
     pub packets: u64,
     /// Samples of the counter tracks (version 2), in file order.
     pub counters: Vec<CounterSample>,
-    /// The trace format version (1, 2 or 3).
+    /// The trace format version (1 to 4).
     pub format_version: u32,
     /// The file has no end marker: it was cut (crash, kill, full disk, a
     /// writer never finished) and holds what was written up to its last
@@ -145,6 +211,7 @@ fn marker_of(body: &[u8], off: usize) -> Result<Option<u32>, TraceError> {
                     schema::FORMAT_MARKER => version = Some(1),
                     schema::FORMAT_MARKER_V2 => version = Some(2),
                     schema::FORMAT_MARKER_V3 => version = Some(3),
+                    schema::FORMAT_MARKER_V4 => version = Some(4),
                     _ => {}
                 }
             }
@@ -174,12 +241,12 @@ fn format_of(bytes: &[u8]) -> Result<Option<u32>, TraceError> {
     Ok(version)
 }
 
-/// Reads a taskline trace, version 1 or 2. A trace without an end marker
+/// Reads a taskline trace, version 1 to 4. A trace without an end marker
 /// reads as far as its last whole packet, with [`Recording::unfinished`] set.
 /// See the module docs for the guarantees.
 pub fn read_trace(bytes: &[u8]) -> Result<Recording, TraceError> {
     match format_of(bytes) {
-        Ok(Some(v @ (2 | 3))) => read_v2(bytes, v),
+        Ok(Some(v @ (2..=4))) => read_v2(bytes, v),
         // Version 1, or not a taskline trace: the version 1 reader says which.
         _ => crate::reader_v1::read(bytes),
     }
@@ -202,12 +269,16 @@ struct SeqState {
 
 #[derive(Default)]
 struct V2 {
-    /// 2 or 3: which [`SeqModel`] the thread sequences use.
+    /// 2 to 4: which [`SeqModel`] the thread sequences use.
     version: u32,
     packets: u64,
     tables: Tables,
     seqs: Vec<SeqState>,
     flows: u64,
+    arrows: Vec<FlowArrow>,
+    /// Flow id -> index in `arrows` of the arrow it started, until it ends
+    /// (the writer reuses an id only after its flow ended).
+    open_flows: taskline_core::IdMap<u64, usize>,
     events: Vec<Event>,
     counters: Vec<CounterSample>,
     stats: Option<Stats>,
@@ -272,6 +343,7 @@ fn read_v2(bytes: &[u8], version: u32) -> Result<Recording, TraceError> {
         events_skipped: stats.skipped,
         duplicates_skipped: stats.duplicates,
         flows: st.flows,
+        flow_arrows: st.arrows,
         packets: st.packets,
         counters: st.counters,
         format_version: version,
@@ -581,6 +653,26 @@ impl V2 {
                 .map_err(|_| TraceError::new(off, K::Malformed("flags too large")))?;
         }
         seq.model.apply(&e);
+        if let Some(id) = ev.flow_end
+            && let Some(i) = self.open_flows.remove(&id)
+        {
+            self.arrows[i].end = Some((e.thread, e.ts_ns));
+        }
+        if let Some(id) = ev.flow_start {
+            let from = match ev.name {
+                Some(schema::NAME_IO_WAKE) => FlowStart::Io,
+                Some(schema::NAME_TIMER_WAKE) => FlowStart::Timer,
+                _ => FlowStart::Task,
+            };
+            self.open_flows.insert(id, self.arrows.len());
+            self.arrows.push(FlowArrow {
+                from,
+                task: e.task,
+                start_thread: e.thread,
+                start_ns: e.ts_ns,
+                end: None,
+            });
+        }
         self.events.push(e);
         Ok(())
     }
@@ -593,6 +685,9 @@ struct RawEvent {
     name: Option<u64>,
     track: Option<u64>,
     counter: Option<u64>,
+    /// The first flow id the event starts and the first it terminates.
+    flow_start: Option<u64>,
+    flow_end: Option<u64>,
     anns: [Option<AnnValue>; schema::ANNOTATION_NAMES.len() + 1],
 }
 
@@ -604,6 +699,8 @@ impl RawEvent {
             name: None,
             track: None,
             counter: None,
+            flow_start: None,
+            flow_end: None,
             anns: [None; schema::ANNOTATION_NAMES.len() + 1],
         };
         let mut r = Reader::new(body, off);
@@ -637,18 +734,22 @@ impl RawEvent {
                     ev.counter = Some(as_varint(v, at, "TrackEvent.counter_value")?)
                 }
                 track_event::FLOW_IDS => {
-                    as_fixed64(v, at, "TrackEvent.flow_ids")?;
+                    let id = as_fixed64(v, at, "TrackEvent.flow_ids")?;
+                    ev.flow_start.get_or_insert(id);
                     *flows += 1;
                 }
                 track_event::TERMINATING_FLOW_IDS => {
-                    as_fixed64(v, at, "TrackEvent.terminating_flow_ids")?;
+                    let id = as_fixed64(v, at, "TrackEvent.terminating_flow_ids")?;
+                    ev.flow_end.get_or_insert(id);
                 }
                 track_event::FLOW_IDS_OLD => {
-                    as_varint(v, at, "TrackEvent.flow_ids_old")?;
+                    let id = as_varint(v, at, "TrackEvent.flow_ids_old")?;
+                    ev.flow_start.get_or_insert(id);
                     *flows += 1;
                 }
                 track_event::TERMINATING_FLOW_IDS_OLD => {
-                    as_varint(v, at, "TrackEvent.terminating_flow_ids_old")?;
+                    let id = as_varint(v, at, "TrackEvent.terminating_flow_ids_old")?;
+                    ev.flow_end.get_or_insert(id);
                 }
                 _ => {}
             }

@@ -46,6 +46,7 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Recording, TraceError> {
         events_skipped: stats.skipped,
         duplicates_skipped: 0,
         flows: st.flows,
+        flow_arrows: Vec::new(),
         packets: st.packets,
         counters: Vec::new(),
         format_version: 1,

@@ -123,8 +123,10 @@ pub(crate) const THREAD_SEQUENCE_BASE: u64 = 2;
 pub(crate) const FORMAT_MARKER: &str = "taskline trace format 1";
 /// The version 2 marker.
 pub(crate) const FORMAT_MARKER_V2: &str = "taskline trace format 2";
-/// The version 3 marker (what the encoder writes).
+/// The version 3 marker.
 pub(crate) const FORMAT_MARKER_V3: &str = "taskline trace format 3";
+/// The version 4 marker (what the encoder writes).
+pub(crate) const FORMAT_MARKER_V4: &str = "taskline trace format 4";
 
 /// Version 2: sampled counter `k` (see [`SAMPLE_NAMES`]) is counter track
 /// `SAMPLE_UUID_BASE + k`, on the process sequence.
@@ -171,7 +173,7 @@ pub(crate) const CATEGORIES: [&str; 10] = [
 pub(crate) const CAT_TASKLINE: u64 = 10;
 
 /// Fixed event names (iid = index + 1); task labels are interned after them.
-pub(crate) const EVENT_NAMES: [&str; 11] = [
+pub(crate) const EVENT_NAMES: [&str; 13] = [
     "spawn",          // 1
     "task name",      // 2
     "wake",           // 3
@@ -183,6 +185,8 @@ pub(crate) const EVENT_NAMES: [&str; 11] = [
     "poll",           // 9: a poll of a task whose name and site are unknown
     "span",           // 10
     "taskline.stats", // 11
+    "io wake",        // 12: version 4, a `Wake` by the I/O driver
+    "timer wake",     // 13: version 4, a `Wake` by the runtime's timer
 ];
 pub(crate) const NAME_IDLE: u64 = 6;
 pub(crate) const NAME_BLOCKING: u64 = 7;
@@ -190,6 +194,8 @@ pub(crate) const NAME_BLOCK_IN_PLACE: u64 = 8;
 pub(crate) const NAME_POLL: u64 = 9;
 pub(crate) const NAME_SPAN: u64 = 10;
 pub(crate) const NAME_STATS: u64 = 11;
+pub(crate) const NAME_IO_WAKE: u64 = 12;
+pub(crate) const NAME_TIMER_WAKE: u64 = 13;
 /// First iid handed to task labels and span names.
 pub(crate) const FIRST_DYNAMIC_NAME_IID: u64 = 16;
 

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use taskline_core::TasklineLayer;
 use taskline_core::{Event, EventKind, flags};
 use taskline_core::{Recorder, Registry, RuntimeBuilderExt, Sink};
-use taskline_trace::{PerfettoWriter, TraceOptions, read_trace};
+use taskline_trace::{FlowStart, PerfettoWriter, TraceOptions, read_trace};
 use tracing::Dispatch;
 use tracing::dispatcher::DefaultGuard;
 use tracing_subscriber::prelude::*;
@@ -214,9 +214,22 @@ fn recorded_workload_round_trips_and_validates() {
     let json = validate(&path);
     assert_eq!(json_u64(&json, "poll_slices"), polls, "{json}");
     assert_eq!(json_u64(&json, "blocking_slices"), blocking, "{json}");
-    // One arrow per woken task at a time: the flows are at most the cross-task wakes.
+    // One arrow per woken task at a time: the arrows from tasks are at most
+    // the cross-task wakes, the driver's at most the wakes from outside a task.
     assert_eq!(json_u64(&json, "flows"), back.flows, "{json}");
-    assert!(back.flows > 0 && back.flows <= cross_wakes, "{json}");
+    let from_tasks = back
+        .flow_arrows
+        .iter()
+        .filter(|a| a.from == FlowStart::Task);
+    let from_tasks = from_tasks.count() as u64;
+    assert!(from_tasks > 0 && from_tasks <= cross_wakes, "{json}");
+    let untasked_wakes = events
+        .iter()
+        .filter(|e| e.kind() == Some(EventKind::Wake) && e.arg == 0);
+    assert!(
+        back.flows - from_tasks <= untasked_wakes.count() as u64,
+        "{json}"
+    );
     for track in ["\"worker 0\"", "\"worker 1\"", "\"blocking ("] {
         assert!(json.contains(track), "thread track {track} in {json}");
     }
@@ -226,7 +239,7 @@ fn recorded_workload_round_trips_and_validates() {
         (events.len() + back.counters.len()) as u64,
         "{json}"
     );
-    assert_eq!(json_u64(&json, "format_version"), 3, "{json}");
+    assert_eq!(json_u64(&json, "format_version"), 4, "{json}");
     assert!(json_u64(&json, "compressed_blocks") > 0, "{json}");
     for track in ["\"alive tasks\"", "\"runnable tasks\"", "\"process RSS\""] {
         assert!(json.contains(track), "counter track {track} in {json}");
