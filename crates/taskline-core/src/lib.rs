@@ -77,9 +77,9 @@ pub use record::{
 };
 #[doc(hidden)]
 pub use source::set_current_task;
-pub use source::{SampleState, SampledSite, sample_state};
 pub use source::{
     Capabilities, Instrumented, RegionFuture, RuntimeBuilderExt, STABLE_WARNING, SubscriberError,
     TaskSpan, TasklineLayer, TasklineSubscriber, after_global_install, block_in_place,
     capabilities, instrument, task_id_u64,
 };
+pub use source::{SampleState, SampledSite, sample_state};

@@ -160,7 +160,11 @@ pub fn sample_state() -> SampleState {
     SampleState {
         task,
         worker: poll.worker,
-        site_word: if task != 0 && poll.task == task { poll.site } else { 0 },
+        site_word: if task != 0 && poll.task == task {
+            poll.site
+        } else {
+            0
+        },
     }
 }
 
@@ -240,21 +244,35 @@ mod tests {
         assert_eq!(sample_state().site(), SampledSite::Unknown);
         enter_poll(9, here, 2);
         let s = sample_state();
-        assert_eq!((s.task, s.worker, s.site()), (9, 2, SampledSite::Location(here)));
+        assert_eq!(
+            (s.task, s.worker, s.site()),
+            (9, 2, SampledSite::Location(here))
+        );
         assert_eq!(set_current_task(10), 9, "a nested poll the layer records");
         let s = sample_state();
-        assert_eq!((s.task, s.site()), (10, SampledSite::Unknown), "not task 9's site");
+        assert_eq!(
+            (s.task, s.site()),
+            (10, SampledSite::Unknown),
+            "not task 9's site"
+        );
         set_current_task(9);
         exit_poll();
         let s = sample_state();
         assert_eq!((s.task, s.worker, s.site()), (0, 2, SampledSite::Unknown));
         assert_eq!(enter_wrapped_poll(11, 4), 0);
         let s = sample_state();
-        assert_eq!((s.task, s.worker, s.site()), (11, NO_WORKER, SampledSite::Id(4)));
+        assert_eq!(
+            (s.task, s.worker, s.site()),
+            (11, NO_WORKER, SampledSite::Id(4))
+        );
         set_current_task(0);
         enter_poll(12, here, 1);
         assert_eq!(enter_wrapped_poll(12, 4), 12);
-        assert_eq!(sample_state().site(), SampledSite::Id(4), "the wrapper's caller, not its tokio::spawn");
+        assert_eq!(
+            sample_state().site(),
+            SampledSite::Id(4),
+            "the wrapper's caller, not its tokio::spawn"
+        );
         exit_poll();
     }
 }
