@@ -102,6 +102,7 @@
 //!
 //! [`pprof`]: crate::pprof
 
+mod collector;
 mod config;
 mod error;
 pub mod pprof;
@@ -113,6 +114,7 @@ mod symbolize;
 #[cfg(target_os = "linux")]
 mod sys;
 
+pub use collector::{CollectedProfile, CollectorConfig, OnProfile, ProfileCollector};
 pub use config::{MAX_DEPTH_LIMIT, MAX_FREQUENCY_HZ, ProfilerConfig};
 pub use error::ProfileError;
 pub use profile::{Profile, ProfileSample, ProfilerStats, SpawnSite};

@@ -114,18 +114,30 @@ impl Profile {
         crate::pprof::encode(self, &symbols)
     }
 
+    /// [`to_pprof`](Self::to_pprof) through a symbol cache kept between calls.
+    pub(crate) fn to_pprof_with(
+        &self,
+        cache: &mut crate::symbolize::SymbolCache,
+    ) -> Result<Vec<u8>, ProfileError> {
+        let symbols = crate::symbolize::symbolize_with(cache, self);
+        crate::pprof::encode(self, &symbols)
+    }
+
     /// [`to_pprof`](Self::to_pprof) written to `path` (replaced whole: a
     /// temporary file next to it, renamed).
     pub fn write_pprof(&self, path: impl AsRef<Path>) -> Result<(), ProfileError> {
-        let path = path.as_ref();
-        let bytes = self.to_pprof()?;
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(format!(".tmp{}", std::process::id()));
-        let tmp = std::path::PathBuf::from(tmp);
-        std::fs::write(&tmp, &bytes)?;
-        std::fs::rename(&tmp, path).inspect_err(|_| {
-            let _ = std::fs::remove_file(&tmp);
-        })?;
-        Ok(())
+        write_atomically(path.as_ref(), &self.to_pprof()?)
     }
+}
+
+/// Writes `bytes` to `path` whole: a temporary file next to it, renamed.
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ProfileError> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".tmp{}", std::process::id()));
+    let tmp = std::path::PathBuf::from(tmp);
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })?;
+    Ok(())
 }

@@ -105,9 +105,7 @@ pub(crate) struct Shared {
     /// One ring per registration slot, allocated on first use, reused.
     rings: Box<[AtomicPtr<SampleRing>]>,
     state: Mutex<State>,
-    started: Instant,
-    started_wall: SystemTime,
-    /// Samples taken since start (ring pushes counted at drain).
+    /// Failed `on_thread_start` registrations.
     registration_failures: AtomicU64,
 }
 
@@ -126,6 +124,11 @@ struct SlotEntry {
 /// The collector's aggregate, behind the lock.
 struct State {
     stopped: bool,
+    /// Timers disarmed ([`ProfilerGuard::pause`]); new ones start disarmed.
+    paused: bool,
+    /// Start of the samples in `agg` ([`ProfilerGuard::take_profile`] resets it).
+    window_start: Instant,
+    window_start_wall: SystemTime,
     slots: Vec<SlotEntry>,
     free: Vec<u32>,
     next_serial: u64,
@@ -174,13 +177,14 @@ impl Shared {
             rings,
             state: Mutex::new(State {
                 stopped: false,
+                paused: false,
+                window_start: Instant::now(),
+                window_start_wall: SystemTime::now(),
                 slots: Vec::new(),
                 free: Vec::new(),
                 next_serial: 1,
                 agg: Aggregate::default(),
             }),
-            started: Instant::now(),
-            started_wall: SystemTime::now(),
             registration_failures: AtomicU64::new(0),
         }
     }
@@ -257,10 +261,12 @@ impl Shared {
         let ring = self.ring(slot).expect("allocated above");
         ring.stack_lo.store(lo, Ordering::Relaxed);
         ring.stack_hi.store(hi, Ordering::Relaxed);
-        let timer = match sys::ThreadTimer::arm(
-            sys::signal_word(self.generation, slot),
-            self.config.period_ns(),
-        ) {
+        let period = if st.paused {
+            0
+        } else {
+            self.config.period_ns()
+        };
+        let timer = match sys::ThreadTimer::arm(sys::signal_word(self.generation, slot), period) {
             Ok(t) => t,
             Err(e) => {
                 st.free.push(slot);
@@ -327,10 +333,11 @@ impl Shared {
         }
     }
 
-    /// The aggregate so far as a [`Profile`].
-    fn profile(&self) -> Profile {
+    /// The aggregate so far as a [`Profile`]; with `reset`, the aggregate
+    /// starts over (a new window).
+    fn profile(&self, reset: bool) -> Profile {
         self.collect();
-        let st = self.lock();
+        let mut st = self.lock();
         let agg = &st.agg;
         let mut samples: Vec<ProfileSample> = agg
             .samples
@@ -348,14 +355,39 @@ impl Shared {
         let mut stats = agg.stats.clone();
         stats.registration_failures = self.registration_failures.load(Ordering::Relaxed);
         stats.threads_active = st.slots.iter().filter(|s| s.serial != 0).count();
-        Profile {
+        let profile = Profile {
             frequency_hz: self.config.frequency_hz,
             period_ns: self.config.period_ns(),
-            start: self.started_wall,
-            duration: self.started.elapsed(),
+            start: st.window_start_wall,
+            duration: st.window_start.elapsed(),
             samples,
             stats,
+        };
+        if reset {
+            st.agg.reset();
+            st.window_start = Instant::now();
+            st.window_start_wall = SystemTime::now();
+            self.registration_failures.store(0, Ordering::Relaxed);
         }
+        profile
+    }
+
+    /// Disarms (`paused`) or re-arms every thread's timer.
+    #[cfg(target_os = "linux")]
+    fn set_paused(&self, paused: bool) -> Result<(), ProfileError> {
+        let mut st = self.lock();
+        if st.stopped {
+            return Err(ProfileError::Stopped);
+        }
+        st.paused = paused;
+        let period = if paused { 0 } else { self.config.period_ns() };
+        let mut result = Ok(());
+        for timer in st.slots.iter().filter_map(|s| s.timer.as_ref()) {
+            if let Err(e) = timer.set(period) {
+                result = Err(e);
+            }
+        }
+        result
     }
 
     /// Stops sampling: detaches the handler, deletes every timer.
@@ -385,6 +417,21 @@ impl Drop for Shared {
 }
 
 impl Aggregate {
+    /// Forgets the samples (a new window); thread names stay (registered
+    /// threads keep their index).
+    fn reset(&mut self) {
+        let threads_registered = self.stats.threads_registered;
+        self.stack_ids.clear();
+        self.stacks.clear();
+        self.samples.clear();
+        self.site_ids.clear();
+        self.sites.clear();
+        self.stats = ProfilerStats {
+            threads_registered,
+            ..ProfilerStats::default()
+        };
+    }
+
     fn thread_index(&mut self, name: Arc<str>, max: usize) -> u32 {
         if let Some(&i) = self.thread_ids.get(&name) {
             return i;
@@ -549,15 +596,50 @@ impl ProfilerGuard {
         self.handle().register_current_thread()
     }
 
-    /// Everything sampled so far (the profiler keeps running).
+    /// Everything sampled since the start (or the last
+    /// [`take_profile`](Self::take_profile)); the profiler keeps running.
     pub fn profile(&self) -> Profile {
-        self.shared.profile()
+        self.shared.profile(false)
     }
 
-    /// Stops sampling and returns the whole profile.
+    /// Like [`profile`](Self::profile), then starts a new window: the next
+    /// profile holds only later samples. For periodic collection
+    /// ([`ProfileCollector`](crate::ProfileCollector)).
+    pub fn take_profile(&self) -> Profile {
+        self.shared.profile(true)
+    }
+
+    /// Disarms every thread's timer (threads registering meanwhile get a
+    /// disarmed one): no signal arrives until [`resume`](Self::resume).
+    /// The handler stays installed; samples taken so far are kept.
+    pub fn pause(&self) -> Result<(), ProfileError> {
+        #[cfg(target_os = "linux")]
+        {
+            self.shared.set_paused(true)
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            Err(ProfileError::Unsupported)
+        }
+    }
+
+    /// Re-arms every thread's timer after [`pause`](Self::pause).
+    pub fn resume(&self) -> Result<(), ProfileError> {
+        #[cfg(target_os = "linux")]
+        {
+            self.shared.set_paused(false)
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            Err(ProfileError::Unsupported)
+        }
+    }
+
+    /// Stops sampling and returns the profile of the current window (the
+    /// whole run unless [`take_profile`](Self::take_profile) was used).
     pub fn stop(mut self) -> Result<Profile, ProfileError> {
         self.shutdown();
-        Ok(self.shared.profile())
+        Ok(self.shared.profile(false))
     }
 
     fn shutdown(&mut self) {

@@ -41,8 +41,23 @@ impl Symbols {
     }
 }
 
-/// Symbolizes every address of `profile`.
+/// A symbolizer that keeps the parsed ELF and DWARF of every file it read
+/// (memory in proportion to their debug info), so that repeated profiles
+/// (the collector's) do not parse the executable again. Not `Send`: one per
+/// thread that symbolizes repeatedly.
+#[derive(Default)]
+pub(crate) struct SymbolCache {
+    #[cfg(target_os = "linux")]
+    symbolizer: Option<blazesym::symbolize::Symbolizer>,
+}
+
+/// Symbolizes every address of `profile` (with a fresh cache).
 pub(crate) fn symbolize(profile: &Profile) -> Symbols {
+    symbolize_with(&mut SymbolCache::default(), profile)
+}
+
+/// Symbolizes every address of `profile` through `cache`.
+pub(crate) fn symbolize_with(cache: &mut SymbolCache, profile: &Profile) -> Symbols {
     let mut addrs: Vec<u64> = profile
         .samples
         .iter()
@@ -51,13 +66,13 @@ pub(crate) fn symbolize(profile: &Profile) -> Symbols {
     addrs.sort_unstable();
     addrs.dedup();
     Symbols {
-        frames: frames(&addrs),
+        frames: frames(cache, &addrs),
         mappings: mappings(),
     }
 }
 
 #[cfg(target_os = "linux")]
-fn frames(addrs: &[u64]) -> HashMap<u64, Vec<Frame>> {
+fn frames(cache: &mut SymbolCache, addrs: &[u64]) -> HashMap<u64, Vec<Frame>> {
     use blazesym::symbolize::source::{Process, Source};
     use blazesym::symbolize::{CodeInfo, Input, Symbolized, Symbolizer};
 
@@ -65,11 +80,13 @@ fn frames(addrs: &[u64]) -> HashMap<u64, Vec<Frame>> {
     if addrs.is_empty() {
         return out;
     }
-    let symbolizer = Symbolizer::builder()
-        .enable_code_info(true)
-        .enable_inlined_fns(true)
-        .enable_demangling(true)
-        .build();
+    let symbolizer = cache.symbolizer.get_or_insert_with(|| {
+        Symbolizer::builder()
+            .enable_code_info(true)
+            .enable_inlined_fns(true)
+            .enable_demangling(true)
+            .build()
+    });
     let mut process = Process::new(blazesym::Pid::Slf);
     // Symbolic paths from /proc/self/maps: /proc/self/map_files may need
     // privileges in some containers.
@@ -110,7 +127,7 @@ fn frames(addrs: &[u64]) -> HashMap<u64, Vec<Frame>> {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn frames(_addrs: &[u64]) -> HashMap<u64, Vec<Frame>> {
+fn frames(_cache: &mut SymbolCache, _addrs: &[u64]) -> HashMap<u64, Vec<Frame>> {
     HashMap::new()
 }
 

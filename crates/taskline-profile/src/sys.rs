@@ -115,8 +115,9 @@ pub(crate) struct ThreadTimer(libc::timer_t);
 unsafe impl Send for ThreadTimer {}
 
 impl ThreadTimer {
-    /// Arms a timer on the calling thread's CPU-time clock that sends
-    /// `SIGPROF` with value `word` to this thread every `period_ns`.
+    /// Creates a timer on the calling thread's CPU-time clock that sends
+    /// `SIGPROF` with value `word` to this thread, and arms it to fire
+    /// every `period_ns` of that thread's CPU time (0: created disarmed).
     pub fn arm(word: usize, period_ns: u64) -> Result<ThreadTimer, ProfileError> {
         // SAFETY: zeroed is a valid `sigevent`; the fields are set below.
         let mut sev: libc::sigevent = unsafe { std::mem::zeroed() };
@@ -133,6 +134,13 @@ impl ThreadTimer {
             return Err(os_error("timer_create(CLOCK_THREAD_CPUTIME_ID)"));
         }
         let timer = ThreadTimer(timer);
+        timer.set(period_ns)?;
+        Ok(timer)
+    }
+
+    /// Re-arms the timer with period `period_ns` of thread CPU time, or
+    /// disarms it (0): a disarmed timer sends nothing.
+    pub fn set(&self, period_ns: u64) -> Result<(), ProfileError> {
         let period = libc::timespec {
             tv_sec: (period_ns / 1_000_000_000) as libc::time_t,
             tv_nsec: (period_ns % 1_000_000_000) as libc::c_long,
@@ -141,11 +149,11 @@ impl ThreadTimer {
             it_interval: period,
             it_value: period,
         };
-        // SAFETY: a timer we just created; valid spec.
-        if unsafe { libc::timer_settime(timer.0, 0, &spec, ptr::null_mut()) } != 0 {
+        // SAFETY: a timer we created and have not deleted; valid spec.
+        if unsafe { libc::timer_settime(self.0, 0, &spec, ptr::null_mut()) } != 0 {
             return Err(os_error("timer_settime"));
         }
-        Ok(timer)
+        Ok(())
     }
 }
 
