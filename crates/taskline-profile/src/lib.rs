@@ -105,6 +105,7 @@
 mod collector;
 mod config;
 mod error;
+pub mod flamegraph;
 pub mod pprof;
 mod profile;
 mod profiler;
