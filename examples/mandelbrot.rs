@@ -330,7 +330,9 @@ fn write_cpu_profile(
     let cpu = pprof.value_index("samples").unwrap_or(0);
     let mut by_site: std::collections::BTreeMap<&str, i64> = Default::default();
     for s in &pprof.samples {
-        *by_site.entry(s.label("spawn_site").unwrap_or("")).or_default() += s.values[cpu];
+        *by_site
+            .entry(s.label("spawn_site").unwrap_or(""))
+            .or_default() += s.values[cpu];
     }
     let total: i64 = by_site.values().sum();
     row.cpu_samples = total as u64;
@@ -344,14 +346,20 @@ fn write_cpu_profile(
     row.cpu_site = site.to_string();
     row.cpu_site_permille = (n * 1000 / total.max(1)) as u64;
     let mut by_function: std::collections::BTreeMap<String, i64> = Default::default();
-    for s in pprof.samples.iter().filter(|s| s.label("spawn_site") == Some(site)) {
+    for s in pprof
+        .samples
+        .iter()
+        .filter(|s| s.label("spawn_site") == Some(site))
+    {
         let names = pprof.function_names(s);
         let own = names
             .iter()
             .find(|f| {
-                !["core::", "std::", "alloc::", "<core::", "<std::", "<alloc::"]
-                    .iter()
-                    .any(|p| f.starts_with(p))
+                ![
+                    "core::", "std::", "alloc::", "<core::", "<std::", "<alloc::",
+                ]
+                .iter()
+                .any(|p| f.starts_with(p))
             })
             .or(names.first());
         if let Some(f) = own {
