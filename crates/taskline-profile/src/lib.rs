@@ -14,6 +14,13 @@
 //!
 //! show which functions one spawn site's tasks burn CPU in.
 //!
+//! Also here: periodic collection into a bounded directory
+//! ([`ProfileCollector`], `cpu-<UTC time>.pb.gz`, with a public count of
+//! profiles written), pause/resume and windows on one profiler
+//! ([`ProfilerGuard::pause`], [`ProfilerGuard::take_profile`]), and flame
+//! graphs ([`flamegraph`]: SVG and folded stacks, behind `taskline
+//! flamegraph`).
+//!
 //! ```no_run
 //! use taskline_core::{Recorder, RuntimeBuilderExt};
 //! use taskline_profile::{ProfileRuntimeExt, Profiler, ProfilerConfig};
