@@ -5,6 +5,7 @@
 //! cargo run --release --example mandelbrot                # 1024x1024, every variant
 //! cargo run --release --example mandelbrot -- --size 2048 # the tutorial's size
 //! cargo run --release --example mandelbrot -- --otlp      # also export metrics over OTLP
+//! cargo run --release --example mandelbrot -- --profile   # also write CPU profiles (pprof)
 //! ```
 //!
 //! Every variant runs in a fresh child process (so each gets its own recorder,
@@ -14,6 +15,9 @@
 //! prints one table and, under it, one line per variant that says in words
 //! what the numbers show. It writes the PNG once and one Perfetto trace per
 //! variant (open them in ui.perfetto.dev, or run `taskline report FILE`).
+//! With `--profile` (Linux), each variant under taskline also writes a CPU
+//! profile, `mandelbrot-<variant>.cpu.pb.gz` (pprof, labelled by spawn site),
+//! and the summary says which spawn site took the CPU, in which function.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -24,7 +28,7 @@ use taskline::otel::OtlpConfig;
 use taskline::{Recorder, RecorderConfig, Snapshot, Taskline};
 use taskline_mandelbrot::{Spawn, Variant, default_workers, render, render_with};
 
-const USAGE: &str = "usage: mandelbrot [--size N] [--workers N] [--out DIR] [--variants a,b,..] [--no-trace] [--otlp] [--wrap]
+const USAGE: &str = "usage: mandelbrot [--size N] [--workers N] [--out DIR] [--variants a,b,..] [--no-trace] [--otlp] [--wrap] [--profile]
 
   --size N        image is N x N pixels (default 1024; the Go tutorial uses 2048)
   --workers N     Tokio worker threads and pool size (default: available cores)
@@ -35,7 +39,9 @@ const USAGE: &str = "usage: mandelbrot [--size N] [--workers N] [--out DIR] [--v
   --otlp          also export runtime and task metrics over OTLP while running
                   (endpoint from OTEL_EXPORTER_OTLP_ENDPOINT, default http://localhost:4318)
   --wrap          spawn every task through taskline's wrapper (Recorder::spawn), the
-                  source on stable Tokio (always on in a build without tokio_unstable)";
+                  source on stable Tokio (always on in a build without tokio_unstable)
+  --profile       also write a CPU profile per variant, <out>/mandelbrot-<variant>.cpu.pb.gz
+                  (pprof, samples labelled by spawn site; Linux)";
 
 /// Command-line options shared by parent and child.
 #[derive(Clone, Debug)]
@@ -51,6 +57,8 @@ struct Options {
     /// Spawn through taskline's wrapper (`Recorder::spawn`), the source on
     /// stable Tokio; always on in a build without `tokio_unstable`.
     wrap: bool,
+    /// Write a CPU profile per variant.
+    profile: bool,
 }
 
 fn parse(args: &[String]) -> Result<(Options, Option<Variant>), String> {
@@ -63,6 +71,7 @@ fn parse(args: &[String]) -> Result<(Options, Option<Variant>), String> {
         otlp: false,
         bare: false,
         wrap: !taskline::capabilities().task_events,
+        profile: false,
     };
     let mut child = None;
     let mut it = args.iter();
@@ -100,6 +109,7 @@ fn parse(args: &[String]) -> Result<(Options, Option<Variant>), String> {
             "--otlp" => o.otlp = true,
             "--bare" => o.bare = true,
             "--wrap" => o.wrap = true,
+            "--profile" => o.profile = true,
             "--child" => {
                 child = Some(
                     value("--child")?
@@ -158,11 +168,22 @@ struct Row {
     dropped: u64,
     trace_bytes: u64,
     trace_events: u64,
+    /// CPU samples in the variant's profile (0: no profile).
+    cpu_samples: u64,
+    /// The spawn site with the most CPU samples.
+    cpu_site: String,
+    /// Its share of the samples, per mille.
+    cpu_site_permille: u64,
+    /// The function most of that site's samples were in (the innermost
+    /// frame outside the standard library).
+    cpu_function: String,
+    /// Its share of the site's samples, per mille.
+    cpu_function_permille: u64,
     /// The same variant's wall time without taskline (filled by the parent).
     bare_wall_ns: u64,
 }
 
-const FIELDS: [&str; 17] = [
+const FIELDS: [&str; 22] = [
     "variant",
     "wall_ns",
     "checksum",
@@ -180,10 +201,24 @@ const FIELDS: [&str; 17] = [
     "dropped",
     "trace_bytes",
     "trace_events",
+    "cpu_samples",
+    "cpu_site",
+    "cpu_site_permille",
+    "cpu_function",
+    "cpu_function_permille",
 ];
 
+/// A string field on the result line: no spaces.
+fn escape_field(s: &str) -> String {
+    s.replace('%', "%25").replace(' ', "%20")
+}
+
+fn unescape_field(s: &str) -> String {
+    s.replace("%20", " ").replace("%25", "%")
+}
+
 impl Row {
-    fn values(&self) -> [String; 17] {
+    fn values(&self) -> [String; 22] {
         [
             self.variant.clone(),
             self.wall_ns.to_string(),
@@ -202,6 +237,11 @@ impl Row {
             self.dropped.to_string(),
             self.trace_bytes.to_string(),
             self.trace_events.to_string(),
+            self.cpu_samples.to_string(),
+            escape_field(&self.cpu_site),
+            self.cpu_site_permille.to_string(),
+            escape_field(&self.cpu_function),
+            self.cpu_function_permille.to_string(),
         ]
     }
 
@@ -239,6 +279,11 @@ impl Row {
                 "dropped" => r.dropped = n()?,
                 "trace_bytes" => r.trace_bytes = n()?,
                 "trace_events" => r.trace_events = n()?,
+                "cpu_samples" => r.cpu_samples = n()?,
+                "cpu_site" => r.cpu_site = unescape_field(v),
+                "cpu_site_permille" => r.cpu_site_permille = n()?,
+                "cpu_function" => r.cpu_function = unescape_field(v),
+                "cpu_function_permille" => r.cpu_function_permille = n()?,
                 _ => {}
             }
         }
@@ -263,6 +308,69 @@ impl Spawn for Wrapped {
 
 fn trace_path(out: &Path, variant: Variant) -> PathBuf {
     out.join(format!("mandelbrot-{}.perfetto-trace", variant.name()))
+}
+
+fn profile_path(out: &Path, variant: Variant) -> PathBuf {
+    out.join(format!("mandelbrot-{}.cpu.pb.gz", variant.name()))
+}
+
+/// Writes the CPU profile and fills the row's CPU fields: the spawn site
+/// with the most samples and, within it, the function most samples were
+/// in (read back from the symbolized pprof file, as a viewer would).
+fn write_cpu_profile(
+    profile: &taskline::profile::Profile,
+    path: &Path,
+    row: &mut Row,
+) -> Result<(), String> {
+    let bytes = profile
+        .to_pprof()
+        .map_err(|e| format!("CPU profile: {}", chain(&e)))?;
+    std::fs::write(path, &bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    let pprof = taskline::profile::pprof::decode(&bytes).map_err(|e| e.to_string())?;
+    let cpu = pprof.value_index("samples").unwrap_or(0);
+    let mut by_site: std::collections::BTreeMap<&str, i64> = Default::default();
+    for s in &pprof.samples {
+        *by_site
+            .entry(s.label("spawn_site").unwrap_or(""))
+            .or_default() += s.values[cpu];
+    }
+    let total: i64 = by_site.values().sum();
+    row.cpu_samples = total as u64;
+    let Some((site, n)) = by_site
+        .iter()
+        .filter(|(site, _)| !site.is_empty())
+        .max_by_key(|(_, n)| **n)
+    else {
+        return Ok(());
+    };
+    row.cpu_site = site.to_string();
+    row.cpu_site_permille = (n * 1000 / total.max(1)) as u64;
+    let mut by_function: std::collections::BTreeMap<String, i64> = Default::default();
+    for s in pprof
+        .samples
+        .iter()
+        .filter(|s| s.label("spawn_site") == Some(site))
+    {
+        let names = pprof.function_names(s);
+        let own = names
+            .iter()
+            .find(|f| {
+                ![
+                    "core::", "std::", "alloc::", "<core::", "<std::", "<alloc::",
+                ]
+                .iter()
+                .any(|p| f.starts_with(p))
+            })
+            .or(names.first());
+        if let Some(f) = own {
+            *by_function.entry(f.clone()).or_default() += s.values[cpu];
+        }
+    }
+    if let Some((f, fnn)) = by_function.into_iter().max_by_key(|(_, n)| *n) {
+        row.cpu_function = f;
+        row.cpu_function_permille = (fnn * 1000 / n.max(&1)) as u64;
+    }
+    Ok(())
 }
 
 /// The variant on a plain runtime, no taskline at all: the baseline the
@@ -308,6 +416,9 @@ fn run_child(o: &Options, variant: Variant) -> Result<(), String> {
     if o.trace {
         setup = setup.trace_file(trace_path(&o.out, variant));
     }
+    if o.profile {
+        setup = setup.cpu_profile(taskline::profile::ProfilerConfig::default());
+    }
     if o.otlp {
         setup = setup.otlp(
             OtlpConfig::new()
@@ -344,8 +455,9 @@ fn run_child(o: &Options, variant: Variant) -> Result<(), String> {
             .map_err(|e| format!("cannot write {}: {e}", png.display()))?;
     }
     drop(runtime);
+    let cpu_profile = taskline.cpu_profiler().map(|p| p.profile());
     let snapshot = recorder.snapshot();
-    let row = row_from(
+    let mut row = row_from(
         variant,
         wall,
         image.checksum(),
@@ -353,6 +465,9 @@ fn run_child(o: &Options, variant: Variant) -> Result<(), String> {
         &recorder,
         o.workers,
     );
+    if let Some(profile) = cpu_profile {
+        write_cpu_profile(&profile, &profile_path(&o.out, variant), &mut row)?;
+    }
     let trace = taskline.trace_file().cloned();
     // Flushes the recorder (so the OTel task sink has every event), then the
     // last OTLP export, then finishes the trace with the drop count.
@@ -409,6 +524,7 @@ fn row_from(
         trace_bytes: 0,
         trace_events: 0,
         bare_wall_ns: 0,
+        ..Row::default()
     }
 }
 
@@ -591,6 +707,35 @@ fn print_table(o: &Options, rows: &[Row]) {
         );
     } else {
         println!("WARNING: the variants rendered different images: {checksums:x?}");
+    }
+    if o.profile {
+        println!();
+        println!(
+            "CPU profiles (`go tool pprof -top -tagfocus=spawn_site=SITE FILE`, or `cargo run -p taskline-cli -- flamegraph FILE`):"
+        );
+        for r in rows {
+            let Ok(v) = r.variant.parse::<Variant>() else {
+                continue;
+            };
+            let path = profile_path(&o.out, v);
+            if r.cpu_site.is_empty() {
+                println!(
+                    "  {}  {} samples, none in a task with a known spawn site",
+                    path.display(),
+                    r.cpu_samples
+                );
+            } else {
+                println!(
+                    "  {}  {} samples: spawn site {} took {:.0}% of the CPU, {:.0}% of it in {}",
+                    path.display(),
+                    r.cpu_samples,
+                    r.cpu_site,
+                    r.cpu_site_permille as f64 / 10.0,
+                    r.cpu_function_permille as f64 / 10.0,
+                    r.cpu_function
+                );
+            }
+        }
     }
     if o.trace {
         println!(

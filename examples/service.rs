@@ -11,6 +11,8 @@
 //! curl 127.0.0.1:3000/report                             # the live report
 //! curl -o next.pftrace '127.0.0.1:3000/trace?seconds=5'  # a trace of the next 5 s
 //! cargo run -p taskline-cli -- report next.pftrace
+//! curl -o cpu.pb.gz '127.0.0.1:3000/profile?seconds=5'  # a CPU profile of the next 5 s (Linux)
+//! go tool pprof -top -tagfocus=spawn_site=examples/service.rs cpu.pb.gz
 //! wrk -t2 -c32 -d10s http://127.0.0.1:3000/              # load (Debian package `wrk`)
 //! cargo run --release --example service -- --no-taskline # the same service without taskline
 //! ```
@@ -144,7 +146,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .tracing(tracing_subscriber::registry())
                 .resource_waits(o.resources);
         }
+        // The CPU profiler, paused until `/profile` asks (Linux only).
+        #[cfg(target_os = "linux")]
+        {
+            setup = setup.cpu_profile(taskline::profile::ProfilerConfig::default());
+        }
         let taskline = setup.start()?;
+        if let Some(p) = taskline.cpu_profiler() {
+            p.pause()?;
+        }
         if o.plain_layer {
             tracing_subscriber::registry().with(taskline.layer()).init();
         } else if o.registry_only {
@@ -283,9 +293,16 @@ async fn handle(
                 "taskline is off (--no-taskline)\n".into(),
             ),
         },
+        "/profile" => match taskline.filter(|t| t.cpu_profiler().is_some()) {
+            Some(t) => Ok(profile(t, req.uri().query()).await),
+            None => text(
+                StatusCode::NOT_FOUND,
+                "no CPU profiler (--no-taskline, or not Linux)\n".into(),
+            ),
+        },
         _ => text(
             StatusCode::NOT_FOUND,
-            "try /, /block?ms=300, /report, /dump, /trace?seconds=5\n".into(),
+            "try /, /block?ms=300, /report, /dump, /trace?seconds=5, /profile?seconds=5\n".into(),
         ),
     }
 }
@@ -370,6 +387,89 @@ async fn trace(taskline: Arc<Taskline>, query: Option<&str>, dir: &Path) -> Resp
         Err(e) => reply(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("the trace's task failed: {e}\n").into(),
+        ),
+    }
+}
+
+/// The longest `/profile` (Go's `/debug/pprof/profile` has no limit; a
+/// demo keeps one so a typo cannot hold the profiler for hours).
+const MAX_PROFILE_SECONDS: f64 = 60.0;
+
+/// `/profile?seconds=N` (default 30, like Go's): samples every runtime
+/// thread's CPU for the next N seconds and answers with the pprof file
+/// (gzipped `profile.proto`, samples labelled `spawn_site`, `task`,
+/// `worker`, `thread`). 400 for a bad N (not a number, not in (0, 60]),
+/// 409 while another profile runs, 500 if it could not be made.
+async fn profile(taskline: Arc<Taskline>, query: Option<&str>) -> Response<Full<Bytes>> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let reply = |status: StatusCode, body: Bytes| {
+        let mut r = Response::new(Full::new(body));
+        *r.status_mut() = status;
+        r
+    };
+    let seconds = query
+        .unwrap_or("")
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("seconds="))
+        .unwrap_or("30")
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s > 0.0 && *s <= MAX_PROFILE_SECONDS);
+    let Some(seconds) = seconds else {
+        return reply(
+            StatusCode::BAD_REQUEST,
+            format!("seconds= takes a number of seconds in (0, {MAX_PROFILE_SECONDS}], e.g. /profile?seconds=5\n").into(),
+        );
+    };
+    /// One profile at a time: the profiler has one window.
+    static RUNNING: AtomicBool = AtomicBool::new(false);
+    struct Running;
+    impl Drop for Running {
+        fn drop(&mut self) {
+            RUNNING.store(false, Ordering::Release);
+        }
+    }
+    if RUNNING.swap(true, Ordering::AcqRel) {
+        return reply(
+            StatusCode::CONFLICT,
+            "a CPU profile is running already\n".into(),
+        );
+    }
+    let running = Running;
+    // Sleeping and symbolizing block: off the workers.
+    let result = tokio::task::spawn_blocking(move || {
+        let _running = running;
+        let profiler = taskline.cpu_profiler().expect("checked by the caller");
+        let _ = profiler.take_profile(); // start a fresh window
+        profiler.resume()?;
+        std::thread::sleep(Duration::from_secs_f64(seconds));
+        profiler.pause()?;
+        let profile = profiler.take_profile();
+        Ok::<_, taskline::profile::ProfileError>((profile.to_pprof()?, profile.total()))
+    })
+    .await;
+    match result {
+        Ok(Ok((bytes, samples))) => {
+            eprintln!("CPU profile: {samples} samples over {seconds} s");
+            let mut r = reply(StatusCode::OK, Bytes::from(bytes));
+            let headers = r.headers_mut();
+            headers.insert(
+                hyper::header::CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static("application/octet-stream"),
+            );
+            headers.insert(
+                hyper::header::CONTENT_DISPOSITION,
+                hyper::header::HeaderValue::from_static("attachment; filename=\"cpu.pb.gz\""),
+            );
+            r
+        }
+        Ok(Err(e)) => reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("CPU profile failed: {e}\n").into(),
+        ),
+        Err(e) => reply(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the profile's task failed: {e}\n").into(),
         ),
     }
 }

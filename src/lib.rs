@@ -56,6 +56,7 @@
 //!   (runtime hooks, `tracing` subscriber and layer, aggregates, report).
 //! - `trace` (feature `trace`): Perfetto trace writer/reader, flight recorder, Go-style analyses.
 //! - `otel` (feature `otel`): OpenTelemetry runtime and task metrics over OTLP.
+//! - `profile` (feature `profile`): CPU profiles labelled by task, spawn site and worker (pprof; Linux).
 
 #[cfg(feature = "trace")]
 pub mod on_demand;
@@ -72,6 +73,8 @@ pub use world::Mixing;
 pub use taskline_core::*;
 #[cfg(feature = "otel")]
 pub use taskline_otel as otel;
+#[cfg(feature = "profile")]
+pub use taskline_profile as profile;
 #[cfg(feature = "trace")]
 pub use taskline_trace as trace;
 

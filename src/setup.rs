@@ -32,6 +32,8 @@ use crate::world::{self, Mixing};
 use taskline_otel::{
     ExportStats, OtlpConfig, OtlpGuard, RuntimeMetricsExporter, TaskMetricsConfig, TaskMetricsSink,
 };
+#[cfg(feature = "profile")]
+use taskline_profile::{ProfileError, ProfileRuntimeExt, Profiler, ProfilerConfig, ProfilerGuard};
 #[cfg(feature = "trace")]
 use taskline_trace::{
     PerfettoWriter, TraceHandle,
@@ -64,6 +66,8 @@ pub struct TasklineBuilder {
     on_demand: OnDemandConfig,
     #[cfg(feature = "otel")]
     otlp: Option<(OtlpConfig, TaskMetricsConfig)>,
+    #[cfg(feature = "profile")]
+    cpu_profile: Option<ProfilerConfig>,
 }
 
 impl Default for TasklineBuilder {
@@ -83,6 +87,8 @@ impl Default for TasklineBuilder {
             on_demand: OnDemandConfig::default(),
             #[cfg(feature = "otel")]
             otlp: None,
+            #[cfg(feature = "profile")]
+            cpu_profile: None,
         }
     }
 }
@@ -191,6 +197,18 @@ impl TasklineBuilder {
         self
     }
 
+    /// Samples the CPU of every runtime thread [`Taskline::build_runtime`]
+    /// (or [`Taskline::instrument`]) makes, labelled by task, spawn site
+    /// and worker (see [`taskline_profile`]); read the profile with
+    /// [`Taskline::cpu_profiler`]. The profiler's recorder is set to this
+    /// taskline's. Linux only: elsewhere `start` fails with
+    /// [`SetupError::Profile`] (`Unsupported`).
+    #[cfg(feature = "profile")]
+    pub fn cpu_profile(mut self, config: ProfilerConfig) -> Self {
+        self.cpu_profile = Some(config);
+        self
+    }
+
     /// Like [`otlp`](Self::otlp), with a task-metrics configuration.
     #[cfg(feature = "otel")]
     pub fn otlp_with(mut self, config: OtlpConfig, tasks: TaskMetricsConfig) -> Self {
@@ -223,6 +241,8 @@ impl TasklineBuilder {
             otlp: None,
             #[cfg(feature = "otel")]
             runtimes: Mutex::new(Vec::new()),
+            #[cfg(feature = "profile")]
+            profiler: None,
         };
         // `taskline` drops (and cleans up) on every early return below.
         #[cfg(feature = "trace")]
@@ -257,6 +277,11 @@ impl TasklineBuilder {
                 tasks,
             ));
             taskline.otlp = Some(guard);
+        }
+        #[cfg(feature = "profile")]
+        if let Some(config) = self.cpu_profile {
+            let config = config.recorder(&taskline.recorder);
+            taskline.profiler = Some(Profiler::start(config).map_err(SetupError::Profile)?);
         }
         // The subscriber is made last, after every output started, and the
         // interest cache is rebuilt once it is installed: a dispatcher made
@@ -313,6 +338,8 @@ pub struct Taskline {
     otlp: Option<OtlpGuard>,
     #[cfg(feature = "otel")]
     runtimes: Mutex<Vec<RuntimeMetricsExporter>>,
+    #[cfg(feature = "profile")]
+    profiler: Option<ProfilerGuard>,
 }
 
 impl fmt::Debug for Taskline {
@@ -349,8 +376,16 @@ impl Taskline {
     /// Instruments `builder` with the runtime hooks for this recorder,
     /// for a runtime you build yourself; pair it with
     /// [`watch_runtime`](Self::watch_runtime) for its OTel metrics.
+    ///
+    /// With [`TasklineBuilder::cpu_profile`], this also sets the builder's
+    /// `on_thread_start` callback (replacing one set before) to register
+    /// every runtime thread with the CPU profiler.
     pub fn instrument<'a>(&self, builder: &'a mut Builder) -> &'a mut Builder {
         taskline_core::instrument(builder, &self.recorder);
+        #[cfg(feature = "profile")]
+        if let Some(profiler) = &self.profiler {
+            builder.profile_threads(&profiler.handle());
+        }
         self.instrumented.store(true, Ordering::Relaxed);
         world::check(self.recorder.id());
         builder
@@ -438,6 +473,14 @@ impl Taskline {
         self.trace.as_ref()
     }
 
+    /// The CPU profiler [`TasklineBuilder::cpu_profile`] started: its
+    /// [`profile`](ProfilerGuard::profile) so far (write it with
+    /// `write_pprof`), pause/resume. It stops at shutdown.
+    #[cfg(feature = "profile")]
+    pub fn cpu_profiler(&self) -> Option<&ProfilerGuard> {
+        self.profiler.as_ref()
+    }
+
     /// The flight recorder's handle (dump on demand, stats), if enabled.
     #[cfg(feature = "trace")]
     pub fn flight_recorder(&self) -> Option<&FlightRecorderHandle> {
@@ -523,6 +566,8 @@ impl Taskline {
         // recorder still runs.
         #[cfg(feature = "trace")]
         self.on_demand.stop();
+        #[cfg(feature = "profile")]
+        drop(self.profiler.take());
         self.recorder.flush();
         #[cfg(feature = "otel")]
         {
@@ -643,6 +688,10 @@ pub enum SetupError {
     /// The OTLP pipeline could not be built, or its last export failed.
     #[cfg(feature = "otel")]
     Otlp(taskline_otel::otlp::Error),
+    /// The CPU profiler could not start (bad configuration, another
+    /// profiler or `SIGPROF` handler, or not Linux).
+    #[cfg(feature = "profile")]
+    Profile(ProfileError),
     /// The runtime (or a helper thread) could not be built.
     Runtime(std::io::Error),
     /// Shutdown stopped waiting for something.
@@ -677,6 +726,8 @@ impl fmt::Display for SetupError {
             SetupError::OnDemand(_) => f.write_str("invalid on-demand trace configuration"),
             #[cfg(feature = "otel")]
             SetupError::Otlp(_) => f.write_str("OTLP metrics export"),
+            #[cfg(feature = "profile")]
+            SetupError::Profile(_) => f.write_str("cannot start the CPU profiler"),
             SetupError::Runtime(_) => f.write_str("cannot build the Tokio runtime"),
             SetupError::Timeout { what, after } => {
                 write!(f, "gave up waiting for {what} after {after:?}")
@@ -702,6 +753,8 @@ impl std::error::Error for SetupError {
             SetupError::OnDemand(e) => Some(e),
             #[cfg(feature = "otel")]
             SetupError::Otlp(e) => Some(e),
+            #[cfg(feature = "profile")]
+            SetupError::Profile(e) => Some(e),
             SetupError::Runtime(e) => Some(e),
             SetupError::Timeout { .. } => None,
         }

@@ -1,7 +1,8 @@
 //! The overhead table: the same workloads under no instrumentation,
 //! taskline (hooks, layer, both; hooks + taskline's subscriber, with and
 //! without resource waits; the hooks without aggregation, delivering to no
-//! sink or to a Perfetto file), the tracing floor, tokio-metrics,
+//! sink or to a Perfetto file; the hooks plus the CPU profiler at 99 Hz),
+//! the tracing floor, tokio-metrics,
 //! console-subscriber and dial9.
 //!
 //! ```text
@@ -36,6 +37,7 @@ const RESULT_TAG: &str = "TASKLINE-BENCH-RESULT";
 enum Config {
     None,
     TasklineHooks,
+    TasklineProfile,
     TasklineLayer,
     TasklineBoth,
     TasklineRecordOnly,
@@ -52,9 +54,10 @@ enum Config {
 }
 
 impl Config {
-    const ALL: [Config; 15] = [
+    const ALL: [Config; 16] = [
         Config::None,
         Config::TasklineHooks,
+        Config::TasklineProfile,
         Config::TasklineLayer,
         Config::TasklineBoth,
         Config::TasklineRecordOnly,
@@ -74,6 +77,7 @@ impl Config {
         match self {
             Config::None => "none",
             Config::TasklineHooks => "taskline-hooks",
+            Config::TasklineProfile => "taskline-profile",
             Config::TasklineLayer => "taskline-layer",
             Config::TasklineBoth => "taskline-both",
             Config::TasklineRecordOnly => "taskline-record-only",
@@ -227,6 +231,8 @@ struct Installed {
         std::path::PathBuf,
         taskline_trace::TraceHandle<std::fs::File>,
     )>,
+    /// `taskline-profile`: the CPU profiler.
+    profiler: Option<taskline_profile::ProfilerGuard>,
     #[cfg(feature = "peers")]
     dial9: Option<dial9::Recorder>,
     #[cfg(feature = "peers")]
@@ -322,6 +328,20 @@ fn child(args: &Args) {
                     .with(taskline_core::TasklineLayer::new(&recorder))
                     .init();
             }
+            installed.taskline = Some(recorder);
+        }
+        // The hooks plus the CPU profiler at its default 99 Hz, sampling
+        // every worker: what `.cpu_profile(..)` adds to `taskline-hooks`.
+        Config::TasklineProfile => {
+            use taskline_profile::ProfileRuntimeExt;
+            let recorder = taskline_recorder(args, true);
+            taskline_core::instrument(&mut builder, &recorder);
+            let profiler = taskline_profile::Profiler::start(
+                taskline_profile::ProfilerConfig::default().recorder(&recorder),
+            )
+            .expect("start the CPU profiler");
+            builder.profile_threads(&profiler.handle());
+            installed.profiler = Some(profiler);
             installed.taskline = Some(recorder);
         }
         // What the README recommends for full recording: the hooks plus
@@ -424,6 +444,16 @@ fn child(args: &Args) {
     if let Some(recorder) = installed.taskline.take() {
         // Let the runtime's worker threads go first so their last events land.
         drop(runtime);
+        if let Some(profiler) = installed.profiler.take() {
+            let profile = profiler.stop().expect("stop the CPU profiler");
+            if profile.total() == 0 {
+                eprintln!(
+                    "the CPU profiler took no sample: the configuration is broken ({:?})",
+                    profile.stats
+                );
+                std::process::exit(4);
+            }
+        }
         let snapshot = recorder.snapshot();
         let stats = snapshot.recorder.unwrap_or_else(|| recorder.stats());
         result.dropped = Some(stats.dropped);

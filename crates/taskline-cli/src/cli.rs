@@ -23,6 +23,9 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Convert a trace to another format.
     Convert(ConvertArgs),
+    /// Flame graph (SVG) of a pprof CPU profile (taskline's `cpu*.pb.gz`
+    /// or any pprof writer's).
+    Flamegraph(FlamegraphArgs),
 }
 
 /// `taskline report`.
@@ -68,4 +71,32 @@ pub struct ConvertArgs {
     pub to: Format,
     /// Output file (written atomically).
     pub out: PathBuf,
+}
+
+/// `taskline flamegraph`.
+#[derive(Debug, Args)]
+pub struct FlamegraphArgs {
+    /// The pprof profile (`.pb.gz` or uncompressed).
+    pub profile: PathBuf,
+    /// Output file (written atomically); default: the profile's name with `.svg`.
+    #[arg(short, long)]
+    pub out: Option<PathBuf>,
+    /// Only samples whose label KEY contains VALUE, like `go tool pprof
+    /// -tagfocus`: `--tagfocus spawn_site=src/main.rs:42`.
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub tagfocus: Option<String>,
+    /// Split the graph by this label first (a root frame per value), e.g.
+    /// `spawn_site`, `task`, `worker`, `thread`.
+    #[arg(long, value_name = "LABEL")]
+    pub group_by: Option<String>,
+    /// The sample value drawn (`cpu` or `samples`); default: the last type.
+    #[arg(long)]
+    pub value: Option<String>,
+    /// Image width in pixels.
+    #[arg(long, default_value_t = 1200, value_parser = clap::value_parser!(u32).range(200..=100_000))]
+    pub width: u32,
+    /// Write folded stacks (`root;...;leaf value`, for inferno or
+    /// flamegraph.pl) instead of an SVG.
+    #[arg(long)]
+    pub folded: bool,
 }

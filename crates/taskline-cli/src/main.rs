@@ -1,4 +1,5 @@
-//! The `taskline` command: report on, inspect and convert taskline trace files.
+//! The `taskline` command: report on, inspect and convert taskline trace
+//! files; draw flame graphs of CPU profiles.
 //!
 //! Exit codes: 0 success, 2 bad usage or an unreadable / invalid trace file
 //! (one line on stderr, never a panic).
@@ -6,6 +7,7 @@
 mod cli;
 mod convert;
 mod error;
+mod flamegraph;
 mod inspect;
 mod load;
 mod output;
@@ -23,6 +25,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Report(args) => report::run(&args),
         Command::Inspect(args) => inspect::run(&args),
         Command::Convert(args) => convert::run(&args),
+        Command::Flamegraph(args) => flamegraph::run(&args),
     }
 }
 

@@ -292,3 +292,94 @@ fn broken_files_give_one_line_and_exit_code_2() {
     let o = taskline(&["report"]);
     assert_eq!(o.status.code(), Some(2), "usage error");
 }
+
+/// Burns CPU in a function the flame graph must show.
+#[cfg(target_os = "linux")]
+#[inline(never)]
+fn flame_test_spin(wall: Duration) -> u64 {
+    let start = std::time::Instant::now();
+    let mut x = 1u64;
+    while start.elapsed() < wall {
+        let mut i = 0u32;
+        while i < 100_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            i += 1;
+        }
+    }
+    std::hint::black_box(x)
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn flamegraph_of_a_real_cpu_profile() {
+    use taskline_profile::{Profiler, ProfilerConfig};
+    let profiler = Profiler::start(ProfilerConfig::default().frequency_hz(499)).expect("profiler");
+    profiler.register_current_thread().expect("register");
+    flame_test_spin(Duration::from_millis(300));
+    let profile = profiler.stop().expect("stop");
+    let path = tmp().join("cpu.pb.gz");
+    profile.write_pprof(&path).expect("write");
+    let p = path.to_str().expect("utf-8");
+
+    let o = taskline(&["flamegraph", p]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let svg = std::fs::read_to_string(tmp().join("cpu.svg")).expect("default output name");
+    assert!(svg.starts_with("<?xml") && svg.trim_end().ends_with("</svg>"));
+    assert!(svg.contains("flame_test_spin"), "the hot function is drawn");
+
+    let out = tmp().join("threads.folded");
+    let o = taskline(&[
+        "flamegraph",
+        p,
+        "--folded",
+        "--group-by",
+        "thread",
+        "-o",
+        out.to_str().expect("utf-8"),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let folded = std::fs::read_to_string(&out).expect("folded");
+    let hot: u64 = folded
+        .lines()
+        .filter(|l| l.contains("flame_test_spin"))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    let all: u64 = folded
+        .lines()
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert!(
+        hot * 10 >= all * 9,
+        "flame_test_spin: {hot} of {all} ns\n{folded}"
+    );
+    assert!(folded.lines().all(|l| l.starts_with("thread=")), "{folded}");
+
+    let o = taskline(&[
+        "flamegraph",
+        p,
+        "--tagfocus",
+        "thread=no-such-thread",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success());
+    assert!(
+        std::fs::read_to_string(&out)
+            .unwrap()
+            .contains("no samples")
+    );
+    assert_clean_failure(
+        &taskline(&["flamegraph", p, "--tagfocus", "nokey"]),
+        "bad tagfocus",
+    );
+    assert_clean_failure(
+        &taskline(&["flamegraph", p, "--value", "alloc"]),
+        "no such value",
+    );
+    let junk = tmp().join("junk.pb.gz");
+    std::fs::write(&junk, b"\x1f\x8b garbage").unwrap();
+    let err = assert_clean_failure(&taskline(&["flamegraph", junk.to_str().unwrap()]), "junk");
+    assert!(err.contains("junk.pb.gz"), "names the file: {err}");
+}

@@ -82,3 +82,4 @@ pub use source::{
     TaskSpan, TasklineLayer, TasklineSubscriber, after_global_install, block_in_place,
     capabilities, instrument, task_id_u64,
 };
+pub use source::{SampleState, SampledSite, sample_state};

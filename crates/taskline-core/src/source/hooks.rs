@@ -132,7 +132,7 @@ mod unstable {
                 .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX - 1))
                 .unwrap_or(NO_VALUE);
             e.aux = worker();
-            context::enter_poll(task);
+            context::enter_poll(task, meta.spawned_at(), e.aux);
             r.record(e);
         });
         let r = recorder.clone();

@@ -20,6 +20,7 @@ pub(crate) mod task_id;
 mod wrap;
 
 pub use context::set_current_task;
+pub use context::{SampleState, SampledSite, sample_state};
 pub use hooks::{Capabilities, RuntimeBuilderExt, STABLE_WARNING, capabilities, instrument};
 pub use instrument::RegionFuture;
 pub use layer::{TaskSpan, TasklineLayer, block_in_place};

@@ -201,7 +201,7 @@ impl<F: Future> Future for Instrumented<F> {
         let waker = this
             .waker
             .get_or_insert_with(|| Waker::from(Arc::clone(this.shared)));
-        let previous = context::set_current_task(task);
+        let previous = context::enter_wrapped_poll(task, shared.site);
         let result = this.inner.poll(&mut Context::from_waker(waker));
         context::set_current_task(previous);
         if result.is_ready() {
