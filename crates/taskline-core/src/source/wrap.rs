@@ -35,10 +35,10 @@
 //!   ([`Recorder::wakes_from_tracing`]). So hooks + wrapper gives wakes
 //!   without any `tracing` cost.
 //!
-//! When the future completes, the wrapper lets go of Tokio's wakers at
-//! once: dropped later, inside the task span's drop-enter, their
-//! `waker.drop` events would make a `tracing` source count the drop as a
-//! poll.
+//! When the future completes and a `tracing` source records for the
+//! recorder, the wrapper lets go of Tokio's wakers at once: dropped later,
+//! inside the task span's drop-enter, their `waker.drop` events would make
+//! that source count the drop as a poll.
 //!
 //! Cost per task: one allocation (the state shared with the waker); per
 //! poll: two clock reads and two ring pushes (plus a lock when Tokio hands
@@ -228,11 +228,13 @@ impl<F: Future> Future for Instrumented<F> {
         context::set_current_task(previous);
         if result.is_ready() {
             *this.done = true;
-            // Let go of Tokio's wakers now: dropped later, inside the task
-            // span's drop-enter, their `waker.drop` events would make a
-            // `tracing` source count that drop as one more poll.
-            *this.seen = None;
-            *shared.inner() = None;
+            if rec.wakes_from_tracing() {
+                // Let go of Tokio's wakers now: dropped later, inside the
+                // task span's drop-enter, their `waker.drop` events would
+                // make the `tracing` source count that drop as a poll.
+                *this.seen = None;
+                *shared.inner() = None;
+            }
         }
         if !recorded {
             let mut e = Event::new(EventKind::PollEnd, clock::now_ns(), task);
