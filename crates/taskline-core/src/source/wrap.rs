@@ -123,11 +123,12 @@ impl Shared {
         self.recorder.record(e);
     }
 
-    /// Wakes the task through Tokio's latest waker (outside the lock).
+    /// Wakes the task through Tokio's latest waker, by reference under the
+    /// lock (no clone and drop of Tokio's waker per wake; Tokio's wake only
+    /// schedules the task, it never polls it or calls back into this).
     fn forward(&self) {
-        let inner = self.inner().clone();
-        if let Some(w) = inner {
-            w.wake();
+        if let Some(w) = self.inner().as_ref() {
+            w.wake_by_ref();
         }
     }
 
@@ -159,9 +160,11 @@ pin_project_lite::pin_project! {
         shared: Arc<Shared>,
         // The waker handed to the inner future (records, then forwards).
         waker: Option<Waker>,
-        // Tokio's waker as of the last poll, so an unchanged one (the usual
-        // case) costs no lock.
-        seen: Option<Waker>,
+        // The identity (`Waker::data`, `Waker::vtable`) of Tokio's waker as
+        // of the last poll, so an unchanged one (the usual case) costs no
+        // lock, and no clone of its own: `shared.inner` holds that waker,
+        // so its address cannot be reused while it is seen here.
+        seen: (usize, usize),
         polled: bool,
         done: bool,
     }
@@ -179,6 +182,12 @@ pin_project_lite::pin_project! {
             }
         }
     }
+}
+
+/// What `Waker::will_wake` compares (data and vtable addresses), as plain
+/// numbers so the wrapper stays `Send`; `(0, 0)` is no waker.
+fn waker_identity(w: &Waker) -> (usize, usize) {
+    (w.data() as usize, std::ptr::from_ref(w.vtable()) as usize)
 }
 
 impl<F: Future> Future for Instrumented<F> {
@@ -206,6 +215,8 @@ impl<F: Future> Future for Instrumented<F> {
         // Read after the swap above: when the spawner recorded the Spawn,
         // its timestamp is older than this.
         let start = clock::now_ns();
+        // A poll runs on one thread: one lookup serves both events.
+        let worker = worker();
         if !recorded {
             let mut e = Event::new(EventKind::PollStart, start, task);
             e.arg = if first {
@@ -213,12 +224,13 @@ impl<F: Future> Future for Instrumented<F> {
             } else {
                 NO_VALUE
             };
-            e.aux = worker();
+            e.aux = worker;
             rec.record(e);
         }
-        if !this.seen.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-            *this.seen = Some(cx.waker().clone());
+        let identity = waker_identity(cx.waker());
+        if *this.seen != identity {
             *shared.inner() = Some(cx.waker().clone());
+            *this.seen = identity;
         }
         let waker = this
             .waker
@@ -232,13 +244,13 @@ impl<F: Future> Future for Instrumented<F> {
                 // Let go of Tokio's wakers now: dropped later, inside the
                 // task span's drop-enter, their `waker.drop` events would
                 // make the `tracing` source count that drop as a poll.
-                *this.seen = None;
                 *shared.inner() = None;
+                *this.seen = (0, 0);
             }
         }
         if !recorded {
             let mut e = Event::new(EventKind::PollEnd, clock::now_ns(), task);
-            e.aux = worker();
+            e.aux = worker;
             if result.is_ready() && !rec.hooks_attached() {
                 e.flags = flags::TERMINATED;
             }
@@ -356,7 +368,7 @@ impl Recorder {
             inner: future,
             shared: Arc::clone(&shared),
             waker: None,
-            seen: None,
+            seen: (0, 0),
             polled: false,
             done: false,
         };
