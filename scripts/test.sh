@@ -16,7 +16,7 @@ cargo test --workspace
 
 step "stable Tokio: everything builds without --cfg tokio_unstable and says what it cannot record"
 RUSTFLAGS="" cargo check --workspace --all-targets --target-dir target/stable-tokio
-RUSTFLAGS="" cargo test -p taskline-core --test capabilities --test wrap --target-dir target/stable-tokio
+RUSTFLAGS="" cargo test -p taskline-core --test capabilities --test wrap --test regions --target-dir target/stable-tokio
 step "stable Tokio: the main job through taskline's wrapper shows tasks, polls, wakes and scheduling delay"
 scripts/check-stable-demo.sh target/stable-tokio
 

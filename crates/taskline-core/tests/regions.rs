@@ -418,3 +418,66 @@ fn the_wrapper_source_counts_task_polls_once_with_a_region_inside() {
     assert!(inner.sites[0].location.contains("regions.rs"));
     rec.shutdown();
 }
+
+/// `Recorder::region` is taskline's counterpart of tokio-metrics'
+/// `FutureMonitor::instrument` (one request handler inside an existing
+/// task): on the same futures, with the monitor inside the region, the
+/// region table has the monitor's instance and poll counts, and its times
+/// enclose the monitor's (the region's polls contain the monitor's polls,
+/// its instance contains the monitor's first poll to completion).
+#[test]
+fn region_futures_count_like_tokio_metrics_future_monitor() {
+    const REQUESTS: u32 = 40;
+    const NAP: Duration = Duration::from_micros(300);
+    let rec = recorder();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()
+        .expect("runtime");
+    // Both clocks are monotonic but different sources (taskline's TSC,
+    // tokio-metrics' `Instant`): allow a little per instance.
+    const SLACK_NS: u64 = 2_000;
+    let inner = rec.clone();
+    let spawner = rec.clone();
+    let metrics = rt.block_on(async move {
+        spawner
+            .spawn(async move {
+                let mut all = Vec::new();
+                for i in 0..REQUESTS {
+                    let handler = async move {
+                        for _ in 0..i % 3 {
+                            tokio::task::yield_now().await;
+                        }
+                        if i % 2 == 0 {
+                            tokio::time::sleep(NAP).await;
+                        }
+                    };
+                    let monitored = tokio_metrics::FutureMonitor::new().instrument(handler);
+                    let ((), m) = inner.region("request", monitored).await;
+                    all.push(m);
+                }
+                all
+            })
+            .await
+    });
+    let metrics = metrics.expect("task");
+    drop(rt);
+    let snap = rec.snapshot();
+    let r = region(&snap, "request");
+    let ns = |d: Duration| d.as_nanos() as u64;
+    let polls: u64 = metrics.iter().map(|m| m.poll_count).sum();
+    let idles: u64 = metrics.iter().map(|m| m.idle_count).sum();
+    let poll_ns: u64 = metrics.iter().map(|m| ns(m.total_poll_duration)).sum();
+    let total_ns: u64 = metrics.iter().map(|m| ns(m.total_duration)).sum();
+    let slack = SLACK_NS * u64::from(REQUESTS);
+    assert_eq!((r.count, r.dropped, r.active), (u64::from(REQUESTS), 0, 0));
+    assert_eq!(r.polls, polls, "per request, the monitor's polls");
+    assert_eq!(r.polls - r.count, idles, "one wait between two polls");
+    assert!(r.busy_ns + slack >= poll_ns, "{r:?} vs {poll_ns}");
+    assert!(r.total_ns + slack >= total_ns, "{r:?} vs {total_ns}");
+    assert_eq!(r.busy_ns + r.wait_ns, r.total_ns);
+    let naps = ns(NAP) * u64::from(REQUESTS.div_ceil(2));
+    assert!(r.wait_ns >= naps, "the sleeps are waiting time: {r:?}");
+    rec.shutdown();
+}

@@ -1,6 +1,13 @@
 //! Region futures: one future (a request handler, a query, a retry loop)
-//! inside an existing task, recorded as one instance of a named region, like
-//! tokio-metrics' `TaskMonitor::instrument` but into taskline's recorder.
+//! inside an existing task, recorded as one instance of a named region: the
+//! counterpart of tokio-metrics' `FutureMonitor::instrument` (and of
+//! `TaskMonitor::instrument` on a future that is not a task of its own),
+//! recorded into taskline's recorder. Per region name the snapshot's
+//! [`RegionTable`](crate::RegionTable) has what `FutureMetrics` has per
+//! future, summed: instances, polls, poll time (`busy_ns`), time waiting
+//! between polls (`wait_ns`) and first poll to end (`total_ns`, with p99);
+//! `tests/regions.rs` checks the counts against a `FutureMonitor` on the
+//! same futures.
 //!
 //! [`Recorder::region`] wraps a future in [`RegionFuture`]. Each poll of it
 //! records a `SpanEnter` / `SpanExit` pair (the region's name, a per-process

@@ -19,11 +19,26 @@
 //!   `Terminate` outside any poll when the task is dropped (aborted, or its
 //!   runtime shut down) before it completed.
 //!
-//! With the runtime hooks also on, a poll the hooks recorded
-//! (`context::hooked_task()` is this task) is not recorded again, nor are
-//! spawns and terminations (the hooks report those); wakes are left to a
-//! `tracing` source when one records them ([`Recorder::wakes_from_tracing`]).
-//! So hooks + wrapper gives wakes without any `tracing` cost.
+//! With other sources on the same recorder, each thing is recorded once:
+//! - a poll another source records (it made this task the thread's current
+//!   one: the hooks' before-poll callback, or the enter of Tokio's task span
+//!   by a `tracing` source) is not recorded again;
+//! - with the hooks, spawns and terminations are theirs; a `tracing` source
+//!   also reports the spawn (consumers take a task's first `Spawn`, the
+//!   lifecycle rule, and ignore the second);
+//! - the spawn site is the caller's for every source: the spawn functions
+//!   are `#[track_caller]` down to `tokio::spawn`, so the location Tokio
+//!   gives the hooks and puts in its task span is the caller's too;
+//! - the name is always the wrapper's to record (the task is spawned with
+//!   plain `tokio::spawn`, so neither the hooks nor the task span know it);
+//! - wakes are left to a `tracing` source when one records them
+//!   ([`Recorder::wakes_from_tracing`]). So hooks + wrapper gives wakes
+//!   without any `tracing` cost.
+//!
+//! When the future completes and a `tracing` source records for the
+//! recorder, the wrapper lets go of Tokio's wakers at once: dropped later,
+//! inside the task span's drop-enter, their `waker.drop` events would make
+//! that source count the drop as a poll.
 //!
 //! Cost per task: one allocation (the state shared with the waker); per
 //! poll: two clock reads and two ring pushes (plus a lock when Tokio hands
@@ -66,7 +81,8 @@ struct Shared {
 }
 
 impl Shared {
-    /// Records `Spawn` (and the name) at `ts` for `task` unless someone did.
+    /// Records `Spawn` (unless the hooks report it) and the name at `ts`
+    /// for `task`, unless someone did.
     fn record_spawn_once(&self, task: u64, ts: u64) {
         if self
             .spawn_state
@@ -80,10 +96,14 @@ impl Shared {
         {
             return;
         }
-        let mut e = Event::new(EventKind::Spawn, ts, task);
-        e.aux = self.site;
-        e.flags = TaskKind::Task as u8;
-        self.recorder.record(e);
+        if !self.recorder.hooks_attached() {
+            let mut e = Event::new(EventKind::Spawn, ts, task);
+            e.aux = self.site;
+            e.flags = TaskKind::Task as u8;
+            self.recorder.record(e);
+        }
+        // Neither the hooks nor Tokio's task span know the name (the task
+        // is spawned with plain `tokio::spawn`): it is ours to record.
         if self.name != u32::MAX {
             let mut n = Event::new(EventKind::TaskName, ts, task);
             n.aux = self.name;
@@ -103,11 +123,12 @@ impl Shared {
         self.recorder.record(e);
     }
 
-    /// Wakes the task through Tokio's latest waker (outside the lock).
+    /// Wakes the task through Tokio's latest waker, by reference under the
+    /// lock (no clone and drop of Tokio's waker per wake; Tokio's wake only
+    /// schedules the task, it never polls it or calls back into this).
     fn forward(&self) {
-        let inner = self.inner().clone();
-        if let Some(w) = inner {
-            w.wake();
+        if let Some(w) = self.inner().as_ref() {
+            w.wake_by_ref();
         }
     }
 
@@ -139,9 +160,11 @@ pin_project_lite::pin_project! {
         shared: Arc<Shared>,
         // The waker handed to the inner future (records, then forwards).
         waker: Option<Waker>,
-        // Tokio's waker as of the last poll, so an unchanged one (the usual
-        // case) costs no lock.
-        seen: Option<Waker>,
+        // The identity (`Waker::data`, `Waker::vtable`) of Tokio's waker as
+        // of the last poll, so an unchanged one (the usual case) costs no
+        // lock, and no clone of its own: `shared.inner` holds that waker,
+        // so its address cannot be reused while it is seen here.
+        seen: (usize, usize),
         polled: bool,
         done: bool,
     }
@@ -161,6 +184,12 @@ pin_project_lite::pin_project! {
     }
 }
 
+/// What `Waker::will_wake` compares (data and vtable addresses), as plain
+/// numbers so the wrapper stays `Send`; `(0, 0)` is no waker.
+fn waker_identity(w: &Waker) -> (usize, usize) {
+    (w.data() as usize, std::ptr::from_ref(w.vtable()) as usize)
+}
+
 impl<F: Future> Future for Instrumented<F> {
     type Output = F::Output;
 
@@ -172,31 +201,36 @@ impl<F: Future> Future for Instrumented<F> {
         let task = task_id_u64(id);
         let shared = &**this.shared;
         let rec = &shared.recorder;
-        let hooked = context::hooked_task() == task;
+        // Another source records this poll when it already made this task
+        // the thread's current one: the hooks (before-poll callback) or a
+        // `tracing` source (the enter of Tokio's task span, which wraps
+        // this future). Polls are then not recorded twice.
+        let recorded = context::current_task() == task;
         let first = !*this.polled;
         if first {
             *this.polled = true;
             shared.task.store(task, Ordering::Relaxed);
-            if !rec.hooks_attached() {
-                shared.record_spawn_once(task, clock::now_ns());
-            }
+            shared.record_spawn_once(task, clock::now_ns());
         }
         // Read after the swap above: when the spawner recorded the Spawn,
         // its timestamp is older than this.
         let start = clock::now_ns();
-        if !hooked {
+        // A poll runs on one thread: one lookup serves both events.
+        let worker = worker();
+        if !recorded {
             let mut e = Event::new(EventKind::PollStart, start, task);
             e.arg = if first {
                 start.saturating_sub(shared.created_ns)
             } else {
                 NO_VALUE
             };
-            e.aux = worker();
+            e.aux = worker;
             rec.record(e);
         }
-        if !this.seen.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-            *this.seen = Some(cx.waker().clone());
+        let identity = waker_identity(cx.waker());
+        if *this.seen != identity {
             *shared.inner() = Some(cx.waker().clone());
+            *this.seen = identity;
         }
         let waker = this
             .waker
@@ -206,10 +240,17 @@ impl<F: Future> Future for Instrumented<F> {
         context::set_current_task(previous);
         if result.is_ready() {
             *this.done = true;
+            if rec.wakes_from_tracing() {
+                // Let go of Tokio's wakers now: dropped later, inside the
+                // task span's drop-enter, their `waker.drop` events would
+                // make the `tracing` source count that drop as a poll.
+                *shared.inner() = None;
+                *this.seen = (0, 0);
+            }
         }
-        if !hooked {
+        if !recorded {
             let mut e = Event::new(EventKind::PollEnd, clock::now_ns(), task);
-            e.aux = worker();
+            e.aux = worker;
             if result.is_ready() && !rec.hooks_attached() {
                 e.flags = flags::TERMINATED;
             }
@@ -223,8 +264,9 @@ impl Recorder {
     /// Spawns `future` on the current Tokio runtime (like `tokio::spawn`),
     /// recorded by taskline as a task: its spawn site (the caller), polls,
     /// wakes (through a wrapped waker), scheduling delay and completion or
-    /// drop. Works on stable Tokio; with the runtime hooks also on, each
-    /// poll is still counted once.
+    /// drop. Works on stable Tokio; with the runtime hooks or a `tracing`
+    /// source also on, each poll is still counted once and the task keeps
+    /// the caller's site (and name).
     ///
     /// Panics like `tokio::spawn` when called outside a runtime.
     ///
@@ -287,6 +329,9 @@ impl Recorder {
         handle
     }
 
+    // `#[track_caller]` down to `tokio::spawn`, so the site Tokio reports
+    // (to the hooks, in its task span) is the caller's, like ours.
+    #[track_caller]
     fn spawn_with_name<F>(
         &self,
         future: F,
@@ -323,7 +368,7 @@ impl Recorder {
             inner: future,
             shared: Arc::clone(&shared),
             waker: None,
-            seen: None,
+            seen: (0, 0),
             polled: false,
             done: false,
         };
@@ -332,13 +377,14 @@ impl Recorder {
 
     /// The spawner's side of the `Spawn` race (see the module docs).
     fn record_spawned(&self, shared: &Shared, id: tokio::task::Id) {
-        if !self.hooks_attached() {
-            // Taken before the swap: if the first poll loses the race it
-            // reads the clock after this, so Spawn precedes its PollStart.
-            let ts = clock::now_ns();
-            let task = task_id_u64(id);
-            shared.task.store(task, Ordering::Relaxed);
-            shared.record_spawn_once(task, ts);
+        if self.hooks_attached() && shared.name == u32::MAX {
+            return; // the hooks recorded the Spawn; nothing else to say
         }
+        // Taken before the swap: if the first poll loses the race it
+        // reads the clock after this, so Spawn precedes its PollStart.
+        let ts = clock::now_ns();
+        let task = task_id_u64(id);
+        shared.task.store(task, Ordering::Relaxed);
+        shared.record_spawn_once(task, ts);
     }
 }
