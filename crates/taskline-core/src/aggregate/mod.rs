@@ -21,9 +21,10 @@
 //!   `RecorderConfig::track_schedule_latency` give scheduled time only from
 //!   spawn to first poll);
 //! - *busy time* runs from poll start to poll end on the same thread;
-//! - a second `Spawn` of a live task adds information (name, site if unknown)
-//!   and counts nothing; a `Terminate` of an unknown or already terminated
-//!   task is ignored.
+//! - a second `Spawn` of a live task (a second source reporting it) is
+//!   ignored: the first one's site stands, and names come from `TaskName`
+//!   events; a `Terminate` of an unknown or already terminated task is
+//!   ignored.
 //!
 //! Memory: per-task state exists for at most `max_tracked_tasks` live tasks
 //! (further tasks are only counted in their site): a third of a cache line
