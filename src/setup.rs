@@ -30,7 +30,8 @@ use crate::on_demand::{OnDemand, OnDemandConfig, OnDemandError, OnDemandTrace};
 use crate::world::{self, Mixing};
 #[cfg(feature = "otel")]
 use taskline_otel::{
-    ExportStats, OtlpConfig, OtlpGuard, RuntimeMetricsExporter, TaskMetricsConfig, TaskMetricsSink,
+    ExportStats, OtlpConfig, OtlpGuard, ProcessMetricsExporter, ProfilesCollected,
+    RuntimeMetricsExporter, TaskMetricsConfig, TaskMetricsSink,
 };
 #[cfg(feature = "trace")]
 use taskline_trace::{
@@ -64,6 +65,8 @@ pub struct TasklineBuilder {
     on_demand: OnDemandConfig,
     #[cfg(feature = "otel")]
     otlp: Option<(OtlpConfig, TaskMetricsConfig)>,
+    #[cfg(feature = "otel")]
+    process_metrics: bool,
 }
 
 impl Default for TasklineBuilder {
@@ -83,6 +86,8 @@ impl Default for TasklineBuilder {
             on_demand: OnDemandConfig::default(),
             #[cfg(feature = "otel")]
             otlp: None,
+            #[cfg(feature = "otel")]
+            process_metrics: true,
         }
     }
 }
@@ -198,6 +203,16 @@ impl TasklineBuilder {
         self
     }
 
+    /// Whether the OTLP export also carries the process metrics
+    /// (`process.cpu.time`, `process.memory.usage`, ...; see
+    /// [`taskline_otel::ProcessMetricsExporter`]). On by default with
+    /// [`otlp`](Self::otlp); Linux only (elsewhere nothing is registered).
+    #[cfg(feature = "otel")]
+    pub fn process_metrics(mut self, on: bool) -> Self {
+        self.process_metrics = on;
+        self
+    }
+
     /// Starts the recorder and every output asked for, then installs the
     /// subscriber given to [`tracing`](Self::tracing) (last, so a failed
     /// start leaves no global subscriber behind). On error, whatever was
@@ -223,6 +238,10 @@ impl TasklineBuilder {
             otlp: None,
             #[cfg(feature = "otel")]
             runtimes: Mutex::new(Vec::new()),
+            #[cfg(feature = "otel")]
+            process: None,
+            #[cfg(feature = "otel")]
+            profiles: None,
         };
         // `taskline` drops (and cleans up) on every early return below.
         #[cfg(feature = "trace")]
@@ -256,6 +275,10 @@ impl TasklineBuilder {
                 taskline.recorder.config(),
                 tasks,
             ));
+            if self.process_metrics {
+                taskline.process = Some(ProcessMetricsExporter::register(&guard.meter()));
+            }
+            taskline.profiles = Some(ProfilesCollected::new(&guard.meter()));
             taskline.otlp = Some(guard);
         }
         // The subscriber is made last, after every output started, and the
@@ -313,6 +336,10 @@ pub struct Taskline {
     otlp: Option<OtlpGuard>,
     #[cfg(feature = "otel")]
     runtimes: Mutex<Vec<RuntimeMetricsExporter>>,
+    #[cfg(feature = "otel")]
+    process: Option<ProcessMetricsExporter>,
+    #[cfg(feature = "otel")]
+    profiles: Option<ProfilesCollected>,
 }
 
 impl fmt::Debug for Taskline {
@@ -503,6 +530,14 @@ impl Taskline {
         self.otlp.as_ref().map(OtlpGuard::export_stats)
     }
 
+    /// The `taskline.profiles.collected` counter of the OTLP export, for a
+    /// profiler to count each profile it delivers; `None` without
+    /// [`TasklineBuilder::otlp`].
+    #[cfg(feature = "otel")]
+    pub fn profiles_collected(&self) -> Option<&ProfilesCollected> {
+        self.profiles.as_ref()
+    }
+
     /// Finishes everything: flushes the recorder (every sink, the flight
     /// recorder's window included, gets every event), makes the last OTLP
     /// export (waiting at most [`TasklineBuilder::shutdown_timeout`]),
@@ -536,6 +571,9 @@ impl Taskline {
             let runtimes =
                 std::mem::take(&mut *self.runtimes.lock().unwrap_or_else(|e| e.into_inner()));
             runtimes.iter().for_each(RuntimeMetricsExporter::unregister);
+            if let Some(process) = self.process.take() {
+                process.unregister();
+            }
         }
         #[cfg(feature = "trace")]
         if let Some(trace) = self.trace.take() {
