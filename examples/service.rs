@@ -10,6 +10,8 @@
 //! cargo run -p taskline-cli -- report target/flight/*.pftrace
 //! curl 127.0.0.1:3000/report                             # the live report
 //! curl -o next.pftrace '127.0.0.1:3000/trace?seconds=5'  # a trace of the next 5 s
+//! curl 127.0.0.1:3000/tasks                              # task dump: where every task waits
+//!                                                        # (needs --features taskdump; 501 otherwise)
 //! cargo run -p taskline-cli -- report next.pftrace
 //! wrk -t2 -c32 -d10s http://127.0.0.1:3000/              # load (Debian package `wrk`)
 //! cargo run --release --example service -- --no-taskline # the same service without taskline
@@ -283,11 +285,38 @@ async fn handle(
                 "taskline is off (--no-taskline)\n".into(),
             ),
         },
+        "/tasks" => Ok(tasks().await),
         _ => text(
             StatusCode::NOT_FOUND,
-            "try /, /block?ms=300, /report, /dump, /trace?seconds=5\n".into(),
+            "try /, /block?ms=300, /report, /dump, /trace?seconds=5, /tasks\n".into(),
         ),
     }
+}
+
+/// `/tasks`: a task dump of this runtime (Go's goroutine profile): 200 with
+/// the text, 501 with the reason where this build cannot take one, 503
+/// when Tokio did not finish within 10 s (a blocked worker) or a dump is
+/// still under way.
+async fn tasks() -> Response<Full<Bytes>> {
+    let handle = tokio::runtime::Handle::current();
+    // Tokio pauses the workers for the dump: wait for it off the workers.
+    let result =
+        tokio::task::spawn_blocking(move || taskline::task_dump(&handle, Duration::from_secs(10)))
+            .await;
+    let (status, body) = match result {
+        Ok(Ok(dump)) => (StatusCode::OK, dump),
+        Ok(Err(e @ taskline::TaskDumpError::Unsupported(_))) => {
+            (StatusCode::NOT_IMPLEMENTED, format!("{e}\n"))
+        }
+        Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the task dump's thread failed: {e}\n"),
+        ),
+    };
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r
 }
 
 /// `/trace?seconds=N`: records the next N seconds (whole or fractional) into
