@@ -12,6 +12,7 @@
 //! curl -o next.pftrace '127.0.0.1:3000/trace?seconds=5'  # a trace of the next 5 s
 //! curl 127.0.0.1:3000/tasks                              # task dump: where every task waits
 //!                                                        # (needs --features taskdump; 501 otherwise)
+//! curl -o heap.pb.gz 127.0.0.1:3000/heap                 # heap profile, pprof (needs --features heap)
 //! cargo run -p taskline-cli -- report next.pftrace
 //! wrk -t2 -c32 -d10s http://127.0.0.1:3000/              # load (Debian package `wrk`)
 //! cargo run --release --example service -- --no-taskline # the same service without taskline
@@ -46,6 +47,10 @@ use hyper_util::rt::TokioIo;
 use taskline::Taskline;
 use taskline::trace::flight::FlightConfig;
 use tracing_subscriber::prelude::*;
+
+// jemalloc with its heap profiler, for /heap (feature `heap`, Linux).
+#[cfg(all(feature = "heap", target_os = "linux"))]
+taskline::heap_profiling_allocator!();
 
 struct Options {
     addr: SocketAddr,
@@ -286,9 +291,10 @@ async fn handle(
             ),
         },
         "/tasks" => Ok(tasks().await),
+        "/heap" => Ok(heap(taskline).await),
         _ => text(
             StatusCode::NOT_FOUND,
-            "try /, /block?ms=300, /report, /dump, /trace?seconds=5, /tasks\n".into(),
+            "try /, /block?ms=300, /report, /dump, /trace?seconds=5, /tasks, /heap\n".into(),
         ),
     }
 }
@@ -316,6 +322,41 @@ async fn tasks() -> Response<Full<Bytes>> {
     };
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
+    r
+}
+
+/// `/heap`: a heap profile (pprof, gzipped protobuf) with feature `heap`,
+/// counted in `taskline.profiles.collected`; 501 with the reason otherwise.
+async fn heap(taskline: Option<Arc<Taskline>>) -> Response<Full<Bytes>> {
+    use taskline::heap::HeapProfileError;
+    let result = tokio::task::spawn_blocking(move || match &taskline {
+        Some(t) => t.heap_profile(),
+        None => taskline::heap::heap_profile(),
+    })
+    .await;
+    let (status, body) = match result {
+        Ok(Ok(pprof)) => (StatusCode::OK, Bytes::from(pprof)),
+        Ok(Err(e @ HeapProfileError::Unsupported(_))) => {
+            (StatusCode::NOT_IMPLEMENTED, format!("{e}\n").into())
+        }
+        Ok(Err(e @ HeapProfileError::Busy)) => {
+            (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n").into())
+        }
+        Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n").into()),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the heap profile's thread failed: {e}\n").into(),
+        ),
+    };
+    let ok = status == StatusCode::OK;
+    let mut r = Response::new(Full::new(body));
+    *r.status_mut() = status;
+    if ok {
+        r.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static("application/octet-stream"),
+        );
+    }
     r
 }
 

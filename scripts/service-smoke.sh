@@ -4,7 +4,8 @@
 # `taskline report` on the dump naming the blocking spawn site, and an
 # on-demand trace of the next second from /trace?seconds=1 (its limits too),
 # and /tasks: a task dump showing the connection task `serve` spawned when built with
-# SERVICE_SMOKE_FEATURES=taskdump, a 501 with the reason otherwise.
+# SERVICE_SMOKE_FEATURES=taskdump, a 501 with the reason otherwise; /heap: a
+# gzipped pprof with SERVICE_SMOKE_FEATURES=heap, a 501 otherwise.
 #
 #   scripts/service-smoke.sh [extra service flags, e.g. --layer]
 set -euo pipefail
@@ -63,6 +64,16 @@ case "${SERVICE_SMOKE_FEATURES:-}" in
     *)
         [ "$code" = 501 ] || fail "/tasks without feature taskdump answered $code, not 501"
         grep -q "task dumps are not available" "$dir/tasks.txt" || fail "/tasks 501 without a reason: $(cat "$dir/tasks.txt")" ;;
+esac
+# Heap profile: gzipped pprof with feature heap, 501 with the reason without.
+code=$(curl -s -o "$dir/heap.pb.gz" -w '%{http_code}' "127.0.0.1:$port/heap")
+case "${SERVICE_SMOKE_FEATURES:-}" in
+    *heap*)
+        [ "$code" = 200 ] || fail "/heap answered $code: $(cat "$dir/heap.pb.gz")"
+        [ "$(head -c2 "$dir/heap.pb.gz" | od -An -tx1 | tr -d ' ')" = 1f8b ] || fail "/heap is not gzip" ;;
+    *)
+        [ "$code" = 501 ] || fail "/heap without feature heap answered $code, not 501"
+        grep -q "heap profiles are not available" "$dir/heap.pb.gz" || fail "/heap 501 without a reason" ;;
 esac
 kill "$pid"; wait "$pid" 2>/dev/null || true
 trap - EXIT

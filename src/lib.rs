@@ -58,7 +58,10 @@
 //! - `otel` (feature `otel`): OpenTelemetry runtime and task metrics over OTLP.
 //! - [`task_dump`] (feature `taskdump`, off by default): where every task is
 //!   parked right now, from Tokio's `Handle::dump`.
+//! - [`heap`] (feature `heap`, off by default): jemalloc heap profiles in
+//!   pprof format.
 
+pub mod heap;
 #[cfg(feature = "trace")]
 pub mod on_demand;
 mod setup;

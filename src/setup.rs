@@ -530,6 +530,18 @@ impl Taskline {
         self.otlp.as_ref().map(OtlpGuard::export_stats)
     }
 
+    /// Takes a heap profile ([`crate::heap::heap_profile`]) and, with
+    /// [`TasklineBuilder::otlp`], counts it in `taskline.profiles.collected`
+    /// (`profile.type = heap`).
+    pub fn heap_profile(&self) -> Result<Vec<u8>, crate::heap::HeapProfileError> {
+        let pprof = crate::heap::heap_profile()?;
+        #[cfg(feature = "otel")]
+        if let Some(p) = &self.profiles {
+            p.add(taskline_otel::ProfileType::Heap);
+        }
+        Ok(pprof)
+    }
+
     /// The `taskline.profiles.collected` counter of the OTLP export, for a
     /// profiler to count each profile it delivers; `None` without
     /// [`TasklineBuilder::otlp`].
