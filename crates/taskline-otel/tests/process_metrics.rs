@@ -51,17 +51,21 @@ fn process_instruments_follow_the_process() {
             assert_eq!((p.kind, p.unit.as_str()), (kind, unit), "{name}");
         }
     }
-    let modes: Vec<_> = points(&first, "process.cpu.time", None)
+    let mut modes: Vec<_> = points(&first, "process.cpu.time", None)
         .iter()
         .map(|p| p.attr("cpu.mode").unwrap().to_string())
         .collect();
-    assert_eq!(modes, ["user", "system"]);
+    modes.sort_unstable();
+    assert_eq!(modes, ["system", "user"]);
     assert!(value(&first, "process.memory.usage") > 0.0);
     assert!(value(&first, "process.memory.virtual") >= value(&first, "process.memory.usage"));
     assert!(value(&first, "process.thread.count") >= 1.0);
     assert!(value(&first, "process.open_file_descriptor.count") >= 1.0);
 
     // Burn user CPU, start threads, open files, hold memory: each shows up.
+    // (Other tests of this binary run in parallel and start and stop
+    // threads of their own: thread and descriptor counts are checked
+    // against what this test alone holds.)
     let start = Instant::now();
     let mut x = 1u64;
     while start.elapsed() < Duration::from_millis(120) {
@@ -84,11 +88,9 @@ fn process_instruments_follow_the_process() {
         cpu(&second, "user")
     );
     assert!(cpu(&second, "system") >= cpu(&first, "system"));
-    assert!(value(&second, "process.thread.count") >= value(&first, "process.thread.count") + 4.0);
-    assert!(
-        value(&second, "process.open_file_descriptor.count")
-            >= value(&first, "process.open_file_descriptor.count") + 16.0
-    );
+    // This test's thread, the main thread and 4 workers at least.
+    assert!(value(&second, "process.thread.count") >= 6.0);
+    assert!(value(&second, "process.open_file_descriptor.count") >= 16.0);
     assert!(
         value(&second, "process.memory.usage")
             >= value(&first, "process.memory.usage") + (64 << 20) as f64
