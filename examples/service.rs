@@ -10,6 +10,9 @@
 //! cargo run -p taskline-cli -- report target/flight/*.pftrace
 //! curl 127.0.0.1:3000/report                             # the live report
 //! curl -o next.pftrace '127.0.0.1:3000/trace?seconds=5'  # a trace of the next 5 s
+//! curl 127.0.0.1:3000/tasks                              # task dump: where every task waits
+//!                                                        # (needs --features taskdump; 501 otherwise)
+//! curl -o heap.pb.gz 127.0.0.1:3000/heap                 # heap profile, pprof (needs --features heap)
 //! cargo run -p taskline-cli -- report next.pftrace
 //! curl -o cpu.pb.gz '127.0.0.1:3000/profile?seconds=5'  # a CPU profile of the next 5 s (Linux)
 //! go tool pprof -top -tagfocus=spawn_site=examples/service.rs cpu.pb.gz
@@ -46,6 +49,10 @@ use hyper_util::rt::TokioIo;
 use taskline::Taskline;
 use taskline::trace::flight::FlightConfig;
 use tracing_subscriber::prelude::*;
+
+// jemalloc with its heap profiler, for /heap (feature `heap`, Linux).
+#[cfg(all(feature = "heap", target_os = "linux"))]
+taskline::heap_profiling_allocator!();
 
 struct Options {
     addr: SocketAddr,
@@ -300,11 +307,75 @@ async fn handle(
                 "no CPU profiler (--no-taskline, or not Linux)\n".into(),
             ),
         },
+        "/tasks" => Ok(tasks().await),
+        "/heap" => Ok(heap(taskline).await),
         _ => text(
             StatusCode::NOT_FOUND,
-            "try /, /block?ms=300, /report, /dump, /trace?seconds=5, /profile?seconds=5\n".into(),
+            "try /, /block?ms=300, /report, /dump, /trace?seconds=5, /profile?seconds=5, /tasks, /heap\n"
+                .into(),
         ),
     }
+}
+
+/// `/tasks`: a task dump of this runtime (Go's goroutine profile): 200 with
+/// the text, 501 with the reason where this build cannot take one, 503
+/// when Tokio did not finish within 10 s (a blocked worker) or a dump is
+/// still under way.
+async fn tasks() -> Response<Full<Bytes>> {
+    let handle = tokio::runtime::Handle::current();
+    // Tokio pauses the workers for the dump: wait for it off the workers.
+    let result =
+        tokio::task::spawn_blocking(move || taskline::task_dump(&handle, Duration::from_secs(10)))
+            .await;
+    let (status, body) = match result {
+        Ok(Ok(dump)) => (StatusCode::OK, dump),
+        Ok(Err(e @ taskline::TaskDumpError::Unsupported(_))) => {
+            (StatusCode::NOT_IMPLEMENTED, format!("{e}\n"))
+        }
+        Ok(Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the task dump's thread failed: {e}\n"),
+        ),
+    };
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r
+}
+
+/// `/heap`: a heap profile (pprof, gzipped protobuf) with feature `heap`,
+/// counted in `taskline.profiles.collected`; 501 with the reason otherwise.
+async fn heap(taskline: Option<Arc<Taskline>>) -> Response<Full<Bytes>> {
+    use taskline::heap::HeapProfileError;
+    let result = tokio::task::spawn_blocking(move || match &taskline {
+        Some(t) => t.heap_profile(),
+        None => taskline::heap::heap_profile(),
+    })
+    .await;
+    let (status, body) = match result {
+        Ok(Ok(pprof)) => (StatusCode::OK, Bytes::from(pprof)),
+        Ok(Err(e @ HeapProfileError::Unsupported(_))) => {
+            (StatusCode::NOT_IMPLEMENTED, format!("{e}\n").into())
+        }
+        Ok(Err(e @ HeapProfileError::Busy)) => {
+            (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n").into())
+        }
+        Ok(Err(e)) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n").into()),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the heap profile's thread failed: {e}\n").into(),
+        ),
+    };
+    let ok = status == StatusCode::OK;
+    let mut r = Response::new(Full::new(body));
+    *r.status_mut() = status;
+    if ok {
+        r.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static("application/octet-stream"),
+        );
+    }
+    r
 }
 
 /// `/trace?seconds=N`: records the next N seconds (whole or fractional) into
@@ -445,7 +516,12 @@ async fn profile(taskline: Arc<Taskline>, query: Option<&str>) -> Response<Full<
         std::thread::sleep(Duration::from_secs_f64(seconds));
         profiler.pause()?;
         let profile = profiler.take_profile();
-        Ok::<_, taskline::profile::ProfileError>((profile.to_pprof()?, profile.total()))
+        let pprof = profile.to_pprof()?;
+        // Counted in the OTLP export's taskline.profiles.collected{profile.type=cpu}.
+        if let Some(p) = taskline.profiles_collected() {
+            p.add(taskline::otel::ProfileType::Cpu);
+        }
+        Ok::<_, taskline::profile::ProfileError>((pprof, profile.total()))
     })
     .await;
     match result {

@@ -2,7 +2,10 @@
 # examples/service.rs end to end: a normal request, a handler that blocks its
 # worker for 300 ms, the flight recorder's dump of it, the live report, and
 # `taskline report` on the dump naming the blocking spawn site, and an
-# on-demand trace of the next second from /trace?seconds=1 (its limits too).
+# on-demand trace of the next second from /trace?seconds=1 (its limits too),
+# and /tasks: a task dump showing the connection task `serve` spawned when built with
+# SERVICE_SMOKE_FEATURES=taskdump, a 501 with the reason otherwise; /heap: a
+# gzipped pprof with SERVICE_SMOKE_FEATURES=heap, a 501 otherwise.
 #
 #   scripts/service-smoke.sh [extra service flags, e.g. --layer]
 set -euo pipefail
@@ -10,7 +13,8 @@ cd "$(dirname "$0")/.."
 port="${SERVICE_SMOKE_PORT:-3931}"
 dir=target/service-smoke
 rm -rf "$dir"; mkdir -p "$dir"
-cargo build -q --example service
+features=(${SERVICE_SMOKE_FEATURES:+--features "$SERVICE_SMOKE_FEATURES"})
+cargo build -q --example service "${features[@]}"
 cargo build -q -p taskline-cli
 bin="${CARGO_TARGET_DIR:-target}/debug/examples/service"
 cli="${CARGO_TARGET_DIR:-target}/debug/taskline"
@@ -51,6 +55,26 @@ code=$(curl -s -o "$dir/too-soon.txt" -w '%{http_code}' "127.0.0.1:$port/trace?s
 [ "$code" = 429 ] || fail "a second /trace right after the first answered $code, not 429"
 code=$(curl -s -o "$dir/too-long.txt" -w '%{http_code}' "127.0.0.1:$port/trace?seconds=3600")
 [ "$code" = 400 ] || fail "/trace?seconds=3600 answered $code, not 400"
+# Task dump: 200 showing a task spawned in `serve` with feature taskdump, 501 with the reason without.
+code=$(curl -s -o "$dir/tasks.txt" -w '%{http_code}' "127.0.0.1:$port/tasks")
+case "${SERVICE_SMOKE_FEATURES:-}" in
+    *taskdump*)
+        [ "$code" = 200 ] || fail "/tasks answered $code: $(cat "$dir/tasks.txt")"
+        grep -q "service::serve" "$dir/tasks.txt" || fail "/tasks does not show the connection task: $(cat "$dir/tasks.txt")" ;;
+    *)
+        [ "$code" = 501 ] || fail "/tasks without feature taskdump answered $code, not 501"
+        grep -q "task dumps are not available" "$dir/tasks.txt" || fail "/tasks 501 without a reason: $(cat "$dir/tasks.txt")" ;;
+esac
+# Heap profile: gzipped pprof with feature heap, 501 with the reason without.
+code=$(curl -s -o "$dir/heap.pb.gz" -w '%{http_code}' "127.0.0.1:$port/heap")
+case "${SERVICE_SMOKE_FEATURES:-}" in
+    *heap*)
+        [ "$code" = 200 ] || fail "/heap answered $code: $(cat "$dir/heap.pb.gz")"
+        [ "$(head -c2 "$dir/heap.pb.gz" | od -An -tx1 | tr -d ' ')" = 1f8b ] || fail "/heap is not gzip" ;;
+    *)
+        [ "$code" = 501 ] || fail "/heap without feature heap answered $code, not 501"
+        grep -q "heap profiles are not available" "$dir/heap.pb.gz" || fail "/heap 501 without a reason" ;;
+esac
 kill "$pid"; wait "$pid" 2>/dev/null || true
 trap - EXIT
 echo "service smoke: ok ($dump, $dir/on-demand.pftrace: $polls polls)"

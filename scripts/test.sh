@@ -40,6 +40,10 @@ step "the service example: a blocking handler is caught by the flight recorder a
 scripts/service-smoke.sh
 scripts/service-smoke.sh --layer
 
+step "optional features: task dumps (taskdump) and heap profiles (heap), library and service"
+cargo test --features taskdump,heap --test task_dump --test heap
+SERVICE_SMOKE_FEATURES=taskdump,heap scripts/service-smoke.sh
+
 if [ "${TASKLINE_SKIP_E2E:-0}" = 1 ]; then
     step "OTLP end to end: skipped (TASKLINE_SKIP_E2E=1)"
 else

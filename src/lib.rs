@@ -57,15 +57,22 @@
 //! - `trace` (feature `trace`): Perfetto trace writer/reader, flight recorder, Go-style analyses.
 //! - `otel` (feature `otel`): OpenTelemetry runtime and task metrics over OTLP.
 //! - `profile` (feature `profile`): CPU profiles labelled by task, spawn site and worker (pprof; Linux).
+//! - [`task_dump`] (feature `taskdump`, off by default): where every task is
+//!   parked right now, from Tokio's `Handle::dump`.
+//! - [`heap`] (feature `heap`, off by default): jemalloc heap profiles in
+//!   pprof format.
 
+pub mod heap;
 #[cfg(feature = "trace")]
 pub mod on_demand;
 mod setup;
+pub mod task_dump;
 #[cfg(feature = "trace")]
 pub mod testing;
 mod world;
 
 pub use setup::{DEFAULT_SHUTDOWN_TIMEOUT, SetupError, Taskline, TasklineBuilder};
+pub use task_dump::{TASK_DUMPS_SUPPORTED, TaskDumpError, task_dump};
 pub use world::Mixing;
 
 /// The recorder's types (events, recorder, sources, aggregates), one path

@@ -30,10 +30,14 @@ use crate::on_demand::{OnDemand, OnDemandConfig, OnDemandError, OnDemandTrace};
 use crate::world::{self, Mixing};
 #[cfg(feature = "otel")]
 use taskline_otel::{
-    ExportStats, OtlpConfig, OtlpGuard, RuntimeMetricsExporter, TaskMetricsConfig, TaskMetricsSink,
+    ExportStats, OtlpConfig, OtlpGuard, ProcessMetricsExporter, ProfilesCollected,
+    RuntimeMetricsExporter, TaskMetricsConfig, TaskMetricsSink,
 };
 #[cfg(feature = "profile")]
-use taskline_profile::{ProfileError, ProfileRuntimeExt, Profiler, ProfilerConfig, ProfilerGuard};
+use taskline_profile::{
+    CollectorConfig, ProfileCollector, ProfileError, ProfileRuntimeExt, Profiler, ProfilerConfig,
+    ProfilerGuard,
+};
 #[cfg(feature = "trace")]
 use taskline_trace::{
     PerfettoWriter, TraceHandle,
@@ -68,6 +72,10 @@ pub struct TasklineBuilder {
     otlp: Option<(OtlpConfig, TaskMetricsConfig)>,
     #[cfg(feature = "profile")]
     cpu_profile: Option<ProfilerConfig>,
+    #[cfg(feature = "profile")]
+    cpu_collector: Option<CollectorConfig>,
+    #[cfg(feature = "otel")]
+    process_metrics: bool,
 }
 
 impl Default for TasklineBuilder {
@@ -89,6 +97,10 @@ impl Default for TasklineBuilder {
             otlp: None,
             #[cfg(feature = "profile")]
             cpu_profile: None,
+            #[cfg(feature = "profile")]
+            cpu_collector: None,
+            #[cfg(feature = "otel")]
+            process_metrics: true,
         }
     }
 }
@@ -209,10 +221,48 @@ impl TasklineBuilder {
         self
     }
 
+    /// Collects CPU profiles periodically, like Go's profile collectors:
+    /// every `config.interval`, samples the runtime threads for
+    /// `config.duration` and writes `cpu-<UTC time>.pb.gz` into
+    /// `config.dir`, keeping the newest `config.max_files` (see
+    /// [`taskline_profile::ProfileCollector`]). Each profile written counts
+    /// in the OTLP export's `taskline.profiles.collected{profile.type=cpu}`
+    /// (with [`otlp`](Self::otlp)), after `config.on_profile` if one is set.
+    /// A process has one CPU profiler: with [`cpu_profile`](Self::cpu_profile)
+    /// too, `start` fails with [`SetupError::Profile`].
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use taskline::profile::CollectorConfig;
+    /// let taskline = taskline::Taskline::builder()
+    ///     .cpu_profile_collector(
+    ///         CollectorConfig::new("profiles")
+    ///             .interval(Duration::from_secs(60))
+    ///             .duration(Duration::from_secs(10)),
+    ///     )
+    ///     .start()?;
+    /// # Ok::<(), taskline::SetupError>(())
+    /// ```
+    #[cfg(feature = "profile")]
+    pub fn cpu_profile_collector(mut self, config: CollectorConfig) -> Self {
+        self.cpu_collector = Some(config);
+        self
+    }
+
     /// Like [`otlp`](Self::otlp), with a task-metrics configuration.
     #[cfg(feature = "otel")]
     pub fn otlp_with(mut self, config: OtlpConfig, tasks: TaskMetricsConfig) -> Self {
         self.otlp = Some((config, tasks));
+        self
+    }
+
+    /// Whether the OTLP export also carries the process metrics
+    /// (`process.cpu.time`, `process.memory.usage`, ...; see
+    /// [`taskline_otel::ProcessMetricsExporter`]). On by default with
+    /// [`otlp`](Self::otlp); Linux only (elsewhere nothing is registered).
+    #[cfg(feature = "otel")]
+    pub fn process_metrics(mut self, on: bool) -> Self {
+        self.process_metrics = on;
         self
     }
 
@@ -243,6 +293,12 @@ impl TasklineBuilder {
             runtimes: Mutex::new(Vec::new()),
             #[cfg(feature = "profile")]
             profiler: None,
+            #[cfg(feature = "profile")]
+            collector: None,
+            #[cfg(feature = "otel")]
+            process: None,
+            #[cfg(feature = "otel")]
+            profiles: None,
         };
         // `taskline` drops (and cleans up) on every early return below.
         #[cfg(feature = "trace")]
@@ -276,12 +332,36 @@ impl TasklineBuilder {
                 taskline.recorder.config(),
                 tasks,
             ));
+            if self.process_metrics {
+                taskline.process = Some(ProcessMetricsExporter::register(&guard.meter()));
+            }
+            taskline.profiles = Some(ProfilesCollected::new(&guard.meter()));
             taskline.otlp = Some(guard);
         }
         #[cfg(feature = "profile")]
-        if let Some(config) = self.cpu_profile {
-            let config = config.recorder(&taskline.recorder);
-            taskline.profiler = Some(Profiler::start(config).map_err(SetupError::Profile)?);
+        {
+            if self.cpu_profile.is_some() && self.cpu_collector.is_some() {
+                return Err(SetupError::Profile(ProfileError::AlreadyRunning));
+            }
+            if let Some(config) = self.cpu_profile {
+                let config = config.recorder(&taskline.recorder);
+                taskline.profiler = Some(Profiler::start(config).map_err(SetupError::Profile)?);
+            }
+            if let Some(mut config) = self.cpu_collector {
+                config.profiler = config.profiler.recorder(&taskline.recorder);
+                #[cfg(feature = "otel")]
+                if let Some(profiles) = taskline.profiles.clone() {
+                    let user = config.on_profile.take();
+                    config = config.on_profile(move |p| {
+                        if let Some(f) = &user {
+                            f(p);
+                        }
+                        profiles.add(taskline_otel::ProfileType::Cpu);
+                    });
+                }
+                taskline.collector =
+                    Some(ProfileCollector::start(config).map_err(SetupError::Profile)?);
+            }
         }
         // The subscriber is made last, after every output started, and the
         // interest cache is rebuilt once it is installed: a dispatcher made
@@ -340,6 +420,12 @@ pub struct Taskline {
     runtimes: Mutex<Vec<RuntimeMetricsExporter>>,
     #[cfg(feature = "profile")]
     profiler: Option<ProfilerGuard>,
+    #[cfg(feature = "profile")]
+    collector: Option<ProfileCollector>,
+    #[cfg(feature = "otel")]
+    process: Option<ProcessMetricsExporter>,
+    #[cfg(feature = "otel")]
+    profiles: Option<ProfilesCollected>,
 }
 
 impl fmt::Debug for Taskline {
@@ -383,8 +469,13 @@ impl Taskline {
     pub fn instrument<'a>(&self, builder: &'a mut Builder) -> &'a mut Builder {
         taskline_core::instrument(builder, &self.recorder);
         #[cfg(feature = "profile")]
-        if let Some(profiler) = &self.profiler {
-            builder.profile_threads(&profiler.handle());
+        if let Some(handle) = self
+            .profiler
+            .as_ref()
+            .map(ProfilerGuard::handle)
+            .or_else(|| self.collector.as_ref().map(ProfileCollector::handle))
+        {
+            builder.profile_threads(&handle);
         }
         self.instrumented.store(true, Ordering::Relaxed);
         world::check(self.recorder.id());
@@ -481,6 +572,14 @@ impl Taskline {
         self.profiler.as_ref()
     }
 
+    /// The periodic collector [`TasklineBuilder::cpu_profile_collector`]
+    /// started (its count of profiles written, failures). It stops at
+    /// shutdown.
+    #[cfg(feature = "profile")]
+    pub fn cpu_profile_collector(&self) -> Option<&ProfileCollector> {
+        self.collector.as_ref()
+    }
+
     /// The flight recorder's handle (dump on demand, stats), if enabled.
     #[cfg(feature = "trace")]
     pub fn flight_recorder(&self) -> Option<&FlightRecorderHandle> {
@@ -546,6 +645,26 @@ impl Taskline {
         self.otlp.as_ref().map(OtlpGuard::export_stats)
     }
 
+    /// Takes a heap profile ([`crate::heap::heap_profile`]) and, with
+    /// [`TasklineBuilder::otlp`], counts it in `taskline.profiles.collected`
+    /// (`profile.type = heap`).
+    pub fn heap_profile(&self) -> Result<Vec<u8>, crate::heap::HeapProfileError> {
+        let pprof = crate::heap::heap_profile()?;
+        #[cfg(feature = "otel")]
+        if let Some(p) = &self.profiles {
+            p.add(taskline_otel::ProfileType::Heap);
+        }
+        Ok(pprof)
+    }
+
+    /// The `taskline.profiles.collected` counter of the OTLP export, for a
+    /// profiler to count each profile it delivers; `None` without
+    /// [`TasklineBuilder::otlp`].
+    #[cfg(feature = "otel")]
+    pub fn profiles_collected(&self) -> Option<&ProfilesCollected> {
+        self.profiles.as_ref()
+    }
+
     /// Finishes everything: flushes the recorder (every sink, the flight
     /// recorder's window included, gets every event), makes the last OTLP
     /// export (waiting at most [`TasklineBuilder::shutdown_timeout`]),
@@ -567,7 +686,12 @@ impl Taskline {
         #[cfg(feature = "trace")]
         self.on_demand.stop();
         #[cfg(feature = "profile")]
-        drop(self.profiler.take());
+        {
+            drop(self.profiler.take());
+            if let Some(c) = self.collector.take() {
+                c.stop();
+            }
+        }
         self.recorder.flush();
         #[cfg(feature = "otel")]
         {
@@ -581,6 +705,9 @@ impl Taskline {
             let runtimes =
                 std::mem::take(&mut *self.runtimes.lock().unwrap_or_else(|e| e.into_inner()));
             runtimes.iter().for_each(RuntimeMetricsExporter::unregister);
+            if let Some(process) = self.process.take() {
+                process.unregister();
+            }
         }
         #[cfg(feature = "trace")]
         if let Some(trace) = self.trace.take() {

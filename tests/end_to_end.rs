@@ -51,6 +51,9 @@ fn hooks_subscriber_trace_and_otlp_through_the_front_door() {
         std::thread::sleep(Duration::from_millis(20));
     }
     drop(rt);
+    // A profiler counts what it delivered; the counter rides the same export.
+    let profiles = taskline.profiles_collected().expect("on with otlp");
+    profiles.add(taskline::otel::ProfileType::Heap);
     let snapshot = taskline.snapshot();
     let trace = taskline.trace_file().cloned().expect("trace on");
     assert_eq!(taskline.mixing(), None, "one recorder, one world");
@@ -64,6 +67,23 @@ fn hooks_subscriber_trace_and_otlp_through_the_front_door() {
             .any(|b| common::contains(b, b"taskline-e2e")),
         "the resource's service name"
     );
+    let exported = |name: &[u8]| stats_bodies.iter().any(|b| common::contains(b, name));
+    assert!(
+        exported(b"taskline.profiles.collected"),
+        "profiles counter exported"
+    );
+    // Process metrics are on by default with the OTLP export (Linux /proc).
+    if taskline::otel::ProcessMetricsExporter::SUPPORTED {
+        for name in [
+            &b"process.cpu.time"[..],
+            b"process.memory.usage",
+            b"process.memory.virtual",
+            b"process.thread.count",
+            b"process.open_file_descriptor.count",
+        ] {
+            assert!(exported(name), "{} exported", String::from_utf8_lossy(name));
+        }
+    }
 
     let rec = taskline::trace::read_trace(&std::fs::read(&path).expect("trace file"))
         .expect("a readable trace");

@@ -222,3 +222,31 @@ fn dropping_a_guard_with_a_dead_endpoint_is_bounded_too() {
     let took = started.elapsed();
     assert!(took < bound + Duration::from_secs(1), "drop took {took:?}");
 }
+
+#[test]
+fn process_metrics_can_be_turned_off_and_profiles_are_still_counted() {
+    let (url, bodies) = common::otlp_endpoint();
+    let taskline = Taskline::builder()
+        .otlp(
+            taskline::otel::OtlpConfig::new()
+                .with_endpoint(url)
+                .with_interval(Duration::from_secs(3600))
+                .with_timeout(Duration::from_secs(2)),
+        )
+        .process_metrics(false)
+        .start()
+        .expect("start");
+    let profiles = taskline.profiles_collected().expect("on with otlp");
+    profiles.add(taskline::otel::ProfileType::Cpu);
+    taskline.shutdown().expect("shutdown: the final export");
+    let bodies = bodies.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    assert!(
+        bodies
+            .iter()
+            .any(|b| common::contains(b, b"taskline.profiles.collected"))
+    );
+    assert!(
+        !bodies.iter().any(|b| common::contains(b, b"process.")),
+        "process metrics off"
+    );
+}

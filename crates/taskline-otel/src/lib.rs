@@ -7,6 +7,12 @@
 //! - [`TaskMetricsSink`]: a [`taskline_core::Sink`] turning the recorder's
 //!   events into `tokio.task.*` histograms and counters on the recorder's
 //!   consumer thread.
+//! - [`ProcessMetricsExporter`]: the OTel process semantic conventions
+//!   (CPU time by mode, resident and virtual memory, threads, open file
+//!   descriptors) read from Linux's `/proc` at collection time; registers
+//!   nothing on other systems.
+//! - [`ProfilesCollected`]: the `taskline.profiles.collected` counter the
+//!   profilers feed.
 //! - [`init_otlp`]: an `SdkMeterProvider` with a periodic reader and the
 //!   OTLP exporter (HTTP/protobuf by default, gRPC with feature `grpc`),
 //!   cumulative temporality, honouring the `OTEL_*` variables (see
@@ -14,7 +20,7 @@
 //!   reported once per outage, never application time.
 //!
 //! ```no_run
-//! use taskline_otel::{OtlpConfig, RuntimeMetricsExporter, TaskMetricsConfig, TaskMetricsSink, init_otlp};
+//! use taskline_otel::{OtlpConfig, ProcessMetricsExporter, RuntimeMetricsExporter, TaskMetricsConfig, TaskMetricsSink, init_otlp};
 //! use taskline_core::{Recorder, RuntimeBuilderExt};
 //!
 //! let otlp = init_otlp(OtlpConfig::new().with_service_name("my-service"))?;
@@ -22,6 +28,7 @@
 //! recorder.add_sink(TaskMetricsSink::for_recorder(&otlp.meter(), recorder.config(), TaskMetricsConfig::default()));
 //! let rt = tokio::runtime::Builder::new_multi_thread().enable_all().taskline(&recorder).build()?;
 //! RuntimeMetricsExporter::register(&otlp.meter(), rt.handle().clone(), "main");
+//! ProcessMetricsExporter::register(&otlp.meter()); // once per process
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
@@ -96,6 +103,27 @@
 //! | `tokio.task.terminated` | counter | `{task}` | same | tracked tasks terminated | `tokio_task_terminated_total` |
 //! | `tokio.task.slow_polls` | counter | `{poll}` | same | polls longer than the recorder's `RecorderConfig::slow_poll_threshold` (default 10 ms) | `tokio_task_slow_polls_total` |
 //!
+//! ## Process ([`ProcessMetricsExporter`], Linux only)
+//!
+//! The OTel process semantic conventions, for the process itself (it is
+//! the resource: no `process.pid` attribute). Read from `/proc/self/stat`
+//! and `/proc/self/fd` when the SDK collects; not registered on other
+//! systems. The facade registers them with its OTLP export by default.
+//!
+//! | name | kind | unit | attributes | meaning | Prometheus name |
+//! |---|---|---|---|---|---|
+//! | `process.cpu.time` | counter | `s` | `cpu.mode` = `user` / `system` | CPU time of every thread of the process (clock-tick resolution, usually 10 ms) | `process_cpu_time_seconds_total` |
+//! | `process.memory.usage` | up-down counter | `By` | | resident set size | `process_memory_usage_bytes` |
+//! | `process.memory.virtual` | up-down counter | `By` | | virtual memory size | `process_memory_virtual_bytes` |
+//! | `process.thread.count` | up-down counter | `{thread}` | | threads of the process | `process_thread_count` |
+//! | `process.open_file_descriptor.count` | up-down counter | `{file_descriptor}` | | entries of `/proc/self/fd` | `process_open_file_descriptor_count` |
+//!
+//! ## Profiles ([`ProfilesCollected`])
+//!
+//! | name | kind | unit | attributes | meaning | Prometheus name |
+//! |---|---|---|---|---|---|
+//! | `taskline.profiles.collected` | counter | `{profile}` | `profile.type` = `cpu` / `heap` | profiles delivered by taskline's profilers | `taskline_profiles_collected_total` |
+//!
 //! Histogram boundaries default to [`task::DEFAULT_BOUNDARIES`] (1 µs .. 10 s).
 //! The spawn-site attribute (`file:line:col`) is off by default; when on, at
 //! most `max_spawn_sites` sites get a series and the rest share `other`.
@@ -106,10 +134,14 @@
 //! Task events need `tokio_unstable` (runtime hooks) or the tracing layer.
 
 pub mod otlp;
+pub mod process;
+pub mod profiles;
 pub mod runtime;
 pub mod task;
 
 pub use otlp::{ExportStats, OtlpConfig, OtlpGuard, Transport, init_otlp};
+pub use process::{ProcessMetricsExporter, ProcessSample, open_file_descriptors};
+pub use profiles::{ProfileType, ProfilesCollected};
 pub use runtime::RuntimeMetricsExporter;
 pub use task::{TaskMetricsConfig, TaskMetricsSink};
 

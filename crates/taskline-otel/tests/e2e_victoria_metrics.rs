@@ -1,6 +1,8 @@
 //! End to end: export runtime and task metrics over OTLP/HTTP to a real
 //! VictoriaMetrics (see scripts/e2e-otel.sh), then require every PromQL
-//! expression of every panel of dashboards/taskline.json to return data.
+//! expression of every panel of dashboards/taskline.json to return data,
+//! and the process metrics to hold sane values (resident memory > 0, at
+//! least one thread and one descriptor, CPU time in both modes).
 //!
 //! Runs only when TASKLINE_VM_URL is set (e.g. `http://127.0.0.1:8428`).
 #![cfg(tokio_unstable)]
@@ -11,7 +13,10 @@ use opentelemetry::KeyValue;
 use serde_json::Value;
 use taskline_core::{Recorder, RuntimeBuilderExt, TasklineSubscriber};
 use taskline_otel::task::{TaskMetricsConfig, TaskMetricsSink};
-use taskline_otel::{OtlpConfig, RuntimeMetricsExporter, init_otlp};
+use taskline_otel::{
+    OtlpConfig, ProcessMetricsExporter, ProfileType, ProfilesCollected, RuntimeMetricsExporter,
+    init_otlp,
+};
 
 const RUNTIME: &str = "e2e";
 const SERVICE: &str = "taskline-e2e";
@@ -166,10 +171,15 @@ fn every_dashboard_query_returns_data_from_victoria_metrics() {
         .build()
         .unwrap();
     let _reg = RuntimeMetricsExporter::register(&guard.meter(), rt.handle().clone(), RUNTIME);
+    let process = ProcessMetricsExporter::register(&guard.meter());
+    assert!(process.is_registered(), "Linux: /proc is read");
+    let profiles = ProfilesCollected::new(&guard.meter());
 
     // Three exports a second apart: rate() needs two samples in its window.
     for _ in 0..3 {
         workload(&rt);
+        profiles.add(ProfileType::Cpu);
+        profiles.add(ProfileType::Heap);
         recorder.flush();
         guard.force_flush().expect("export to VictoriaMetrics");
         std::thread::sleep(Duration::from_millis(1100));
@@ -228,5 +238,65 @@ fn every_dashboard_query_returns_data_from_victoria_metrics() {
     for want in ["sync", "timer"] {
         assert!(reasons.contains(&want), "{want} missing in {reasons:?}");
     }
+    process_metrics_are_sane(&url);
     recorder.shutdown();
+}
+
+/// The last value of each series `query` returns, by the value of `label`.
+fn instant(url: &str, query: &str, label: &str) -> Vec<(String, f64)> {
+    let v = get_json(&format!(
+        "{url}/api/v1/query?query={}",
+        percent_encode(query)
+    ));
+    assert_eq!(v["status"], "success", "{query}: {v}");
+    v["data"]["result"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            let value = r["value"][1].as_str().and_then(|s| s.parse().ok());
+            (
+                r["metric"][label].as_str().unwrap_or("").to_string(),
+                value.unwrap_or_else(|| panic!("{query}: {r}")),
+            )
+        })
+        .collect()
+}
+
+fn process_metrics_are_sane(url: &str) {
+    let one = |metric: &str| {
+        let q = format!("{metric}{{service_name=\"{SERVICE}\"}}");
+        let r = instant(url, &q, "service_name");
+        assert_eq!(r.len(), 1, "{q}: {r:?}");
+        r[0].1
+    };
+    let rss = one("process_memory_usage_bytes");
+    let vsz = one("process_memory_virtual_bytes");
+    let threads = one("process_thread_count");
+    let fds = one("process_open_file_descriptor_count");
+    println!("process: rss {rss} B, virtual {vsz} B, {threads} threads, {fds} fds");
+    assert!(rss > 0.0 && vsz >= rss, "rss {rss}, virtual {vsz}");
+    // Main thread + 2 workers at least (the SDK's reader too).
+    assert!(threads >= 3.0, "{threads} threads");
+    assert!(fds >= 1.0, "{fds} fds");
+    let cpu = instant(
+        url,
+        &format!("process_cpu_time_seconds_total{{service_name=\"{SERVICE}\"}}"),
+        "cpu_mode",
+    );
+    let mut modes: Vec<_> = cpu.iter().map(|(m, _)| m.as_str()).collect();
+    modes.sort_unstable();
+    assert_eq!(modes, ["system", "user"], "{cpu:?}");
+    assert!(
+        cpu.iter().all(|(_, s)| *s >= 0.0) && cpu.iter().any(|(_, s)| *s > 0.0),
+        "{cpu:?}"
+    );
+    let profiles = instant(
+        url,
+        &format!("taskline_profiles_collected_total{{service_name=\"{SERVICE}\"}}"),
+        "profile_type",
+    );
+    let mut profiles: Vec<_> = profiles.iter().map(|(t, n)| (t.as_str(), *n)).collect();
+    profiles.sort_by(|a, b| a.0.cmp(b.0));
+    assert_eq!(profiles, [("cpu", 3.0), ("heap", 3.0)]);
 }
