@@ -18,6 +18,7 @@
 //! go tool pprof -top -tagfocus=spawn_site=examples/service.rs cpu.pb.gz
 //! wrk -t2 -c32 -d10s http://127.0.0.1:3000/              # load (Debian package `wrk`)
 //! cargo run --release --example service -- --no-taskline # the same service without taskline
+//! cargo run --release --example service -- --profile-always # CPU profiler sampling all along (its cost)
 //! ```
 //!
 //! Flags: `--addr ADDR` (default 127.0.0.1:3000), `--no-taskline`,
@@ -38,6 +39,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use http_body_util::Full;
@@ -66,7 +68,12 @@ struct Options {
     trace_dir: PathBuf,
     slow_poll: Duration,
     exit_after: Option<Duration>,
+    profile_always: bool,
 }
+
+/// `--profile-always`: the CPU profiler samples from the start instead of
+/// only while `/profile` runs (to measure what continuous profiling costs).
+static PROFILE_ALWAYS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 fn parse() -> Result<Options, String> {
     let mut o = Options {
@@ -81,6 +88,7 @@ fn parse() -> Result<Options, String> {
         trace_dir: PathBuf::from("target/on-demand"),
         slow_poll: Duration::from_millis(50),
         exit_after: None,
+        profile_always: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -98,6 +106,7 @@ fn parse() -> Result<Options, String> {
             "--plain-layer" => o.plain_layer = true,
             "--registry-only" => o.registry_only = true,
             "--otlp" => o.otlp = true,
+            "--profile-always" => o.profile_always = true,
             "--flight-dir" => o.flight_dir = PathBuf::from(value()?),
             "--trace-dir" => o.trace_dir = PathBuf::from(value()?),
             "--slow-poll-ms" => {
@@ -159,7 +168,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             setup = setup.cpu_profile(taskline::profile::ProfilerConfig::default());
         }
         let taskline = setup.start()?;
-        if let Some(p) = taskline.cpu_profiler() {
+        PROFILE_ALWAYS.store(o.profile_always, Ordering::Relaxed);
+        if let Some(p) = taskline.cpu_profiler()
+            && !o.profile_always
+        {
             p.pause()?;
         }
         if o.plain_layer {
@@ -514,7 +526,9 @@ async fn profile(taskline: Arc<Taskline>, query: Option<&str>) -> Response<Full<
         let _ = profiler.take_profile(); // start a fresh window
         profiler.resume()?;
         std::thread::sleep(Duration::from_secs_f64(seconds));
-        profiler.pause()?;
+        if !PROFILE_ALWAYS.load(Ordering::Relaxed) {
+            profiler.pause()?;
+        }
         let profile = profiler.take_profile();
         let pprof = profile.to_pprof()?;
         // Counted in the OTLP export's taskline.profiles.collected{profile.type=cpu}.
