@@ -291,12 +291,21 @@ fn process_metrics_are_sane(url: &str) {
         cpu.iter().all(|(_, s)| *s >= 0.0) && cpu.iter().any(|(_, s)| *s > 0.0),
         "{cpu:?}"
     );
-    let profiles = instant(
-        url,
-        &format!("taskline_profiles_collected_total{{service_name=\"{SERVICE}\"}}"),
-        "profile_type",
-    );
-    let mut profiles: Vec<_> = profiles.iter().map(|(t, n)| (t.as_str(), *n)).collect();
-    profiles.sort_by(|a, b| a.0.cmp(b.0));
-    assert_eq!(profiles, [("cpu", 3.0), ("heap", 3.0)]);
+    // The last export can take VictoriaMetrics a moment to make visible
+    // (it buffers fresh samples): wait for the final count, bounded.
+    let query = format!("taskline_profiles_collected_total{{service_name=\"{SERVICE}\"}}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut profiles: Vec<_> = instant(url, &query, "profile_type");
+        profiles.sort_by(|a, b| a.0.cmp(&b.0));
+        let want = [("cpu".to_string(), 3.0), ("heap".to_string(), 3.0)];
+        if profiles == want {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{query}: {profiles:?}, expected {want:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
