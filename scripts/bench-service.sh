@@ -10,7 +10,9 @@
 # ratio is taskline / baseline, and the median and spread of those ratios are
 # printed, for throughput and for the service's CPU time per request.
 # The taskline side is hooks + flight recorder + OTLP; TASKLINE_ARGS=--layer
-# adds the tracing layer.
+# adds the tracing layer. BASELINE_ARGS replaces the baseline's
+# `--no-taskline`, to compare two taskline set-ups, e.g. the CPU profiler's
+# cost: BASELINE_ARGS=--otlp TASKLINE_ARGS=--profile-always.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds="${1:-5}"; secs="${2:-5}"; port=3917
@@ -36,7 +38,9 @@ cpu_ticks() { # pid -> utime+stime of the whole process, in clock ticks
 run() { # mode -> "requests/s cpu-us-per-request"
     local args=(--addr "127.0.0.1:$port" --flight-dir target/bench-service-flight)
     # TASKLINE_ARGS: extra flags for the taskline side, e.g. --layer.
-    [ "$1" = baseline ] && args+=(--no-taskline) || args+=(--otlp ${TASKLINE_ARGS:-})
+    # BASELINE_ARGS: what the baseline side runs with (default: no taskline).
+    # shellcheck disable=SC2206
+    [ "$1" = baseline ] && args+=(${BASELINE_ARGS:---no-taskline}) || args+=(--otlp ${TASKLINE_ARGS:-})
     "$bin" "${args[@]}" 2>/dev/null & local pid=$!
     for _ in $(seq 50); do curl -s "127.0.0.1:$port/" >/dev/null && break; sleep 0.1; done
     local c0 out c1
