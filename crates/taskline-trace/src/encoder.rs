@@ -639,9 +639,9 @@ impl Encoder {
     /// Emits (or re-emits) the descriptor of thread `t`; `t` is at most the
     /// number of threads described so far, so thread numbers stay dense.
     fn describe_thread(&mut self, t: u16, reg: &Registry) {
-        let (name, worker) = match reg.thread(t) {
-            Some(info) => (info.name.to_string(), info.worker),
-            None => (format!("thread {t}"), None),
+        let (name, worker, tid) = match reg.thread(t) {
+            Some(info) => (info.name.to_string(), info.worker, info.tid),
+            None => (format!("thread {t}"), None, None),
         };
         let blocking = self.threads.get(usize::from(t)).is_some_and(|s| s.blocking);
         let track_name = match worker {
@@ -657,11 +657,7 @@ impl Encoder {
         put_bytes(o, track::NAME, track_name.as_bytes());
         let th = begin_nested(o, track::THREAD);
         put_int32(o, track::THREAD_PID, pid);
-        put_uint(
-            o,
-            track::THREAD_TID,
-            (schema::TID_BASE + i64::from(t)) as u64,
-        );
+        put_uint(o, track::THREAD_TID, schema::thread_tid(tid, t));
         put_bytes(o, track::THREAD_NAME, name.as_bytes());
         end_nested(o, th);
         if let Some(w) = worker {

@@ -144,8 +144,16 @@ pub(crate) const PROCESS_UUID: u64 = 1;
 pub(crate) const THREAD_UUID_BASE: u64 = 0x100;
 /// Span track (child of a thread track) uuid = `SPAN_UUID_BASE + thread number`.
 pub(crate) const SPAN_UUID_BASE: u64 = 0x2_0000;
-/// Synthetic OS tid of a thread track = `TID_BASE + thread number` (we do not know real tids).
-pub(crate) const TID_BASE: i64 = 1 << 32;
+/// Synthetic OS tid of a thread track whose real tid is unknown = `TID_BASE
+/// + thread number` (above every real tid, which is 32-bit).
+pub(crate) const TID_BASE: u64 = 1 << 32;
+
+/// The `ThreadDescriptor.tid` of recorder thread `t`: its OS thread id when
+/// the registry knows it (so CPU samples, which name the OS thread, land on
+/// its track), else the synthetic `TID_BASE + t`.
+pub(crate) fn thread_tid(os_tid: Option<u32>, t: u16) -> u64 {
+    os_tid.map_or(TID_BASE + u64::from(t), u64::from)
+}
 
 /// Registry string `id` is interned as debug-annotation string value `2*id+1`.
 pub(crate) fn string_iid(id: u32) -> u64 {
