@@ -19,6 +19,7 @@
 
 pub mod analysis;
 mod atomic_file;
+mod callstacks;
 mod derive;
 mod encoder;
 mod error;

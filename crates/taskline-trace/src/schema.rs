@@ -22,6 +22,8 @@ pub(crate) mod packet {
     pub(crate) const COMPRESSED_PACKETS: u32 = 50;
     pub(crate) const TIMESTAMP_CLOCK_ID: u32 = 58;
     pub(crate) const TRACE_PACKET_DEFAULTS: u32 = 59;
+    /// `TracePacket.perf_sample`: a CPU sample with its thread and callstack.
+    pub(crate) const PERF_SAMPLE: u32 = 66;
     /// `SEQ_INCREMENTAL_STATE_CLEARED`.
     pub(crate) const SEQ_INCREMENTAL_STATE_CLEARED: u64 = 1;
 }
@@ -94,6 +96,55 @@ pub(crate) mod interned {
     pub(crate) const DEBUG_ANNOTATION_STRING_VALUES: u32 = 29;
     pub(crate) const IID: u32 = 1;
     pub(crate) const VALUE: u32 = 2;
+}
+
+/// CPU sample fields: `PerfSample`, the callstack tables of `InternedData`
+/// and their entries (`profile_common.proto`).
+pub(crate) mod callstack {
+    /// `InternedData.function_names` (`InternedString`: iid 1, str 2).
+    pub(crate) const FUNCTION_NAMES: u32 = 5;
+    /// `InternedData.frames`.
+    pub(crate) const FRAMES: u32 = 6;
+    /// `InternedData.callstacks`.
+    pub(crate) const CALLSTACKS: u32 = 7;
+    /// `InternedData.mapping_paths` (`InternedString`).
+    pub(crate) const MAPPING_PATHS: u32 = 17;
+    /// `InternedData.source_paths` (`InternedString`).
+    pub(crate) const SOURCE_PATHS: u32 = 18;
+    /// `InternedData.mappings`.
+    pub(crate) const MAPPINGS: u32 = 19;
+    /// `Frame.iid`, `Callstack.iid`, `Mapping.iid`.
+    pub(crate) const IID: u32 = 1;
+    /// `Frame.function_name_id`.
+    pub(crate) const FRAME_FUNCTION: u32 = 2;
+    /// `Frame.mapping_id`.
+    pub(crate) const FRAME_MAPPING: u32 = 3;
+    /// `Frame.rel_pc`.
+    pub(crate) const FRAME_REL_PC: u32 = 4;
+    /// `Frame.source_path_iid`.
+    pub(crate) const FRAME_SOURCE: u32 = 5;
+    /// `Frame.line_number`.
+    pub(crate) const FRAME_LINE: u32 = 6;
+    /// `Callstack.frame_ids` (repeated, unpacked; root frame first).
+    pub(crate) const CALLSTACK_FRAMES: u32 = 2;
+    /// `Mapping.start`.
+    pub(crate) const MAPPING_START: u32 = 4;
+    /// `Mapping.end`.
+    pub(crate) const MAPPING_END: u32 = 5;
+    /// `Mapping.path_string_ids` (repeated, unpacked).
+    pub(crate) const MAPPING_PATH: u32 = 7;
+    /// `Mapping.exact_offset`.
+    pub(crate) const MAPPING_EXACT_OFFSET: u32 = 8;
+    /// `PerfSample.pid`.
+    pub(crate) const SAMPLE_PID: u32 = 2;
+    /// `PerfSample.tid`.
+    pub(crate) const SAMPLE_TID: u32 = 3;
+    /// `PerfSample.callstack_iid`.
+    pub(crate) const SAMPLE_CALLSTACK: u32 = 4;
+    /// `PerfSample.cpu_mode`.
+    pub(crate) const SAMPLE_CPU_MODE: u32 = 5;
+    /// `Profiling.MODE_USER`: the samples are user-space stacks.
+    pub(crate) const MODE_USER: u64 = 2;
 }
 
 /// `TrackDescriptor`, `ProcessDescriptor`, `ThreadDescriptor` fields.
