@@ -17,7 +17,9 @@
 //! variant (open them in ui.perfetto.dev, or run `taskline report FILE`).
 //! With `--profile` (Linux), each variant under taskline also writes a CPU
 //! profile, `mandelbrot-<variant>.cpu.pb.gz` (pprof, labelled by spawn site),
-//! and the summary says which spawn site took the CPU, in which function.
+//! its Perfetto trace carries the same samples on the workers' tracks
+//! ("Perf Callstacks" under each worker in the UI), and the summary says
+//! which spawn site took the CPU, in which function.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -41,7 +43,8 @@ const USAGE: &str = "usage: mandelbrot [--size N] [--workers N] [--out DIR] [--v
   --wrap          spawn every task through taskline's wrapper (Recorder::spawn), the
                   source on stable Tokio (always on in a build without tokio_unstable)
   --profile       also write a CPU profile per variant, <out>/mandelbrot-<variant>.cpu.pb.gz
-                  (pprof, samples labelled by spawn site; Linux)";
+                  (pprof, samples labelled by spawn site; Linux); the traces then hold
+                  the samples on the workers' tracks too";
 
 /// Command-line options shared by parent and child.
 #[derive(Clone, Debug)]
