@@ -85,6 +85,7 @@ def summarize(data: bytes) -> dict:
     cpu_stack_functions = Counter()
     cpu_interned = 0  # callstack table entries (function names, frames, ...)
     cpu_sample_bytes = 0  # bytes of the packets holding CPU samples (their interning included)
+    cpu_reused, cpu_reused_bytes = 0, 0  # samples whose stack an earlier packet interned, and their bytes
     version = 1
     for i, p in enumerate(all_packets):
         seq = p.trusted_packet_sequence_id
@@ -203,7 +204,11 @@ def summarize(data: bytes) -> dict:
             cpu_samples += 1
             # The packet as framed in the file (key, length, body): what a sample costs.
             size = p.ByteSize()
-            cpu_sample_bytes += 1 + max(1, (size.bit_length() + 6) // 7) + size
+            framed = 1 + max(1, (size.bit_length() + 6) // 7) + size
+            cpu_sample_bytes += framed
+            if not p.HasField("interned_data"):
+                cpu_reused += 1
+                cpu_reused_bytes += framed
             for n in set(names):
                 cpu_stack_functions[n] += 1
             if s.tid in track_of_tid:
@@ -256,6 +261,8 @@ def summarize(data: bytes) -> dict:
         "cpu_samples_off_track": cpu_samples_off_track,
         "cpu_interned": cpu_interned,
         "cpu_sample_bytes": cpu_sample_bytes,
+        "cpu_samples_reusing_stack": cpu_reused,
+        "cpu_sample_bytes_reusing_stack": cpu_reused_bytes,
         "cpu_stack_functions": dict(cpu_stack_functions),
     }
 
