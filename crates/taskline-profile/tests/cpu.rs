@@ -605,12 +605,9 @@ fn timed_samples_carry_the_trace_clock_the_tid_and_the_stack_and_are_bounded() {
     assert_eq!(samples.samples.len(), 10);
     assert!(samples.dropped > 0);
     assert_eq!(stats.trace_samples_dropped, samples.dropped);
-    // Every sample is logged or counted (an overrun sample weighs more
-    // than one period in the aggregate but is one timed sample).
+    // Logged plus counted: one per signal, while the aggregate counts
+    // timer periods (a signal after an overrun on a busy machine stands
+    // for several).
     let timed = samples.samples.len() as u64 + samples.dropped;
-    assert!(
-        timed <= stats.samples && timed * 2 >= stats.samples,
-        "{timed} vs {}",
-        stats.samples
-    );
+    assert!(timed <= stats.samples, "{timed} vs {}", stats.samples);
 }
