@@ -17,7 +17,9 @@
 //! variant (open them in ui.perfetto.dev, or run `taskline report FILE`).
 //! With `--profile` (Linux), each variant under taskline also writes a CPU
 //! profile, `mandelbrot-<variant>.cpu.pb.gz` (pprof, labelled by spawn site),
-//! and the summary says which spawn site took the CPU, in which function.
+//! its Perfetto trace carries the same samples on the workers' tracks
+//! ("Perf Callstacks" under each worker in the UI), and the summary says
+//! which spawn site took the CPU, in which function.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -41,7 +43,8 @@ const USAGE: &str = "usage: mandelbrot [--size N] [--workers N] [--out DIR] [--v
   --wrap          spawn every task through taskline's wrapper (Recorder::spawn), the
                   source on stable Tokio (always on in a build without tokio_unstable)
   --profile       also write a CPU profile per variant, <out>/mandelbrot-<variant>.cpu.pb.gz
-                  (pprof, samples labelled by spawn site; Linux)";
+                  (pprof, samples labelled by spawn site; Linux); the traces then hold
+                  the samples on the workers' tracks too";
 
 /// Command-line options shared by parent and child.
 #[derive(Clone, Debug)]
@@ -168,6 +171,8 @@ struct Row {
     dropped: u64,
     trace_bytes: u64,
     trace_events: u64,
+    /// CPU samples in the variant's trace (with `--profile`).
+    trace_cpu_samples: u64,
     /// CPU samples in the variant's profile (0: no profile).
     cpu_samples: u64,
     /// The spawn site with the most CPU samples.
@@ -183,7 +188,7 @@ struct Row {
     bare_wall_ns: u64,
 }
 
-const FIELDS: [&str; 22] = [
+const FIELDS: [&str; 23] = [
     "variant",
     "wall_ns",
     "checksum",
@@ -201,6 +206,7 @@ const FIELDS: [&str; 22] = [
     "dropped",
     "trace_bytes",
     "trace_events",
+    "trace_cpu_samples",
     "cpu_samples",
     "cpu_site",
     "cpu_site_permille",
@@ -218,7 +224,7 @@ fn unescape_field(s: &str) -> String {
 }
 
 impl Row {
-    fn values(&self) -> [String; 22] {
+    fn values(&self) -> [String; 23] {
         [
             self.variant.clone(),
             self.wall_ns.to_string(),
@@ -237,6 +243,7 @@ impl Row {
             self.dropped.to_string(),
             self.trace_bytes.to_string(),
             self.trace_events.to_string(),
+            self.trace_cpu_samples.to_string(),
             self.cpu_samples.to_string(),
             escape_field(&self.cpu_site),
             self.cpu_site_permille.to_string(),
@@ -279,6 +286,7 @@ impl Row {
                 "dropped" => r.dropped = n()?,
                 "trace_bytes" => r.trace_bytes = n()?,
                 "trace_events" => r.trace_events = n()?,
+                "trace_cpu_samples" => r.trace_cpu_samples = n()?,
                 "cpu_samples" => r.cpu_samples = n()?,
                 "cpu_site" => r.cpu_site = unescape_field(v),
                 "cpu_site_permille" => r.cpu_site_permille = n()?,
@@ -472,13 +480,20 @@ fn run_child(o: &Options, variant: Variant) -> Result<(), String> {
     // Flushes the recorder (so the OTel task sink has every event), then the
     // last OTLP export, then finishes the trace with the drop count.
     taskline.shutdown().map_err(|e| chain(&e))?;
-    let (trace_bytes, trace_events) =
-        trace.map_or((0, 0), |h| (h.bytes_written(), h.events_written()));
+    // With `--profile` the front door also put the CPU samples in the trace.
+    let (trace_bytes, trace_events, trace_cpu_samples) = trace.map_or((0, 0, 0), |h| {
+        (
+            h.bytes_written(),
+            h.events_written(),
+            h.cpu_samples_written(),
+        )
+    });
     println!(
         "{}",
         Row {
             trace_bytes,
             trace_events,
+            trace_cpu_samples,
             ..row
         }
         .encode()
@@ -744,8 +759,16 @@ fn print_table(o: &Options, rows: &[Row]) {
         for r in rows {
             if let Ok(v) = r.variant.parse::<Variant>() {
                 let per_event = r.trace_bytes as f64 / r.trace_events.max(1) as f64;
+                let samples = if r.trace_cpu_samples > 0 {
+                    format!(
+                        ", {} CPU samples on the workers' tracks (counted in the bytes)",
+                        r.trace_cpu_samples
+                    )
+                } else {
+                    String::new()
+                };
                 println!(
-                    "  {}  ({:.1} MiB, {} events, {:.1} bytes/event)",
+                    "  {}  ({:.1} MiB, {} events, {:.1} bytes/event{samples})",
                     trace_path(&o.out, v).display(),
                     r.trace_bytes as f64 / (1 << 20) as f64,
                     r.trace_events,

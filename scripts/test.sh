@@ -20,10 +20,10 @@ RUSTFLAGS="" cargo test -p taskline-core --test capabilities --test wrap --test 
 step "stable Tokio: the main job through taskline's wrapper shows tasks, polls, wakes and scheduling delay"
 scripts/check-stable-demo.sh target/stable-tokio
 
-step "main job smoke run: every Mandelbrot variant under taskline, small size"
+step "main job smoke run: every Mandelbrot variant under taskline, small size, with the CPU profiler"
 rm -rf target/demo-smoke
-cargo run --example mandelbrot -- --size 96 --out target/demo-smoke
-step "the demo's traces parse with the official Perfetto protos and re-serialize byte for byte"
+cargo run --example mandelbrot -- --size 96 --out target/demo-smoke --profile
+step "the demo's traces (with their CPU samples) parse with the official Perfetto protos and re-serialize byte for byte"
 scripts/validate-trace.sh target/demo-smoke/*.perfetto-trace >/dev/null
 
 step "the I/O story smoke run: serial, concurrent and bounded HTTP requests, small size; its sentences match its numbers, its traces validate"

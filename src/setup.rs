@@ -213,7 +213,10 @@ impl TasklineBuilder {
     /// (or [`Taskline::instrument`]) makes, labelled by task, spawn site
     /// and worker (see [`taskline_profile`]); read the profile with
     /// [`Taskline::cpu_profiler`]. The profiler's recorder is set to this
-    /// taskline's. Linux only: elsewhere `start` fails with
+    /// taskline's. With [`trace_file`](Self::trace_file) too, the trace
+    /// also holds the timed samples, on the sampled threads' tracks
+    /// (written at shutdown; at most `config.trace_samples` of them).
+    /// Linux only: elsewhere `start` fails with
     /// [`SetupError::Profile`] (`Unsupported`).
     #[cfg(feature = "profile")]
     pub fn cpu_profile(mut self, config: ProfilerConfig) -> Self {
@@ -687,7 +690,26 @@ impl Taskline {
         self.on_demand.stop();
         #[cfg(feature = "profile")]
         {
-            drop(self.profiler.take());
+            if let Some(profiler) = self.profiler.take() {
+                // The trace gets the profiler's timed samples (sampling
+                // stops first, so the log is complete).
+                #[cfg(feature = "trace")]
+                if let Some(trace) = &self.trace {
+                    let _ = profiler.pause();
+                    let samples = profiler.take_cpu_samples();
+                    if samples.dropped > 0 {
+                        eprintln!(
+                            "taskline: the trace holds the first {} CPU samples; {} more were not kept (ProfilerConfig::trace_samples)",
+                            samples.samples.len(),
+                            samples.dropped
+                        );
+                    }
+                    if let Err(e) = trace.write_cpu_samples(&samples) {
+                        first_error.get_or_insert(SetupError::FinishTrace(e));
+                    }
+                }
+                drop(profiler);
+            }
             if let Some(c) = self.collector.take() {
                 c.stop();
             }

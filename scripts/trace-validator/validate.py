@@ -78,6 +78,14 @@ def summarize(data: bytes) -> dict:
     # Interned data and defaults are per sequence, as Perfetto scopes them.
     seq_interned = {}
     seq_default_track = {}
+    # CPU samples (PerfSample packets): their stacks are interned per sequence too.
+    seq_stacks = {}
+    track_of_tid = {}  # OS tid -> thread track name
+    cpu_samples, cpu_samples_per_track, cpu_samples_off_track = 0, Counter(), 0
+    cpu_stack_functions = Counter()
+    cpu_interned = 0  # callstack table entries (function names, frames, ...)
+    cpu_sample_bytes = 0  # bytes of the packets holding CPU samples (their interning included)
+    cpu_reused, cpu_reused_bytes = 0, 0  # samples whose stack an earlier packet interned, and their bytes
     version = 1
     for i, p in enumerate(all_packets):
         seq = p.trusted_packet_sequence_id
@@ -86,6 +94,7 @@ def summarize(data: bytes) -> dict:
         sequences.add(seq)
         if p.sequence_flags & pb.TracePacket.SEQ_INCREMENTAL_STATE_CLEARED:
             seq_interned[seq] = ({}, {}, {}, {})
+            seq_stacks[seq] = ({}, {}, {}, {})  # function names, frames, callstacks, mappings
             if p.HasField("trace_packet_defaults"):
                 d = p.trace_packet_defaults
                 if d.HasField("track_event_defaults"):
@@ -101,6 +110,17 @@ def summarize(data: bytes) -> dict:
                 annotation_names[e.iid] = e.name
             for e in d.debug_annotation_string_values:
                 string_values[e.iid] = e.str.decode("utf-8")
+            functions, frames, callstacks, mappings = seq_stacks[seq]
+            cpu_interned += len(d.function_names) + len(d.frames) + len(d.callstacks) + len(d.mappings)
+            cpu_interned += len(d.mapping_paths) + len(d.source_paths) + len(d.build_ids)
+            for e in d.function_names:
+                functions[e.iid] = e.str.decode("utf-8")
+            for e in d.mappings:
+                mappings[e.iid] = e
+            for e in d.frames:
+                frames[e.iid] = e
+            for e in d.callstacks:
+                callstacks[e.iid] = list(e.frame_ids)
         if p.HasField("track_descriptor"):
             t = p.track_descriptor
             if t.description in ("taskline trace format 2", "taskline trace format 3", "taskline trace format 4"):
@@ -109,6 +129,7 @@ def summarize(data: bytes) -> dict:
             tracks[t.uuid] = name
             if t.HasField("thread"):
                 thread_tracks.add(t.uuid)
+                track_of_tid[t.thread.tid] = name
             if t.HasField("counter"):
                 counter_tracks.add(t.uuid)
         if p.HasField("track_event"):
@@ -161,6 +182,39 @@ def summarize(data: bytes) -> dict:
             flow_ids.extend(e.flow_ids_old)
             terminating.extend(e.terminating_flow_ids)
             terminating.extend(e.terminating_flow_ids_old)
+        if p.HasField("perf_sample"):
+            s = p.perf_sample
+            if not p.HasField("timestamp"):
+                raise ValueError(f"packet {i}: CPU sample without timestamp")
+            functions, frames, callstacks, mappings = seq_stacks[seq]
+            if s.callstack_iid not in callstacks:
+                raise ValueError(f"packet {i}: callstack_iid {s.callstack_iid} not interned")
+            names = []
+            for fid in callstacks[s.callstack_iid]:
+                if fid not in frames:
+                    raise ValueError(f"packet {i}: frame {fid} not interned")
+                f = frames[fid]
+                if f.function_name_id not in functions:
+                    raise ValueError(f"packet {i}: function name {f.function_name_id} not interned")
+                if f.mapping_id and f.mapping_id not in mappings:
+                    raise ValueError(f"packet {i}: mapping {f.mapping_id} not interned")
+                names.append(functions[f.function_name_id])
+            if not names:
+                raise ValueError(f"packet {i}: empty callstack")
+            cpu_samples += 1
+            # The packet as framed in the file (key, length, body): what a sample costs.
+            size = p.ByteSize()
+            framed = 1 + max(1, (size.bit_length() + 6) // 7) + size
+            cpu_sample_bytes += framed
+            if not p.HasField("interned_data"):
+                cpu_reused += 1
+                cpu_reused_bytes += framed
+            for n in set(names):
+                cpu_stack_functions[n] += 1
+            if s.tid in track_of_tid:
+                cpu_samples_per_track[track_of_tid[s.tid]] += 1
+            else:
+                cpu_samples_off_track += 1
         unknown_fields += count_unknown(p)
     if unknown_fields:
         raise ValueError(f"{unknown_fields} fields unknown to the Perfetto protos")
@@ -199,6 +253,17 @@ def summarize(data: bytes) -> dict:
             "string_values": max((len(v[3]) for v in seq_interned.values()), default=0),
         },
         "stats": stats,
+        # CPU samples: on the thread track with the sample's tid (the rest
+        # belong to threads that recorded no event), and in how many
+        # samples' stacks each function appears.
+        "cpu_samples": cpu_samples,
+        "cpu_samples_per_track": dict(cpu_samples_per_track),
+        "cpu_samples_off_track": cpu_samples_off_track,
+        "cpu_interned": cpu_interned,
+        "cpu_sample_bytes": cpu_sample_bytes,
+        "cpu_samples_reusing_stack": cpu_reused,
+        "cpu_sample_bytes_reusing_stack": cpu_reused_bytes,
+        "cpu_stack_functions": dict(cpu_stack_functions),
     }
 
 

@@ -23,6 +23,10 @@ pub struct Summary {
     pub duplicates_skipped: u64,
     /// Samples of the counter tracks (alive and runnable tasks, process RSS).
     pub counter_samples: u64,
+    /// CPU samples of a profiler, on the threads' tracks.
+    pub cpu_samples: u64,
+    /// Distinct stacks of those samples.
+    pub cpu_stacks: u64,
     /// File size.
     pub file_bytes: u64,
     /// Events in the file.
@@ -73,6 +77,8 @@ pub struct ThreadRow {
     pub worker: Option<u32>,
     /// Events written by the thread.
     pub events: u64,
+    /// CPU samples on the thread's track.
+    pub cpu_samples: u64,
 }
 
 /// Summarize a recording.
@@ -82,6 +88,12 @@ pub fn summarize(rec: &Recording, file_bytes: u64) -> Summary {
     for e in &rec.events {
         *kinds.entry(e.kind).or_default() += 1;
         *per_thread.entry(e.thread).or_default() += 1;
+    }
+    let mut samples_per_thread: BTreeMap<u16, u64> = BTreeMap::new();
+    for s in &rec.cpu_samples {
+        if let Some(t) = rec.cpu_sample_thread(s) {
+            *samples_per_thread.entry(t).or_default() += 1;
+        }
     }
     let by_kind = kinds
         .into_iter()
@@ -100,6 +112,7 @@ pub fn summarize(rec: &Recording, file_bytes: u64) -> Summary {
             name: t.name.to_string(),
             worker: t.worker,
             events: per_thread.remove(&t.id).unwrap_or(0),
+            cpu_samples: samples_per_thread.get(&t.id).copied().unwrap_or(0),
         })
         .collect();
     threads.extend(per_thread.into_iter().map(|(id, events)| ThreadRow {
@@ -107,6 +120,7 @@ pub fn summarize(rec: &Recording, file_bytes: u64) -> Summary {
         name: "?".into(),
         worker: None,
         events,
+        cpu_samples: 0,
     }));
     threads.sort_by_key(|t| t.id);
     let first = rec.events.first().map(|e| e.ts_ns);
@@ -130,6 +144,8 @@ pub fn summarize(rec: &Recording, file_bytes: u64) -> Summary {
         unfinished: rec.unfinished,
         duplicates_skipped: rec.duplicates_skipped,
         counter_samples: rec.counters.len() as u64,
+        cpu_samples: rec.cpu_samples.len() as u64,
+        cpu_stacks: rec.cpu_stacks.len() as u64,
         dropped_events: rec.dropped_events,
         skipped_events: rec.events_skipped,
         packets: rec.packets,
@@ -161,6 +177,14 @@ impl fmt::Display for Summary {
                 self.duplicates_skipped, self.counter_samples
             )?;
         }
+        if self.cpu_samples > 0 {
+            let on_tracks: u64 = self.threads.iter().map(|t| t.cpu_samples).sum();
+            writeln!(
+                f,
+                "{} CPU samples ({} distinct stacks), {} on recorded threads' tracks",
+                self.cpu_samples, self.cpu_stacks, on_tracks
+            )?;
+        }
         match (self.first_ns, self.last_ns) {
             (Some(a), Some(b)) => writeln!(
                 f,
@@ -189,9 +213,14 @@ impl fmt::Display for Summary {
         writeln!(f, "\nthreads")?;
         for t in &self.threads {
             let worker = t.worker.map_or_else(|| "-".to_owned(), |w| w.to_string());
+            let samples = if self.cpu_samples > 0 {
+                format!("{:>8} CPU samples  ", t.cpu_samples)
+            } else {
+                String::new()
+            };
             writeln!(
                 f,
-                "  {:>5}  worker {:>3}  {:>12} events  {}",
+                "  {:>5}  worker {:>3}  {:>12} events  {samples}{}",
                 t.id, worker, t.events, t.name
             )?;
         }

@@ -383,3 +383,31 @@ fn flamegraph_of_a_real_cpu_profile() {
     let err = assert_clean_failure(&taskline(&["flamegraph", junk.to_str().unwrap()]), "junk");
     assert!(err.contains("junk.pb.gz"), "names the file: {err}");
 }
+
+#[test]
+fn inspect_counts_cpu_samples() {
+    // The fuzz seed with CPU samples: 6 samples of 2 stacks, 3 on each of
+    // threads 1 and 2 (tids 4242 and 4243).
+    let seed = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/corpus/read_trace/v4-cpu-samples.pftrace");
+    let o = taskline(&["inspect", seed.to_str().expect("utf-8")]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains("6 CPU samples (2 distinct stacks), 6 on recorded threads' tracks"),
+        "{text}"
+    );
+    let o = taskline(&["inspect", seed.to_str().expect("utf-8"), "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("JSON");
+    assert_eq!(v["cpu_samples"].as_u64(), Some(6));
+    let per_thread: Vec<u64> = v["threads"]
+        .as_array()
+        .expect("threads")
+        .iter()
+        .map(|t| t["cpu_samples"].as_u64().expect("count"))
+        .collect();
+    assert_eq!(per_thread[1..3], [3, 3], "{v}");
+    // A trace without a profiler says nothing about CPU samples.
+    let o = taskline(&["inspect", trace().to_str().expect("utf-8")]);
+    assert!(!stdout(&o).contains("CPU samples"), "{}", stdout(&o));
+}

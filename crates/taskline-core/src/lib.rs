@@ -44,6 +44,7 @@
 //! between the modules.
 
 mod aggregate;
+mod cpu_samples;
 mod event;
 mod id_map;
 mod lifecycle;
@@ -61,6 +62,7 @@ pub use aggregate::{
     MAX_OPEN_REGION_FUTURES, MAX_OPEN_SPANS, MAX_REGION_NAMES, MAX_REGION_SITES, RegionLimits,
     RegionSite, RegionStats, RegionTable,
 };
+pub use cpu_samples::{CodeFrame, CodeMapping, CpuSample, CpuSamples};
 pub use event::{
     BlockingKind, DecodedEvent, Event, EventKind, NO_VALUE, NO_WORKER, SpanMark, TaskKind, WakeOp,
     flags,
@@ -73,7 +75,7 @@ pub use lifecycle::{
 };
 pub use record::{
     ConfigError, Recorder, RecorderConfig, RecorderStats, Registry, Sink, SinkId, Site, ThreadInfo,
-    clock_epoch, init_clock, instant_to_ns, now_ns,
+    clock_epoch, init_clock, instant_to_ns, now_ns, now_ns_if_initialized, os_thread_id,
 };
 #[doc(hidden)]
 pub use source::set_current_task;

@@ -59,7 +59,9 @@ pub struct CollectorConfig {
     /// Profiles kept in `dir` (the oldest `cpu-*.pb.gz` beyond it are
     /// removed), default 10.
     pub max_files: usize,
-    /// The sampler's configuration.
+    /// The sampler's configuration (its
+    /// [`trace_samples`](ProfilerConfig::trace_samples) is ignored: the
+    /// collector keeps no timed samples).
     pub profiler: ProfilerConfig,
     /// Called after each profile is written (on the collector's thread).
     pub on_profile: Option<OnProfile>,
@@ -218,7 +220,9 @@ impl ProfileCollector {
     pub fn start(config: CollectorConfig) -> Result<ProfileCollector, ProfileError> {
         config.validate()?;
         check_writable(&config.dir)?;
-        let guard = Arc::new(Profiler::start(config.profiler.clone())?);
+        // The collector writes pprof files only: no log of timed samples
+        // for a trace, which would fill up and stay full.
+        let guard = Arc::new(Profiler::start(config.profiler.clone().trace_samples(0))?);
         guard.pause()?;
         let control = Arc::new(Control {
             stop: Mutex::new(false),

@@ -18,7 +18,9 @@ pub const MAX_DEPTH_LIMIT: usize = 512;
 /// `ring_capacity × (max_depth × 8 + 32)` bytes (allocated when a thread
 /// registers, reused by later threads; at most `max_threads` rings), and the
 /// collected profile keeps at most `max_entries` distinct stacks and
-/// `max_entries` distinct (stack, task, site, worker, thread) samples.
+/// `max_entries` distinct (stack, task, site, worker, thread) samples; the
+/// log of timed samples for a trace at most `trace_samples` samples (16
+/// bytes each, plus their distinct stacks).
 ///
 /// ```
 /// use taskline_profile::ProfilerConfig;
@@ -45,6 +47,14 @@ pub struct ProfilerConfig {
     pub max_entries: usize,
     /// How often the collector thread drains the rings, default 50 ms.
     pub collect_interval: Duration,
+    /// Timed samples (time, thread, stack) kept for a trace between two
+    /// [`ProfilerGuard::take_cpu_samples`](crate::ProfilerGuard::take_cpu_samples),
+    /// besides the aggregate; default 65536 (5.5 minutes of two busy
+    /// threads at 99 Hz, at most 1 MiB plus the stacks the aggregate does
+    /// not already hold). Later samples are dropped from the log and
+    /// counted ([`ProfilerStats::trace_samples_dropped`](crate::ProfilerStats::trace_samples_dropped));
+    /// the aggregate still counts them. 0 keeps none.
+    pub trace_samples: usize,
     /// The recorder whose registry names spawn sites (the site ids of
     /// tasks spawned through its wrapper source, and the `site_id` of
     /// every sample); without one, sites from Tokio's hooks are still
@@ -61,6 +71,7 @@ impl Default for ProfilerConfig {
             max_threads: 256,
             max_entries: 1 << 16,
             collect_interval: Duration::from_millis(50),
+            trace_samples: 1 << 16,
             recorder: None,
         }
     }
@@ -100,6 +111,12 @@ impl ProfilerConfig {
     /// Sets [`collect_interval`](Self::collect_interval).
     pub fn collect_interval(mut self, interval: Duration) -> Self {
         self.collect_interval = interval;
+        self
+    }
+
+    /// Sets [`trace_samples`](Self::trace_samples).
+    pub fn trace_samples(mut self, samples: usize) -> Self {
+        self.trace_samples = samples;
         self
     }
 

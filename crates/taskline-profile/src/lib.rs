@@ -14,6 +14,15 @@
 //!
 //! show which functions one spawn site's tasks burn CPU in.
 //!
+//! The same samples can go into taskline's Perfetto trace, on the sampled
+//! threads' tracks, so a slow poll and the stacks it burned are in one
+//! view: besides the aggregate the profiler keeps a bounded log of timed
+//! samples (the recorder's clock, the OS thread id, the stack;
+//! [`ProfilerConfig::trace_samples`]), which
+//! [`ProfilerGuard::take_cpu_samples`] hands over symbolized as a
+//! [`taskline_core::CpuSamples`] for `TraceHandle::write_cpu_samples`
+//! (the `taskline` front door does it at shutdown when it writes a trace).
+//!
 //! Also here: periodic collection into a bounded directory
 //! ([`ProfileCollector`], `cpu-<UTC time>.pb.gz`, with a public count of
 //! profiles written), pause/resume and windows on one profiler

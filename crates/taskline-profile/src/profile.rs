@@ -27,6 +27,12 @@ pub struct ProfilerStats {
     pub threads_registered: u64,
     /// Threads registered now.
     pub threads_active: usize,
+    /// Timed samples not kept for the trace because
+    /// [`ProfilerConfig::trace_samples`](crate::ProfilerConfig::trace_samples)
+    /// were logged already since the last
+    /// [`take_cpu_samples`](crate::ProfilerGuard::take_cpu_samples) (the
+    /// aggregate still counts them).
+    pub trace_samples_dropped: u64,
     /// `on_thread_start` registrations that failed (see
     /// [`ProfilerHandle::register_or_count`](crate::ProfilerHandle::register_or_count)).
     pub registration_failures: u64,

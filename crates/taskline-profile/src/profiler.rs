@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::thread::JoinHandle;
 use std::time::{Instant, SystemTime};
 
-use taskline_core::{NO_WORKER, SampledSite, TaskKind};
+use taskline_core::{CpuSample, CpuSamples, NO_WORKER, SampledSite, TaskKind};
 
 use crate::config::ProfilerConfig;
 use crate::error::ProfileError;
@@ -63,6 +63,9 @@ fn start_platform(config: ProfilerConfig) -> Result<ProfilerGuard, ProfileError>
     if *running {
         return Err(ProfileError::AlreadyRunning);
     }
+    // The handler stamps samples with the recorder's clock, which it may
+    // only read once initialized (calibration is not async-signal-safe).
+    taskline_core::init_clock();
     let generation = GENERATION.fetch_add(1, Ordering::Relaxed);
     let shared = Arc::new(Shared::new(config, generation));
     sys::activate(Arc::as_ptr(&shared));
@@ -117,6 +120,8 @@ struct SlotEntry {
     timer: Option<sys::ThreadTimer>,
     /// Index into `Aggregate::threads` of the thread's name.
     thread: u32,
+    /// The thread's OS thread id (0 if unknown).
+    tid: u32,
     /// Registered and not yet drained after its thread went away.
     in_use: bool,
 }
@@ -133,6 +138,38 @@ struct State {
     free: Vec<u32>,
     next_serial: u64,
     agg: Aggregate,
+    /// Timed samples for a trace ([`ProfilerGuard::take_cpu_samples`]).
+    timed: TimedLog,
+}
+
+/// The bounded log of timed samples, with its own stack table (the
+/// aggregate's is reset with each window).
+#[derive(Default)]
+struct TimedLog {
+    samples: Vec<CpuSample>,
+    stack_ids: HashMap<Arc<[u64]>, u32>,
+    stacks: Vec<Arc<[u64]>>,
+    dropped: u64,
+}
+
+impl TimedLog {
+    fn push(&mut self, max: usize, ts_ns: u64, tid: u32, frames: &[u64]) {
+        if self.samples.len() >= max {
+            self.dropped += 1;
+            return;
+        }
+        let stack = match self.stack_ids.get(frames) {
+            Some(&id) => id,
+            None => {
+                let id = self.stacks.len() as u32;
+                let s: Arc<[u64]> = Arc::from(frames);
+                self.stacks.push(Arc::clone(&s));
+                self.stack_ids.insert(s, id);
+                id
+            }
+        };
+        self.samples.push(CpuSample { ts_ns, tid, stack });
+    }
 }
 
 /// Samples keyed by stack and labels.
@@ -184,6 +221,7 @@ impl Shared {
                 free: Vec::new(),
                 next_serial: 1,
                 agg: Aggregate::default(),
+                timed: TimedLog::default(),
             }),
             registration_failures: AtomicU64::new(0),
         }
@@ -240,6 +278,7 @@ impl Shared {
                     serial: 0,
                     timer: None,
                     thread: 0,
+                    tid: 0,
                     in_use: false,
                 });
                 (st.slots.len() - 1) as u32
@@ -281,6 +320,7 @@ impl Shared {
             serial,
             timer: Some(timer),
             thread,
+            tid: taskline_core::os_thread_id().unwrap_or(0),
             in_use: true,
         };
         drop(st);
@@ -313,8 +353,13 @@ impl Shared {
     fn collect(&self) {
         let mut st = self.lock();
         let State {
-            slots, free, agg, ..
+            slots,
+            free,
+            agg,
+            timed,
+            ..
         } = &mut *st;
+        let max_timed = self.config.trace_samples;
         for (i, entry) in slots.iter_mut().enumerate() {
             if !entry.in_use {
                 continue;
@@ -323,9 +368,14 @@ impl Shared {
                 continue;
             };
             agg.stats.lost_ring_full += ring.take_lost();
-            let thread = entry.thread;
+            let (thread, tid) = (entry.thread, entry.tid);
             // SAFETY: one consumer: we hold the lock.
-            unsafe { ring.drain(|meta, frames| agg.add(&self.config, meta, frames, thread)) };
+            unsafe {
+                ring.drain(|meta, frames| {
+                    agg.add(&self.config, meta, frames, thread);
+                    timed.push(max_timed, meta.ts_ns, tid, frames);
+                })
+            };
             if entry.serial == 0 {
                 entry.in_use = false;
                 free.push(i as u32);
@@ -355,6 +405,7 @@ impl Shared {
         let mut stats = agg.stats.clone();
         stats.registration_failures = self.registration_failures.load(Ordering::Relaxed);
         stats.threads_active = st.slots.iter().filter(|s| s.serial != 0).count();
+        stats.trace_samples_dropped = st.timed.dropped;
         let profile = Profile {
             frequency_hz: self.config.frequency_hz,
             period_ns: self.config.period_ns(),
@@ -370,6 +421,23 @@ impl Shared {
             self.registration_failures.store(0, Ordering::Relaxed);
         }
         profile
+    }
+
+    /// The timed samples logged so far, symbolized; the log starts over.
+    fn take_cpu_samples(&self) -> CpuSamples {
+        self.collect();
+        let log = std::mem::take(&mut self.lock().timed);
+        let mut addrs: Vec<u64> = log.stacks.iter().flat_map(|s| s.iter().copied()).collect();
+        addrs.sort_unstable();
+        addrs.dedup();
+        let (symbols, mappings) = crate::symbolize::code_frames(&addrs);
+        CpuSamples {
+            samples: log.samples,
+            stacks: log.stacks,
+            symbols,
+            mappings,
+            dropped: log.dropped,
+        }
     }
 
     /// Disarms (`paused`) or re-arms every thread's timer.
@@ -607,6 +675,17 @@ impl ProfilerGuard {
     /// ([`ProfileCollector`](crate::ProfileCollector)).
     pub fn take_profile(&self) -> Profile {
         self.shared.profile(true)
+    }
+
+    /// The timed samples (time on the recorder's clock, OS thread id,
+    /// stack) taken since the start or the last call, symbolized in this
+    /// process, for a trace: `trace_handle.write_cpu_samples(&profiler.take_cpu_samples())`
+    /// puts them on the threads' tracks of a taskline trace. The log
+    /// starts over (so calling it now and then streams them); it holds at
+    /// most [`ProfilerConfig::trace_samples`] samples in between, later ones
+    /// are counted in [`CpuSamples::dropped`].
+    pub fn take_cpu_samples(&self) -> CpuSamples {
+        self.shared.take_cpu_samples()
     }
 
     /// Disarms every thread's timer (threads registering meanwhile get a

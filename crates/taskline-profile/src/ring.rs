@@ -20,6 +20,9 @@ use taskline_core::SampleState;
 pub(crate) struct SampleMeta {
     /// The recorder's per-thread state at signal time.
     pub state: SampleState,
+    /// When the sample was taken, on the recorder's clock
+    /// ([`taskline_core::now_ns_if_initialized`]; 0 if it was not initialized).
+    pub ts_ns: u64,
     /// Frames in the slot's stack.
     pub depth: u32,
     /// Timer periods the sample stands for (1 + the timer's overrun).
@@ -62,6 +65,7 @@ impl SampleRing {
         debug_assert!(capacity.is_power_of_two());
         let empty = SampleMeta {
             state: taskline_core::sample_state(),
+            ts_ns: 0,
             depth: 0,
             weight: 0,
             truncated: false,
@@ -89,6 +93,7 @@ impl SampleRing {
     pub unsafe fn push(
         &self,
         state: SampleState,
+        ts_ns: u64,
         weight: u32,
         walk: impl FnOnce(&mut [u64]) -> (usize, bool),
     ) -> bool {
@@ -110,6 +115,7 @@ impl SampleRing {
         unsafe {
             *self.meta[slot].get() = SampleMeta {
                 state,
+                ts_ns,
                 depth: depth.min(self.depth) as u32,
                 weight,
                 truncated,
@@ -157,7 +163,7 @@ mod tests {
     fn push(ring: &SampleRing, frames: &[u64]) -> bool {
         // SAFETY: one producer (this test).
         unsafe {
-            ring.push(taskline_core::sample_state(), 1, |out| {
+            ring.push(taskline_core::sample_state(), frames[0], 1, |out| {
                 let n = frames.len().min(out.len());
                 out[..n].copy_from_slice(&frames[..n]);
                 (n, frames.len() > out.len())
@@ -175,7 +181,12 @@ mod tests {
         assert_eq!(ring.take_lost(), 0);
         let mut seen = Vec::new();
         // SAFETY: one consumer.
-        unsafe { ring.drain(|m, f| seen.push((f.to_vec(), m.truncated))) };
+        unsafe {
+            ring.drain(|m, f| {
+                assert_eq!(m.ts_ns, f[0], "the time travels with its sample");
+                seen.push((f.to_vec(), m.truncated))
+            })
+        };
         let want: Vec<_> = (0..8u64).map(|i| (vec![i, i + 100], false)).collect();
         assert_eq!(seen, want);
         assert!(push(&ring, &[1, 2, 3, 4]));

@@ -71,6 +71,51 @@ pub(crate) fn symbolize_with(cache: &mut SymbolCache, profile: &Profile) -> Symb
     }
 }
 
+/// The source frames of `addrs` (sorted, distinct) and the executable
+/// mappings, as the trace writer takes them ([`taskline_core::CpuSamples`]).
+pub(crate) fn code_frames(
+    addrs: &[u64],
+) -> (
+    HashMap<u64, Vec<taskline_core::CodeFrame>>,
+    Vec<taskline_core::CodeMapping>,
+) {
+    use std::sync::Arc;
+    use taskline_core::{CodeFrame, CodeMapping};
+    let mut names: std::collections::HashSet<Arc<str>> = Default::default();
+    let mut intern = |s: String| -> Arc<str> {
+        if let Some(a) = names.get(s.as_str()) {
+            return Arc::clone(a);
+        }
+        let a: Arc<str> = Arc::from(s);
+        names.insert(Arc::clone(&a));
+        a
+    };
+    let symbols = frames(&mut SymbolCache::default(), addrs)
+        .into_iter()
+        .map(|(addr, fs)| {
+            let fs = fs
+                .into_iter()
+                .map(|f| CodeFrame {
+                    function: intern(f.function),
+                    file: intern(f.file),
+                    line: f.line,
+                })
+                .collect();
+            (addr, fs)
+        })
+        .collect();
+    let maps = mappings()
+        .into_iter()
+        .map(|m| CodeMapping {
+            start: m.start,
+            limit: m.limit,
+            offset: m.offset,
+            path: Arc::from(m.file),
+        })
+        .collect();
+    (symbols, maps)
+}
+
 #[cfg(target_os = "linux")]
 fn frames(cache: &mut SymbolCache, addrs: &[u64]) -> HashMap<u64, Vec<Frame>> {
     use blazesym::symbolize::source::{Process, Source};

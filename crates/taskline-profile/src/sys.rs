@@ -185,8 +185,9 @@ pub(crate) fn current_stack() -> Result<(usize, usize), ProfileError> {
 }
 
 /// The `SIGPROF` handler. Async-signal-safe: atomics, plain loads of the
-/// thread's own state and stack, stores into a preallocated ring; no
-/// system call (so `errno` is untouched), no lock, no allocation.
+/// thread's own state and stack, a clock read (`rdtsc`, or the vDSO's
+/// `clock_gettime`), stores into a preallocated ring; no system call (so
+/// `errno` is untouched), no lock, no allocation.
 unsafe extern "C" fn on_sigprof(
     _signal: libc::c_int,
     info: *mut libc::siginfo_t,
@@ -208,10 +209,16 @@ unsafe extern "C" fn on_sigprof(
             let lo = ring.stack_lo.load(Ordering::Relaxed);
             let hi = ring.stack_hi.load(Ordering::Relaxed);
             let state = taskline_core::sample_state();
+            // The trace's clock (initialized by `Profiler::start`): an
+            // atomic load, the TSC (or the vDSO's monotonic clock) and a
+            // multiply, no system call.
+            let ts_ns = taskline_core::now_ns_if_initialized().unwrap_or(0);
             // SAFETY: one producer: this thread's handler (SIGPROF is
             // blocked while it runs); `ctx` is the interrupted context.
             unsafe {
-                ring.push(state, weight, |frames| walk_stack(ctx, lo, hi, frames));
+                ring.push(state, ts_ns, weight, |frames| {
+                    walk_stack(ctx, lo, hi, frames)
+                });
             }
         }
     }

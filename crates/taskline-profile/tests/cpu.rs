@@ -524,3 +524,90 @@ fn bad_configuration_is_a_clear_error() {
         }
     }
 }
+
+#[test]
+fn timed_samples_carry_the_trace_clock_the_tid_and_the_stack_and_are_bounded() {
+    let _one = exclusive();
+    let guard = Profiler::start(ProfilerConfig::default().frequency_hz(499)).expect("start");
+    let h = guard.handle();
+    let before = taskline_core::now_ns();
+    let spinner = std::thread::spawn(move || {
+        h.register_current_thread().unwrap();
+        spin_in_known_function(Duration::from_millis(300));
+        taskline_core::os_thread_id().expect("a tid on Linux")
+    });
+    let tid = spinner.join().unwrap();
+    let after = taskline_core::now_ns();
+    let samples = guard.take_cpu_samples();
+    // 300 ms of wall at 499 Hz: up to 150 samples, fewer on a loaded machine.
+    assert!(samples.samples.len() >= 10, "{}", samples.samples.len());
+    assert_eq!(samples.dropped, 0);
+    let mut in_function = 0;
+    for s in &samples.samples {
+        assert_eq!(s.tid, tid, "the spinner's tid");
+        assert!(
+            before <= s.ts_ns && s.ts_ns <= after,
+            "{} in [{before}, {after}]",
+            s.ts_ns
+        );
+        let stack = &samples.stacks[s.stack as usize];
+        let named = stack.iter().any(|a| {
+            samples.symbols.get(a).is_some_and(|fs| {
+                fs.iter()
+                    .any(|f| f.function.ends_with("spin_in_known_function"))
+            })
+        });
+        in_function += u64::from(named);
+        assert!(
+            samples.mapping_of(stack[0]).is_some(),
+            "the leaf is in a mapping"
+        );
+    }
+    assert!(
+        in_function * 10 >= samples.samples.len() as u64 * 8,
+        "{in_function} of {} in the spinning function",
+        samples.samples.len()
+    );
+    // Per thread, in time order.
+    assert!(samples.samples.windows(2).all(|w| w[0].ts_ns <= w[1].ts_ns));
+    // The log started over.
+    assert!(guard.take_cpu_samples().is_empty());
+    drop(guard);
+
+    // Bounded: the first `trace_samples` are kept, the rest counted.
+    let guard = Profiler::start(
+        ProfilerConfig::default()
+            .frequency_hz(499)
+            .trace_samples(10),
+    )
+    .expect("start");
+    let h = guard.handle();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let spinner = std::thread::spawn({
+        let stop = Arc::clone(&stop);
+        move || {
+            h.register_current_thread().unwrap();
+            while !stop.load(Ordering::Relaxed) {
+                spin_in_known_function(Duration::from_millis(20));
+            }
+        }
+    });
+    // Spin until well past the bound (CPU time, not wall: the machine may be busy).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while guard.profile().total() < 30 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    stop.store(true, Ordering::Relaxed);
+    spinner.join().unwrap();
+    let stats = guard.profile().stats;
+    let samples = guard.take_cpu_samples();
+    guard.stop().expect("stop");
+    assert_eq!(samples.samples.len(), 10);
+    assert!(samples.dropped > 0);
+    assert_eq!(stats.trace_samples_dropped, samples.dropped);
+    // Logged plus counted: one per signal, while the aggregate counts
+    // timer periods (a signal after an overrun on a busy machine stands
+    // for several).
+    let timed = samples.samples.len() as u64 + samples.dropped;
+    assert!(timed <= stats.samples, "{timed} vs {}", stats.samples);
+}

@@ -32,6 +32,7 @@ use taskline_core::{Event, EventKind, flags};
 use taskline_core::{NameLookup, TaskLife, ThreadRoles, WakeReason};
 use taskline_core::{Registry, Site};
 
+use crate::callstacks::SampleWriter;
 use crate::derive::{SeqModel, derived_kind};
 use crate::schema::{self, AuxRef, annotation, defaults, interned, packet, track, track_event};
 use crate::wire::{begin_nested, end_nested, put_bytes, put_int32, put_uint, put_varint};
@@ -276,6 +277,8 @@ pub(crate) struct EncoderStats {
     pub(crate) duplicates: u64,
     /// Counter samples written.
     pub(crate) samples: u64,
+    /// CPU samples written (`PerfSample` packets).
+    pub(crate) cpu_samples: u64,
 }
 
 /// What the encoder does beyond writing events losslessly.
@@ -335,6 +338,8 @@ pub(crate) struct Encoder {
     next_sample_ts: u64,
     last_samples: [Option<i64>; 2],
     last_ts: u64,
+    /// Interning state of the CPU samples' stacks.
+    cpu: SampleWriter,
     pub(crate) stats: EncoderStats,
 }
 
@@ -425,6 +430,7 @@ impl Encoder {
             next_sample_ts: 0,
             last_samples: [None; 2],
             last_ts: 0,
+            cpu: SampleWriter::default(),
             stats: EncoderStats::default(),
         }
     }
@@ -564,6 +570,23 @@ impl Encoder {
         self.stats.samples += 1;
     }
 
+    /// Writes a profiler's CPU samples on the process sequence (see
+    /// `callstacks`); returns how many were written.
+    pub(crate) fn cpu_samples(&mut self, samples: &taskline_core::CpuSamples) -> u64 {
+        if !self.started {
+            self.header();
+        }
+        let pid = self.pid as u32;
+        let out = if self.opts.compress {
+            &mut self.raw
+        } else {
+            &mut self.out
+        };
+        let n = self.cpu.write(out, pid, samples);
+        self.stats.cpu_samples += n;
+        n
+    }
+
     /// Samples the derived counters at `ts` when they changed and are due.
     fn maybe_sample(&mut self, ts: u64) {
         if ts < self.next_sample_ts {
@@ -639,9 +662,9 @@ impl Encoder {
     /// Emits (or re-emits) the descriptor of thread `t`; `t` is at most the
     /// number of threads described so far, so thread numbers stay dense.
     fn describe_thread(&mut self, t: u16, reg: &Registry) {
-        let (name, worker) = match reg.thread(t) {
-            Some(info) => (info.name.to_string(), info.worker),
-            None => (format!("thread {t}"), None),
+        let (name, worker, tid) = match reg.thread(t) {
+            Some(info) => (info.name.to_string(), info.worker, info.tid),
+            None => (format!("thread {t}"), None, None),
         };
         let blocking = self.threads.get(usize::from(t)).is_some_and(|s| s.blocking);
         let track_name = match worker {
@@ -657,11 +680,7 @@ impl Encoder {
         put_bytes(o, track::NAME, track_name.as_bytes());
         let th = begin_nested(o, track::THREAD);
         put_int32(o, track::THREAD_PID, pid);
-        put_uint(
-            o,
-            track::THREAD_TID,
-            (schema::TID_BASE + i64::from(t)) as u64,
-        );
+        put_uint(o, track::THREAD_TID, schema::thread_tid(tid, t));
         put_bytes(o, track::THREAD_NAME, name.as_bytes());
         end_nested(o, th);
         if let Some(w) = worker {

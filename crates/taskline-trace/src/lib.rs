@@ -9,9 +9,15 @@
 //!   from the waking poll or from the worker whose I/O driver or timer woke
 //!   it (`io wake` / `timer wake` instants), and counter tracks for sampled
 //!   runtime counters.
+//! - [`TraceHandle::write_cpu_samples`] adds a CPU profiler's timed samples
+//!   ([`taskline_core::CpuSamples`], e.g. `taskline-profile`'s
+//!   `take_cpu_samples`) as callstack samples on the sampled threads'
+//!   tracks (Perfetto `PerfSample`s; thread tracks carry the OS tid so
+//!   they match).
 //! - [`encode_trace`] writes a whole event slice at once (the flight recorder).
 //! - [`read_trace`] reads such a file back into exactly the events written,
-//!   the registry naming their ids and the flow arrows ([`FlowArrow`]).
+//!   the registry naming their ids, the flow arrows ([`FlowArrow`]) and
+//!   the CPU samples ([`Recording::cpu_samples`]).
 //!
 //! The protobuf encoder and decoder are hand-written for the subset used
 //! (no dependency); see `docs/trace-format.md` in the crate directory for the
@@ -19,6 +25,7 @@
 
 pub mod analysis;
 mod atomic_file;
+mod callstacks;
 mod derive;
 mod encoder;
 mod error;

@@ -13,8 +13,9 @@
 //! offset.
 
 use taskline_core::Registry;
-use taskline_core::{Event, EventKind};
+use taskline_core::{CodeFrame, CpuSample, Event, EventKind};
 
+use crate::callstacks::{SampleReader, read_interned};
 use crate::derive::{SeqModel, derived_kind};
 use crate::error::{TraceError, TraceErrorKind as K};
 use crate::reader_common::{Tables, entry};
@@ -124,6 +125,14 @@ pub struct Recording {
     pub packets: u64,
     /// Samples of the counter tracks (version 2), in file order.
     pub counters: Vec<CounterSample>,
+    /// CPU samples of a profiler (`PerfSample` packets; version 4 traces
+    /// written with one), in file order: time, OS thread id and
+    /// [`cpu_stacks`](Self::cpu_stacks) index. See
+    /// [`cpu_sample_thread`](Self::cpu_sample_thread) for the track.
+    pub cpu_samples: Vec<CpuSample>,
+    /// The stacks of [`cpu_samples`](Self::cpu_samples), each innermost
+    /// frame first (inlined functions are frames of their own).
+    pub cpu_stacks: Vec<Vec<CodeFrame>>,
     /// The trace format version (1 to 4).
     pub format_version: u32,
     /// The file has no end marker: it was cut (crash, kill, full disk, a
@@ -133,6 +142,25 @@ pub struct Recording {
 }
 
 impl Recording {
+    /// The recording thread whose track `sample` is on: the thread the
+    /// trace names by the sample's OS thread id (the last one, should the
+    /// OS have reused the id). `None` for a thread that recorded no event.
+    pub fn cpu_sample_thread(&self, sample: &CpuSample) -> Option<u16> {
+        self.registry
+            .threads()
+            .iter()
+            .rev()
+            .find(|t| t.tid == Some(sample.tid))
+            .map(|t| t.id)
+    }
+
+    /// The frames of `sample`'s stack, innermost first.
+    pub fn cpu_sample_frames(&self, sample: &CpuSample) -> &[CodeFrame] {
+        self.cpu_stacks
+            .get(sample.stack as usize)
+            .map_or(&[], Vec::as_slice)
+    }
+
     /// The events of each recording thread, in the order that thread
     /// recorded them: what a trace keeps exactly (format 2 stores a
     /// sequence per thread; the order *across* threads is rebuilt from the
@@ -281,6 +309,7 @@ struct V2 {
     open_flows: taskline_core::IdMap<u64, usize>,
     events: Vec<Event>,
     counters: Vec<CounterSample>,
+    cpu: SampleReader,
     stats: Option<Stats>,
 }
 
@@ -346,6 +375,8 @@ fn read_v2(bytes: &[u8], version: u32) -> Result<Recording, TraceError> {
         flow_arrows: st.arrows,
         packets: st.packets,
         counters: st.counters,
+        cpu_samples: st.cpu.samples,
+        cpu_stacks: st.cpu.stacks,
         format_version: version,
         unfinished,
     })
@@ -423,6 +454,7 @@ impl V2 {
         let mut te = None;
         let mut idata = None;
         let mut td = None;
+        let mut cpu_sample = None;
         let mut flags = 0;
         let mut clock = None;
         let mut has_defaults = false;
@@ -444,6 +476,9 @@ impl V2 {
                 packet::TIMESTAMP_CLOCK_ID => {
                     clock = Some(as_varint(v, at, "TracePacket.timestamp_clock_id")?)
                 }
+                packet::PERF_SAMPLE => {
+                    cpu_sample = Some(as_bytes(v, at, "TracePacket.perf_sample")?)
+                }
                 packet::TRACE_PACKET_DEFAULTS => {
                     as_bytes(v, at, "TracePacket.trace_packet_defaults")?;
                     has_defaults = true;
@@ -463,6 +498,7 @@ impl V2 {
         if seq == schema::SEQUENCE_ID {
             if let Some((b, o)) = idata {
                 self.interned(b, o)?;
+                read_interned(&mut self.cpu, b, o)?;
             }
             if let Some((b, o)) = td {
                 self.tables.track_descriptor(b, o)?;
@@ -473,7 +509,16 @@ impl V2 {
                 })?;
                 self.process_event(b, o, ts)?;
             }
+            if let Some((b, o)) = cpu_sample {
+                let ts = ts.ok_or_else(|| {
+                    TraceError::new(off, K::Malformed("CPU sample without timestamp"))
+                })?;
+                self.cpu.sample(b, o, ts)?;
+            }
             return Ok(());
+        }
+        if cpu_sample.is_some() {
+            return err(off, K::Malformed("CPU sample off the process sequence"));
         }
         let t = seq
             .checked_sub(schema::THREAD_SEQUENCE_BASE)

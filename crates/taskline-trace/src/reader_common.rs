@@ -94,6 +94,7 @@ impl Tables {
         let mut r = Reader::new(body, off);
         let mut uuid = None;
         let mut thread_name: Option<&str> = None;
+        let mut tid: Option<u64> = None;
         let mut rank: Option<u64> = None;
         while let Some((f, v)) = r.next_field()? {
             let at = r.offset();
@@ -103,9 +104,15 @@ impl Tables {
                     let (b, o) = as_bytes(v, at, "TrackDescriptor.thread")?;
                     let mut tr = Reader::new(b, o);
                     while let Some((tf, tv)) = tr.next_field()? {
-                        if tf == track::THREAD_NAME {
-                            thread_name =
-                                Some(as_str(tv, tr.offset(), "ThreadDescriptor.thread_name")?);
+                        match tf {
+                            track::THREAD_NAME => {
+                                thread_name =
+                                    Some(as_str(tv, tr.offset(), "ThreadDescriptor.thread_name")?)
+                            }
+                            track::THREAD_TID => {
+                                tid = Some(as_varint(tv, tr.offset(), "ThreadDescriptor.tid")?)
+                            }
+                            _ => {}
                         }
                     }
                 }
@@ -129,6 +136,8 @@ impl Tables {
                 name: Arc::from(name),
                 // int32 on the wire; worker indexes above i32::MAX come back through the cast.
                 worker: rank.map(|r| r as u32),
+                // A real tid is 32-bit; the synthetic ones (2^32 + t) are not.
+                tid: tid.and_then(|x| u32::try_from(x).ok()),
             };
             if t < self.threads.len() {
                 self.threads[t] = info;

@@ -49,6 +49,8 @@ pub(crate) fn read(bytes: &[u8]) -> Result<Recording, TraceError> {
         flow_arrows: Vec::new(),
         packets: st.packets,
         counters: Vec::new(),
+        cpu_samples: Vec::new(),
+        cpu_stacks: Vec::new(),
         format_version: 1,
         unfinished,
     })

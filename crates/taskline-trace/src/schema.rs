@@ -22,6 +22,8 @@ pub(crate) mod packet {
     pub(crate) const COMPRESSED_PACKETS: u32 = 50;
     pub(crate) const TIMESTAMP_CLOCK_ID: u32 = 58;
     pub(crate) const TRACE_PACKET_DEFAULTS: u32 = 59;
+    /// `TracePacket.perf_sample`: a CPU sample with its thread and callstack.
+    pub(crate) const PERF_SAMPLE: u32 = 66;
     /// `SEQ_INCREMENTAL_STATE_CLEARED`.
     pub(crate) const SEQ_INCREMENTAL_STATE_CLEARED: u64 = 1;
 }
@@ -96,6 +98,55 @@ pub(crate) mod interned {
     pub(crate) const VALUE: u32 = 2;
 }
 
+/// CPU sample fields: `PerfSample`, the callstack tables of `InternedData`
+/// and their entries (`profile_common.proto`).
+pub(crate) mod callstack {
+    /// `InternedData.function_names` (`InternedString`: iid 1, str 2).
+    pub(crate) const FUNCTION_NAMES: u32 = 5;
+    /// `InternedData.frames`.
+    pub(crate) const FRAMES: u32 = 6;
+    /// `InternedData.callstacks`.
+    pub(crate) const CALLSTACKS: u32 = 7;
+    /// `InternedData.mapping_paths` (`InternedString`).
+    pub(crate) const MAPPING_PATHS: u32 = 17;
+    /// `InternedData.source_paths` (`InternedString`).
+    pub(crate) const SOURCE_PATHS: u32 = 18;
+    /// `InternedData.mappings`.
+    pub(crate) const MAPPINGS: u32 = 19;
+    /// `Frame.iid`, `Callstack.iid`, `Mapping.iid`.
+    pub(crate) const IID: u32 = 1;
+    /// `Frame.function_name_id`.
+    pub(crate) const FRAME_FUNCTION: u32 = 2;
+    /// `Frame.mapping_id`.
+    pub(crate) const FRAME_MAPPING: u32 = 3;
+    /// `Frame.rel_pc`.
+    pub(crate) const FRAME_REL_PC: u32 = 4;
+    /// `Frame.source_path_iid`.
+    pub(crate) const FRAME_SOURCE: u32 = 5;
+    /// `Frame.line_number`.
+    pub(crate) const FRAME_LINE: u32 = 6;
+    /// `Callstack.frame_ids` (repeated, unpacked; root frame first).
+    pub(crate) const CALLSTACK_FRAMES: u32 = 2;
+    /// `Mapping.start`.
+    pub(crate) const MAPPING_START: u32 = 4;
+    /// `Mapping.end`.
+    pub(crate) const MAPPING_END: u32 = 5;
+    /// `Mapping.path_string_ids` (repeated, unpacked).
+    pub(crate) const MAPPING_PATH: u32 = 7;
+    /// `Mapping.exact_offset`.
+    pub(crate) const MAPPING_EXACT_OFFSET: u32 = 8;
+    /// `PerfSample.pid`.
+    pub(crate) const SAMPLE_PID: u32 = 2;
+    /// `PerfSample.tid`.
+    pub(crate) const SAMPLE_TID: u32 = 3;
+    /// `PerfSample.callstack_iid`.
+    pub(crate) const SAMPLE_CALLSTACK: u32 = 4;
+    /// `PerfSample.cpu_mode`.
+    pub(crate) const SAMPLE_CPU_MODE: u32 = 5;
+    /// `Profiling.MODE_USER`: the samples are user-space stacks.
+    pub(crate) const MODE_USER: u64 = 2;
+}
+
 /// `TrackDescriptor`, `ProcessDescriptor`, `ThreadDescriptor` fields.
 pub(crate) mod track {
     pub(crate) const UUID: u32 = 1;
@@ -144,8 +195,16 @@ pub(crate) const PROCESS_UUID: u64 = 1;
 pub(crate) const THREAD_UUID_BASE: u64 = 0x100;
 /// Span track (child of a thread track) uuid = `SPAN_UUID_BASE + thread number`.
 pub(crate) const SPAN_UUID_BASE: u64 = 0x2_0000;
-/// Synthetic OS tid of a thread track = `TID_BASE + thread number` (we do not know real tids).
-pub(crate) const TID_BASE: i64 = 1 << 32;
+/// Synthetic OS tid of a thread track whose real tid is unknown = `TID_BASE
+/// + thread number` (above every real tid, which is 32-bit).
+pub(crate) const TID_BASE: u64 = 1 << 32;
+
+/// The `ThreadDescriptor.tid` of recorder thread `t`: its OS thread id when
+/// the registry knows it (so CPU samples, which name the OS thread, land on
+/// its track), else the synthetic `TID_BASE + t`.
+pub(crate) fn thread_tid(os_tid: Option<u32>, t: u16) -> u64 {
+    os_tid.map_or(TID_BASE + u64::from(t), u64::from)
+}
 
 /// Registry string `id` is interned as debug-annotation string value `2*id+1`.
 pub(crate) fn string_iid(id: u32) -> u64 {

@@ -315,6 +315,20 @@ impl<W: Write> Shared<W> {
         }
     }
 
+    fn write_cpu_samples(&self, samples: &taskline_core::CpuSamples) -> io::Result<u64> {
+        let mut st = self.lock();
+        if st.out.is_none() {
+            return Err(io::Error::other("taskline trace already finished"));
+        }
+        if let Some(e) = &st.error {
+            return Err(io::Error::new(e.kind(), e.to_string()));
+        }
+        let n = st.enc.cpu_samples(samples);
+        st.enc.seal(false);
+        self.drain(&mut st, false);
+        Ok(n)
+    }
+
     /// Waits until the writer thread processed everything queued so far.
     fn drain_queue(&self) {
         let tx = self.queue.lock().unwrap_or_else(|e| e.into_inner()).clone();
@@ -509,6 +523,29 @@ impl<W: Write + Send + 'static> TraceHandle<W> {
     /// Failed writes (the first one stops the trace).
     pub fn write_errors(&self) -> u64 {
         self.shared.write_errors.load(Ordering::Relaxed)
+    }
+
+    /// Writes a CPU profiler's timed samples into the trace now, as
+    /// callstack samples on the tracks of the threads they sampled (Perfetto
+    /// UI: a "Perf Callstacks" track in each thread's group; select a range
+    /// for a flame graph of it). The one line that puts a
+    /// `taskline_profile` profiler's samples in a trace, before `finish`:
+    ///
+    /// ```text
+    /// trace.write_cpu_samples(&profiler.take_cpu_samples())?;
+    /// ```
+    ///
+    /// Call it once at the end, or now and then to stream (each call writes
+    /// what it is given; stacks already written are not interned again).
+    /// Samples with an empty stack are skipped. Returns how many were
+    /// written; errors after `finish` or a write error.
+    pub fn write_cpu_samples(&self, samples: &taskline_core::CpuSamples) -> io::Result<u64> {
+        self.shared.write_cpu_samples(samples)
+    }
+
+    /// CPU samples written so far ([`write_cpu_samples`](Self::write_cpu_samples)).
+    pub fn cpu_samples_written(&self) -> u64 {
+        self.shared.lock().enc.stats.cpu_samples
     }
 
     /// Sets the recorder's dropped-event count that `finish` records in the

@@ -31,6 +31,7 @@ fn regenerate() {
         encode_trace_with_dropped(&evs, &reg, seed, &mut b).expect("encode");
         write(&format!("random-{seed}.pftrace"), &b);
         if seed == 0 {
+            write("v4-cpu-samples.pftrace", &with_cpu_samples(&evs));
             write("truncated.pftrace", &b[..b.len() * 2 / 3]);
             let mut flipped = b.clone();
             let mid = flipped.len() / 2;
@@ -38,6 +39,56 @@ fn regenerate() {
             write("flipped.pftrace", &flipped);
         }
     }
+}
+
+/// `events` streamed through a writer that also gets a few CPU samples
+/// (two stacks, an inlined frame, an unknown address, a mapping).
+fn with_cpu_samples(events: &[taskline_core::Event]) -> Vec<u8> {
+    use std::sync::Arc;
+    use taskline_core::{CodeFrame, CodeMapping, CpuSample, CpuSamples, Sink};
+    let reg = registry();
+    let mut w = taskline_trace::PerfettoWriter::with_options(
+        Vec::new(),
+        taskline_trace::TraceOptions {
+            writer_thread: false,
+            ..taskline_trace::TraceOptions::lossless()
+        },
+    );
+    w.on_events(events, &reg);
+    let frame = |function: &str| CodeFrame {
+        function: Arc::from(function),
+        file: Arc::from("src/main.rs"),
+        line: 7,
+    };
+    let samples = CpuSamples {
+        samples: (0..6)
+            .map(|i| CpuSample {
+                ts_ns: 1000 + 10 * i,
+                tid: if i % 2 == 0 { 4242 } else { 4243 },
+                stack: (i % 2) as u32,
+            })
+            .collect(),
+        stacks: vec![
+            Arc::from(&[0x1010u64, 0x1020][..]),
+            Arc::from(&[0x9000u64][..]),
+        ],
+        symbols: [
+            (0x1010, vec![frame("inner"), frame("outer")]),
+            (0x1020, vec![frame("main")]),
+        ]
+        .into_iter()
+        .collect(),
+        mappings: vec![CodeMapping {
+            start: 0x1000,
+            limit: 0x2000,
+            offset: 0,
+            path: Arc::from("/bin/app"),
+        }],
+        dropped: 0,
+    };
+    let h = w.handle();
+    assert_eq!(h.write_cpu_samples(&samples).expect("samples"), 6);
+    h.finish_with_registry(&reg).expect("finish")
 }
 
 #[test]
@@ -54,6 +105,17 @@ fn every_corpus_file_reads_without_panic_and_valid_ones_re_encode() {
         match read_trace(&data) {
             Ok(rec) => {
                 valid += 1;
+                if path.ends_with("v4-cpu-samples.pftrace") {
+                    assert_eq!(rec.cpu_samples.len(), 6, "{}", path.display());
+                    let s = rec.cpu_samples[0];
+                    assert_eq!(rec.cpu_sample_thread(&s), Some(1), "tid 4242 is thread 1");
+                    let names: Vec<_> = rec
+                        .cpu_sample_frames(&s)
+                        .iter()
+                        .map(|f| &*f.function)
+                        .collect();
+                    assert_eq!(names, ["inner", "outer", "main"]);
+                }
                 let mut again = Vec::new();
                 encode_trace_with_dropped(
                     &rec.events,

@@ -186,3 +186,32 @@ fn other_perfetto_traces_are_refused() {
     assert!(matches!(e.kind, TraceErrorKind::NotTaskline(_)), "{e}");
     assert!(e.to_string().contains("not a taskline trace"), "{e}");
 }
+
+/// The committed fuzz seed with CPU samples (`fuzz_corpus.rs` writes it):
+/// every cut and every flipped byte of it is an error or a read, never a
+/// panic, and a cut keeps a prefix of the samples.
+#[test]
+fn damaged_cpu_samples_are_errors_or_prefixes() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fuzz/corpus/read_trace/v4-cpu-samples.pftrace");
+    let bytes = std::fs::read(path).expect("the seed is committed");
+    let full = read_trace(&bytes).expect("reads");
+    assert_eq!(full.cpu_samples.len(), 6);
+    check_every_truncation(&bytes);
+    for len in 0..bytes.len() {
+        if let Ok(r) = read_trace(&bytes[..len]) {
+            assert_eq!(
+                r.cpu_samples[..],
+                full.cpu_samples[..r.cpu_samples.len()],
+                "cut at {len}"
+            );
+        }
+    }
+    for i in 0..bytes.len() {
+        let mut b = bytes.clone();
+        b[i] ^= 0x41;
+        if let Err(e) = read_trace(&b) {
+            assert!(e.offset <= b.len(), "{e}");
+        }
+    }
+}

@@ -32,6 +32,7 @@ fn every_span_mark_reads_back_exactly() {
         id,
         name: Arc::from(name),
         worker: None,
+        tid: None,
     };
     let reg = Registry::from_parts(
         Vec::new(),

@@ -75,6 +75,25 @@ pub fn now_ns() -> u64 {
     c.source.delta_as_nanos(c.epoch_raw, c.source.raw())
 }
 
+/// [`now_ns`] for a signal handler: `None` when the clock was never
+/// initialized ([`init`]), instead of initializing it (which calibrates and
+/// may allocate). Once initialized it is async-signal-safe: an atomic load,
+/// the counter (`rdtsc`, or `clock_gettime(CLOCK_MONOTONIC)` through the
+/// vDSO where the counter is not invariant) and a multiply-shift: no lock,
+/// no allocation. A sampling profiler stamps its samples with it, so they
+/// sit on the trace's timeline.
+///
+/// ```
+/// taskline_core::init_clock();
+/// let t = taskline_core::now_ns_if_initialized().unwrap();
+/// assert!(t <= taskline_core::now_ns());
+/// ```
+#[inline]
+pub fn now_ns_if_initialized() -> Option<u64> {
+    let c = CLOCK.get()?;
+    Some(c.source.delta_as_nanos(c.epoch_raw, c.source.raw()))
+}
+
 /// Converts an [`Instant`] to nanoseconds since the epoch (0 if it is
 /// earlier). Goes through the current time of both clocks, so it is exact to
 /// within the clocks' calibration error (nanoseconds).

@@ -14,9 +14,11 @@ pub(crate) mod ring;
 pub(crate) mod sink;
 pub(crate) mod stats;
 
-pub use clock::{epoch as clock_epoch, init as init_clock, instant_to_ns, now_ns};
+pub use clock::{
+    epoch as clock_epoch, init as init_clock, instant_to_ns, now_ns, now_ns_if_initialized,
+};
 pub use config::{ConfigError, RecorderConfig};
 pub use recorder::Recorder;
-pub use registry::{Registry, Site, ThreadInfo};
+pub use registry::{Registry, Site, ThreadInfo, os_thread_id};
 pub use sink::{Sink, SinkId};
 pub use stats::RecorderStats;

@@ -75,6 +75,30 @@ pub struct ThreadInfo {
     pub name: Arc<str>,
     /// The Tokio worker index, once an event from this thread revealed it.
     pub worker: Option<u32>,
+    /// The OS thread id (Linux `gettid`), when known: what a trace names
+    /// the thread by, so that CPU samples of the same thread land on its
+    /// track. `None` off Linux and in registries rebuilt from traces that
+    /// did not record it.
+    pub tid: Option<u32>,
+}
+
+/// The calling thread's OS thread id (Linux `gettid`; `None` elsewhere).
+/// One system call: call it once per thread, not on a hot path.
+///
+/// ```
+/// # #[cfg(target_os = "linux")]
+/// assert_eq!(taskline_core::os_thread_id(), Some(std::process::id())); // the main thread's tid is the pid
+/// ```
+pub fn os_thread_id() -> Option<u32> {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: gettid has no preconditions and cannot fail.
+        u32::try_from(unsafe { libc::gettid() }).ok()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        None
+    }
 }
 
 #[derive(Default)]
@@ -212,8 +236,8 @@ impl Registry {
         self.read().threads.get(id as usize).cloned()
     }
 
-    /// Registers a new thread under the next free number (None when all
-    /// 65536 numbers are used).
+    /// Registers the calling thread under the next free number (None when
+    /// all 65536 numbers are used), with its OS thread id.
     pub(crate) fn register_thread(&self, name: Option<&str>) -> Option<u16> {
         let mut g = self.write();
         let id = u16::try_from(g.threads.len()).ok()?;
@@ -221,6 +245,7 @@ impl Registry {
             id,
             name: Arc::from(name.unwrap_or("<unnamed>")),
             worker: None,
+            tid: os_thread_id(),
         });
         Some(id)
     }

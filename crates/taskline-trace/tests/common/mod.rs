@@ -88,26 +88,31 @@ pub fn registry() -> Registry {
             id: 0,
             name: Arc::from("main"),
             worker: None,
+            tid: None,
         },
         ThreadInfo {
             id: 1,
             name: Arc::from("tokio-runtime-worker"),
             worker: Some(0),
+            tid: Some(4242),
         },
         ThreadInfo {
             id: 2,
             name: Arc::from("tokio-runtime-worker"),
             worker: Some(1),
+            tid: Some(4243),
         },
         ThreadInfo {
             id: 3,
             name: Arc::from("tokio-runtime-worker"),
             worker: None,
+            tid: None,
         },
         ThreadInfo {
             id: 4,
             name: Arc::from("weird"),
             worker: Some(u32::MAX),
+            tid: Some(u32::MAX),
         },
     ];
     Registry::from_parts(strings, sites, threads)
