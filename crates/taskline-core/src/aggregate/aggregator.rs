@@ -197,7 +197,6 @@ struct SiteAcc {
     polls: u64,
     busy_ns: u64,
     sched_ns: u64,
-    idle_ns: u64,
     first_poll_ns: u64,
     first_polls: u64,
     wakes: u64,
@@ -232,19 +231,29 @@ impl SiteAcc {
 
 #[derive(Clone, Copy, Default)]
 struct ThreadAcc {
-    poll_task: u64,
     poll_start: u64,
     /// Site of the task being polled (tokio reports a task's termination
     /// before the end of its last poll, so the task may be gone by then).
     poll_site: Option<u32>,
-    /// `Some(scheduled time)` while `poll_task` is in its first poll and
+    /// `Some(scheduled time)` while the task being polled
+    /// ([`ThreadAcc::poll_task`]) is in its first poll and
     /// has no task-table entry: the poll's thread holds its state (site,
     /// start) until the poll ends, which for most short tasks is also their
     /// termination. Any other event of that task moves it to the table.
     fresh: Option<u64>,
     blocking_start: Option<u64>,
-    /// What the thread is doing: the wake-reason rule's input.
+    /// What the thread is doing: the wake-reason rule's input, and the
+    /// task being polled (one copy of it, updated by the role's
+    /// transitions).
     role: ThreadRole,
+}
+
+impl ThreadAcc {
+    /// The task this thread is polling, 0 when none.
+    #[inline]
+    fn poll_task(&self) -> u64 {
+        self.role.polling()
+    }
 }
 
 #[derive(Clone, Copy, Default)]
@@ -338,6 +347,23 @@ fn site_in(sites: &mut Sites, site: u32) -> &mut SiteAcc {
         hists: ((site as usize) < MAX_SITE_HISTOGRAMS).then(|| Box::new(Hists::new(SITE_SIGFIG))),
         ..SiteAcc::default()
     })
+}
+
+/// The state of recording thread `t`, made on first use.
+#[inline]
+fn thread_in(threads: &mut Vec<ThreadAcc>, t: u16) -> &mut ThreadAcc {
+    let t = t as usize;
+    if threads.len() <= t {
+        grow_threads(threads, t);
+    }
+    &mut threads[t]
+}
+
+/// Makes room for thread `t`: once per thread, kept out of the event loop.
+#[cold]
+#[inline(never)]
+fn grow_threads(threads: &mut Vec<ThreadAcc>, t: usize) {
+    threads.resize(t + 1, ThreadAcc::default());
 }
 
 /// Where a site's observations go: its own histograms, or `rest`.
@@ -465,7 +491,7 @@ impl Aggregator {
         }
         self.threads
             .iter()
-            .position(|th| th.fresh.is_some() && th.poll_task == id)
+            .position(|th| th.fresh.is_some() && th.poll_task() == id)
     }
 
     /// Whether a thread runs the first poll of `id` with the task's state.
@@ -495,7 +521,7 @@ impl Aggregator {
             site: th.poll_site.unwrap_or(Registry::OVERFLOW),
             ..TaskState::default()
         };
-        let id = th.poll_task;
+        let id = th.poll_task();
         self.tasks.uncount_outside(id);
         self.tasks.insert_new(id, state);
     }
@@ -505,11 +531,7 @@ impl Aggregator {
     }
 
     fn thread_mut(&mut self, t: u16) -> &mut ThreadAcc {
-        let t = t as usize;
-        if self.threads.len() <= t {
-            self.threads.resize(t + 1, ThreadAcc::default());
-        }
-        &mut self.threads[t]
+        thread_in(&mut self.threads, t)
     }
 
     fn worker_mut(&mut self, thread: u16, worker: Option<u32>) -> Option<&mut WorkerAcc> {
@@ -551,10 +573,7 @@ impl Aggregator {
             DecodedEvent::PollEnd { task, worker } => self.poll_end(e, task, worker),
             DecodedEvent::Wake {
                 task, self_wake, ..
-            } => {
-                self.thread_mut(e.thread).role.woken_here();
-                self.wake(e, &d, task, self_wake)
-            }
+            } => self.wake(e, &d, task, self_wake),
             DecodedEvent::ResourceWait { task, resource, .. } => {
                 if let Some(t) = self.tracked_mut(task) {
                     t.resource = resource;
@@ -613,7 +632,7 @@ impl Aggregator {
                 // The site of the task this thread is polling, if any.
                 let th = self.threads.get(e.thread as usize);
                 let site = th
-                    .filter(|th| th.poll_task != 0)
+                    .filter(|th| th.poll_task() != 0)
                     .and_then(|th| th.poll_site);
                 self.regions.event(e, site);
             }
@@ -671,10 +690,13 @@ impl Aggregator {
         if self_wake {
             self.totals.self_wakes += 1;
         }
-        let Some(slot) = self.tracked_slot(task) else {
-            return;
-        };
-        let Some(t) = self.tasks.at_mut(slot) else {
+        // Every wake is observed on its thread (it may start a driver
+        // turn), after the task is found: one lookup of the thread.
+        let Some(t) = self
+            .tracked_slot(task)
+            .and_then(|slot| self.tasks.at_mut(slot))
+        else {
+            self.thread_mut(e.thread).role.woken_here();
             return;
         };
         t.wakes = t.wakes.saturating_add(1);
@@ -683,36 +705,35 @@ impl Aggregator {
         }
         let site = t.site;
         let idle = t.life.wake(e.ts_ns).idle_ns();
-        let Some(d) = idle else {
-            let s = site_in(&mut self.sites, site);
-            s.wakes += 1;
-            s.self_wakes += u64::from(self_wake);
-            return;
-        };
-        // The lifecycle's rule, from what the waking thread was doing (its
-        // state exists: the caller observed the wake on it).
-        let Some(th) = self.threads.get(e.thread as usize) else {
-            return;
-        };
-        let cause = th.role.wake_reason(e.thread, decoded, Some(&t.life));
-        t.idle_ns[cause.reason.index()] += d;
-        t.last_reason = cause.reason as u8;
-        t.last_waker = cause.waker.unwrap_or(0);
-        // The waking task's site: the one its thread is polling.
-        let waker_site = match cause.reason {
-            WakeReason::Sync if cause.waker == Some(th.poll_task) => th.poll_site,
-            _ => None,
-        };
-        self.runnable_add(1);
+        let th = thread_in(&mut self.threads, e.thread);
+        th.role.woken_here();
+        let mut ended = None;
+        if let Some(d) = idle {
+            // The lifecycle's rule, from what the waking thread was doing.
+            let cause = th.role.wake_reason(e.thread, decoded, Some(&t.life));
+            t.idle_ns[cause.reason.index()] += d;
+            t.last_reason = cause.reason as u8;
+            t.last_waker = cause.waker.unwrap_or(0);
+            // The waking task's site: the one its thread is polling.
+            let waker_site = match cause.reason {
+                WakeReason::Sync if cause.waker == Some(th.poll_task()) => th.poll_site,
+                _ => None,
+            };
+            ended = Some((d, cause.reason, waker_site));
+            self.runnable_add(1);
+        }
         let s = site_in(&mut self.sites, site);
         s.wakes += 1;
-        s.self_wakes += u64::from(self_wake);
-        s.idle_ns += d;
-        s.idle_by_reason.add(cause.reason, d);
-        if let Some(w) = waker_site {
-            s.woken_by(w);
+        if self_wake {
+            s.self_wakes += 1;
         }
-        rec(&mut hists_for(&mut s.hists, &mut self.rest).idle, d);
+        if let Some((d, reason, waker_site)) = ended {
+            s.idle_by_reason.add(reason, d);
+            if let Some(w) = waker_site {
+                s.woken_by(w);
+            }
+            rec(&mut hists_for(&mut s.hists, &mut self.rest).idle, d);
+        }
     }
 
     #[inline(always)]
@@ -722,19 +743,18 @@ impl Aggregator {
             w.polls += 1;
         }
         let i = e.thread as usize;
-        let th = self.thread_mut(e.thread);
-        th.role.poll_started(task, worker.is_some());
-        if th.fresh.is_some() {
+        if self.threads.get(i).is_some_and(|th| th.fresh.is_some()) {
             // The thread's previous first poll never ended: keep that task
             // in the table, as a poll without an end.
             self.adopt_thread_first_poll(i);
         }
+        let on_worker = worker.is_some();
         // The table first: a task polled before is there, and the lookup of
         // an absent id is cheap.
         let mut slot = self.tasks.slot(task);
         if slot.is_none() && self.tasks.maybe_tracked(task) {
             if let Some(u) = self.unpolled.take(task) {
-                self.first_poll_start(e, u, latency);
+                self.first_poll_start(e, u, latency, on_worker);
                 return;
             }
             if self.in_flight > 0 {
@@ -744,7 +764,7 @@ impl Aggregator {
         }
         let Some(t) = slot.and_then(|s| self.tasks.at_mut(s)) else {
             let th = self.thread_mut(e.thread);
-            th.poll_task = task;
+            th.role.poll_started(task, on_worker);
             th.poll_start = e.ts_ns;
             th.poll_site = None;
             if let Some(l) = latency {
@@ -772,7 +792,7 @@ impl Aggregator {
             self.totals.first_polls += 1;
         }
         let th = self.thread_mut(e.thread);
-        th.poll_task = task;
+        th.role.poll_started(task, on_worker);
         th.poll_start = e.ts_ns;
         th.poll_site = Some(site);
         let s = site_in(&mut self.sites, site);
@@ -786,7 +806,6 @@ impl Aggregator {
             rec(&mut hists_for(&mut s.hists, &mut self.rest).sched, d);
         }
         if let Some(d) = p.idle_ns {
-            s.idle_ns += d;
             s.idle_by_reason.add(WakeReason::Unknown, d);
             rec(&mut hists_for(&mut s.hists, &mut self.rest).idle, d);
         }
@@ -794,7 +813,7 @@ impl Aggregator {
 
     /// The first poll of a task whose spawn record `u` was in `unpolled`:
     /// its state stays with the thread until the poll ends.
-    fn first_poll_start(&mut self, e: &Event, u: Unpolled, latency: Option<u64>) {
+    fn first_poll_start(&mut self, e: &Event, u: Unpolled, latency: Option<u64>, on_worker: bool) {
         // The lifecycle's rules on the state the spawn record stands for.
         let p = TaskLife::spawned(u.spawned_ns).poll_start(e.ts_ns, latency);
         let since = p.first_poll_delay_ns.unwrap_or(0);
@@ -803,7 +822,7 @@ impl Aggregator {
         self.totals.first_poll_ns += since;
         self.totals.first_polls += 1;
         let th = self.thread_mut(e.thread);
-        th.poll_task = e.task;
+        th.role.poll_started(e.task, on_worker);
         th.poll_start = e.ts_ns;
         th.poll_site = Some(u.site);
         th.fresh = Some(sched);
@@ -819,8 +838,9 @@ impl Aggregator {
     #[inline(always)]
     fn poll_end(&mut self, e: &Event, task: u64, worker: Option<u32>) {
         let th = self.thread_mut(e.thread);
+        let open = th.poll_task() == task && task != 0;
         th.role.poll_ended(task);
-        if th.poll_task == task && th.poll_task != 0 {
+        if open {
             if let Some(sched_ns) = th.fresh.take() {
                 self.first_poll_end(e, task, worker, sched_ns);
                 return;
@@ -833,10 +853,9 @@ impl Aggregator {
         let mark = th.role.turn_mark(e.thread);
         let mut dur = None;
         let mut site = None;
-        if th.poll_task == task && th.poll_task != 0 {
+        if open {
             dur = Some(e.ts_ns.saturating_sub(th.poll_start));
             site = th.poll_site.take();
-            th.poll_task = 0;
         }
         let mut rewoken = false;
         if let Some(t) = self.tasks.get_mut(task) {
@@ -871,7 +890,6 @@ impl Aggregator {
         let d = life.poll_end(e.ts_ns).open_ns.unwrap_or(0);
         life.set_last_poll(mark);
         let site = th.poll_site.take().unwrap_or(Registry::OVERFLOW);
-        th.poll_task = 0;
         let slow = self.slow.is_slow(d);
         self.tasks.uncount_outside(task);
         self.tasks.insert_new(
@@ -917,7 +935,7 @@ impl Aggregator {
         let polled_here = self
             .threads
             .get(e.thread as usize)
-            .is_some_and(|th| th.poll_task == task && th.poll_task != 0);
+            .is_some_and(|th| th.poll_task() == task && task != 0);
         if polled_here
             && let Some(th) = self.threads.get_mut(e.thread as usize)
             && th.fresh.take().is_some()
@@ -1009,7 +1027,7 @@ impl Aggregator {
                     polls: s.polls,
                     busy_ns: s.busy_ns,
                     scheduled_ns: s.sched_ns,
-                    idle_ns: s.idle_ns,
+                    idle_ns: s.idle_by_reason.total_ns(),
                     first_poll_delay_ns: s.first_poll_ns,
                     first_polls: s.first_polls,
                     wakes: s.wakes,
@@ -1058,7 +1076,7 @@ impl Aggregator {
         let in_first_poll = self.threads.iter().filter_map(|th| {
             let sched = th.fresh?;
             Some(TaskStats {
-                id: th.poll_task,
+                id: th.poll_task(),
                 site: th.poll_site.unwrap_or(Registry::OVERFLOW),
                 name: None,
                 state: TaskPhase::Polling,

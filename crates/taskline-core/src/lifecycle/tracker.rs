@@ -5,7 +5,7 @@ use crate::IdMap;
 use crate::event::{DecodedEvent, Event};
 
 use super::phase::{PollStarted, SlowPollThreshold, TaskLife, Woken};
-use super::wake_reason::{ThreadRoles, WakeCause};
+use super::wake_reason::{ThreadRole, WakeCause};
 use crate::record::registry::Registry;
 
 /// What the lifecycle's rules need to know about interned names: whether a
@@ -84,7 +84,7 @@ pub enum Transition<V> {
         by: Option<u64>,
         /// The task woke itself.
         self_wake: bool,
-        /// Why ([`ThreadRoles::wake_reason`]): the reason the idle time
+        /// Why ([`ThreadRoles::wake_reason`](crate::ThreadRoles::wake_reason)): the reason the idle time
         /// in `woken` (if any) ended for.
         cause: WakeCause,
         /// What the wake did, `None` for a task not tracked.
@@ -113,9 +113,12 @@ struct Tracked<V> {
     value: V,
 }
 
+/// One recording thread: its role for the wake-reason rule (which also
+/// holds the task of its open poll, [`ThreadRole::polling`]) and that
+/// poll's start and value.
 #[derive(Clone, Copy, Debug)]
-struct OpenPoll<V> {
-    task: u64,
+struct ThreadState<V> {
+    role: ThreadRole,
     start: u64,
     value: Option<V>,
 }
@@ -146,8 +149,7 @@ struct OpenPoll<V> {
 #[derive(Debug)]
 pub struct TaskTracker<V> {
     tasks: IdMap<u64, Tracked<V>>,
-    threads: Vec<OpenPoll<V>>,
-    roles: ThreadRoles,
+    threads: Vec<ThreadState<V>>,
     max_tasks: usize,
     slow: SlowPollThreshold,
 }
@@ -159,7 +161,6 @@ impl<V: Copy> TaskTracker<V> {
         TaskTracker {
             tasks: IdMap::default(),
             threads: Vec::new(),
-            roles: ThreadRoles::default(),
             max_tasks,
             slow,
         }
@@ -185,6 +186,29 @@ impl<V: Copy> TaskTracker<V> {
         self.tasks.get_mut(&task).map(|t| &mut t.value)
     }
 
+    /// Makes room in `threads` for thread index `i`.
+    #[inline]
+    fn grow(threads: &mut Vec<ThreadState<V>>, i: usize) {
+        if threads.len() <= i {
+            threads.resize(
+                i + 1,
+                ThreadState {
+                    role: ThreadRole::default(),
+                    start: 0,
+                    value: None,
+                },
+            );
+        }
+    }
+
+    /// The state of recording thread `thread`, made on first use.
+    #[inline]
+    fn thread_mut(&mut self, thread: u16) -> &mut ThreadState<V> {
+        let i = thread as usize;
+        Self::grow(&mut self.threads, i);
+        &mut self.threads[i]
+    }
+
     /// Applies one event; `new_value(site)` makes the value of a task at
     /// its first `Spawn`; `names` resolves resource kinds and sites for the
     /// wake-reason rule. An idle time ended by a `PollStart`
@@ -199,12 +223,8 @@ impl<V: Copy> TaskTracker<V> {
     ) -> Transition<V> {
         let ts = e.ts_ns;
         let d = e.decode();
-        let tasks = &self.tasks;
-        self.roles.observe_decoded(e.thread, &d, |task| {
-            tasks
-                .get(&task)
-                .is_some_and(|t| names.is_runtime_site(t.site))
-        });
+        // Each arm applies its kind's transition of the thread's role (what
+        // `ThreadRole::observe` dispatches to) in the thread's own state.
         match d {
             DecodedEvent::Spawn { task, site, .. } => {
                 if self.tasks.contains_key(&task) {
@@ -230,28 +250,18 @@ impl<V: Copy> TaskTracker<V> {
                 }
             }
             DecodedEvent::PollStart {
-                task, latency_ns, ..
+                task,
+                latency_ns,
+                worker,
             } => {
                 let (started, value) = match self.tasks.get_mut(&task) {
                     Some(t) => (Some(t.life.poll_start(ts, latency_ns)), Some(t.value)),
                     None => (None, None),
                 };
-                let th = e.thread as usize;
-                if self.threads.len() <= th {
-                    self.threads.resize(
-                        th + 1,
-                        OpenPoll {
-                            task: 0,
-                            start: 0,
-                            value: None,
-                        },
-                    );
-                }
-                self.threads[th] = OpenPoll {
-                    task,
-                    start: ts,
-                    value,
-                };
+                let th = self.thread_mut(e.thread);
+                th.role.poll_started(task, worker.is_some());
+                th.start = ts;
+                th.value = value;
                 Transition::PollStarted {
                     task,
                     latency_ns,
@@ -260,19 +270,21 @@ impl<V: Copy> TaskTracker<V> {
                 }
             }
             DecodedEvent::PollEnd { task, worker } => {
-                let open = match self.threads.get_mut(e.thread as usize) {
-                    Some(o) if o.task == task && task != 0 => {
-                        o.task = 0;
-                        Some((o.start, o.value.take()))
+                let (open, mark) = match self.threads.get_mut(e.thread as usize) {
+                    Some(o) => {
+                        let open = (o.role.polling() == task && task != 0)
+                            .then(|| (o.start, o.value.take()));
+                        o.role.poll_ended(task);
+                        (open, o.role.turn_mark(e.thread))
                     }
-                    _ => None,
+                    None => (None, ThreadRole::default().turn_mark(e.thread)),
                 };
                 let mut start = open.map(|(s, _)| s);
                 let mut value = open.and_then(|(_, v)| v);
                 let mut rewoken = false;
                 if let Some(t) = self.tasks.get_mut(&task) {
                     let end = t.life.poll_end(ts);
-                    t.life.set_last_poll(self.roles.turn_mark(e.thread));
+                    t.life.set_last_poll(mark);
                     rewoken = end.rewoken;
                     if start.is_none() {
                         start = end.open_ns.map(|d| ts.saturating_sub(d));
@@ -299,14 +311,16 @@ impl<V: Copy> TaskTracker<V> {
                 self_wake,
                 ..
             } => {
-                let cause = self.roles.wake_reason_decoded(
-                    e.thread,
-                    &d,
-                    self.tasks.get(&task).map(|t| &t.life),
-                );
-                let (woken, value) = match self.tasks.get_mut(&task) {
-                    Some(t) => (Some(t.life.wake(ts)), Some(t.value)),
-                    None => (None, None),
+                self.thread_mut(e.thread).role.woken_here();
+                let role = &self.threads[e.thread as usize].role;
+                // The rule reads the task's last poll before the wake
+                // changes its phase.
+                let (cause, woken, value) = match self.tasks.get_mut(&task) {
+                    Some(t) => {
+                        let cause = role.wake_reason(e.thread, &d, Some(&t.life));
+                        (cause, Some(t.life.wake(ts)), Some(t.value))
+                    }
+                    None => (role.wake_reason(e.thread, &d, None), None, None),
                 };
                 Transition::Woken {
                     task,
@@ -316,6 +330,25 @@ impl<V: Copy> TaskTracker<V> {
                     woken,
                     value,
                 }
+            }
+            DecodedEvent::Park { .. } => {
+                self.thread_mut(e.thread).role.parked();
+                Transition::Other(d)
+            }
+            DecodedEvent::BlockingStart { task, kind, .. } => {
+                let tasks = &self.tasks;
+                let i = e.thread as usize;
+                Self::grow(&mut self.threads, i);
+                self.threads[i].role.section_started(task, kind, |task| {
+                    tasks
+                        .get(&task)
+                        .is_some_and(|t| names.is_runtime_site(t.site))
+                });
+                Transition::Other(d)
+            }
+            DecodedEvent::BlockingEnd { .. } => {
+                self.thread_mut(e.thread).role.section_ended();
+                Transition::Other(d)
             }
             DecodedEvent::ResourceWait { task, resource, .. } => {
                 if let Some(t) = self.tasks.get_mut(&task) {

@@ -425,6 +425,14 @@ impl ThreadRole {
         None
     }
 
+    /// The task the thread is polling, 0 when none: a consumer that keeps
+    /// the role in its per-thread state reads its open poll here rather
+    /// than keeping a copy.
+    #[inline]
+    pub fn polling(&self) -> u64 {
+        self.polling
+    }
+
     /// The thread started polling `task`, on a runtime worker when `on_worker`.
     #[inline]
     pub fn poll_started(&mut self, task: u64, on_worker: bool) {
@@ -532,16 +540,22 @@ impl ThreadRole {
         };
         let role = self;
         let cause = |reason, waker| WakeCause { reason, waker };
-        // A worker thread runs inside the runtime's own section for its
-        // whole life, so a source naming the waker from the thread's
-        // entered spans can name that task: it is the driver, not a task.
-        let by = by.filter(|&b| role.section != Section::Runtime(b));
         if self_wake {
             return cause(WakeReason::Yield, Some(task));
         }
-        if let Section::App(t) = role.section {
-            return cause(WakeReason::Blocking, by.or((t != 0).then_some(t)));
+        let mut by = by;
+        match role.section {
+            Section::App(t) => {
+                return cause(WakeReason::Blocking, by.or((t != 0).then_some(t)));
+            }
+            // A worker thread runs inside the runtime's own section for
+            // its whole life, so a source naming the waker from the
+            // thread's entered spans can name that task: it is the driver,
+            // not a task.
+            Section::Runtime(t) if by == Some(t) => by = None,
+            _ => {}
         }
+        // Named by the source, else the thread's open poll.
         if let Some(waker) = by.or((role.polling != 0).then_some(role.polling)) {
             let reason = if waker == task {
                 WakeReason::Yield
