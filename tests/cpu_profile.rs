@@ -2,26 +2,12 @@
 //! samples the runtime it builds, labelled with this taskline's sites.
 #![cfg(all(feature = "profile", target_os = "linux"))]
 
-use std::time::{Duration, Instant};
+mod common;
+
+use std::time::Duration;
 
 use taskline::profile::{ProfileError, ProfilerConfig};
 use taskline::{SetupError, Taskline};
-
-#[inline(never)]
-fn front_door_spin(wall: Duration) -> u64 {
-    let start = Instant::now();
-    let mut x = 1u64;
-    while start.elapsed() < wall {
-        let mut i = 0u32;
-        while i < 100_000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            i += 1;
-        }
-    }
-    std::hint::black_box(x)
-}
 
 #[test]
 fn builder_profiles_the_runtimes_it_builds() {
@@ -51,7 +37,7 @@ fn builder_profiles_the_runtimes_it_builds() {
         )
         .expect("runtime");
     let line = line!() + 1;
-    let task = rt.spawn(async { front_door_spin(Duration::from_millis(400)) });
+    let task = rt.spawn(async { common::spin_in_known_function(Duration::from_millis(400)) });
     rt.block_on(task).expect("task");
     drop(rt);
     let profile = taskline.cpu_profiler().expect("profiler").profile();

@@ -13,20 +13,6 @@ use std::time::{Duration, Instant};
 use taskline::profile::{CollectorConfig, ProfileError, ProfilerConfig};
 use taskline::{SetupError, Taskline};
 
-#[inline(never)]
-fn collector_spin(wall: Duration) -> u64 {
-    let start = Instant::now();
-    let mut x = 1u64;
-    while start.elapsed() < wall {
-        for _ in 0..100_000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-        }
-    }
-    std::hint::black_box(x)
-}
-
 #[test]
 fn the_collector_writes_bounded_profiles_and_counts_them_in_otlp() {
     let dir = common::temp_dir("cpu-collector");
@@ -80,7 +66,7 @@ fn the_collector_writes_bounded_profiles_and_counts_them_in_otlp() {
             "only {} profiles in 30 s",
             collected.load(Ordering::Relaxed)
         );
-        let task = rt.spawn(async { collector_spin(Duration::from_millis(50)) });
+        let task = rt.spawn(async { common::spin_in_known_function(Duration::from_millis(50)) });
         rt.block_on(task).expect("task");
     }
     drop(rt);

@@ -5,9 +5,11 @@
 //! the profiler off the trace holds no sample and no extra packet.
 #![cfg(all(feature = "profile", feature = "trace", target_os = "linux"))]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use taskline::profile::ProfilerConfig;
 use taskline::trace::read_trace;
@@ -16,26 +18,8 @@ use taskline::{EventKind, Taskline};
 /// Tests here start the one process-wide profiler: one at a time.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-#[inline(never)]
-fn trace_spin_target(wall: Duration) -> u64 {
-    let start = Instant::now();
-    let mut x = 1u64;
-    while start.elapsed() < wall {
-        let mut i = 0u32;
-        while i < 100_000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            i += 1;
-        }
-    }
-    std::hint::black_box(x)
-}
-
 fn temp_trace(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("taskline-cpu-trace-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir.join(format!("{name}.pftrace"))
+    common::temp_dir(&format!("cpu-trace-{name}")).join(format!("{name}.pftrace"))
 }
 
 /// Runs `scripts/validate-trace.sh` on `file`: its JSON line.
@@ -81,7 +65,7 @@ fn run(path: &Path, profile: bool) -> u32 {
         )
         .expect("runtime");
     let line = line!() + 1;
-    let task = rt.spawn(async { trace_spin_target(Duration::from_millis(300)) });
+    let task = rt.spawn(async { common::spin_in_known_function(Duration::from_millis(300)) });
     rt.block_on(task).expect("task");
     drop(rt);
     taskline.shutdown().expect("shutdown");
@@ -102,13 +86,13 @@ fn samples_land_on_the_worker_track_inside_the_task_polls() {
         .filter(|s| {
             rec.cpu_sample_frames(s)
                 .iter()
-                .any(|f| f.function.ends_with("trace_spin_target"))
+                .any(|f| f.function.ends_with("spin_in_known_function"))
         })
         .collect();
     // 300 ms of wall at 499 Hz: up to 150 samples, fewer on a loaded machine.
     assert!(
         spins.len() >= 10,
-        "{} of {} samples in trace_spin_target",
+        "{} of {} samples in spin_in_known_function",
         spins.len(),
         rec.cpu_samples.len()
     );
@@ -175,7 +159,7 @@ fn samples_land_on_the_worker_track_inside_the_task_polls() {
     );
     assert_eq!(json_u64(&json, "cpu_samples_off_track"), 0, "{json}");
     assert!(json_u64(&json, "cpu_interned") > 0, "{json}");
-    assert!(json.contains("trace_spin_target"), "{json}");
+    assert!(json.contains("spin_in_known_function"), "{json}");
     std::fs::remove_file(&path).ok();
 }
 

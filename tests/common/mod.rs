@@ -18,6 +18,22 @@ pub fn temp_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// Burns CPU for `wall` in a function of its own (never inlined), so a CPU
+/// profile's stacks can be searched for it by name.
+#[inline(never)]
+pub fn spin_in_known_function(wall: Duration) -> u64 {
+    let start = std::time::Instant::now();
+    let mut x = 1u64;
+    while start.elapsed() < wall {
+        for _ in 0..100_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+        }
+    }
+    std::hint::black_box(x)
+}
+
 /// How many events of `kind` a recording holds.
 pub fn count(events: &[taskline::Event], kind: EventKind) -> usize {
     events.iter().filter(|e| e.kind() == Some(kind)).count()
