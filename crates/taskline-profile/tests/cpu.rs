@@ -321,6 +321,9 @@ fn paused_profiler_takes_no_samples() {
     assert_eq!(profiler.take_profile().total(), 0, "paused");
     profiler.resume().unwrap();
     spin_elsewhere(Duration::from_millis(200));
+    // Paused again before the takes: a timer firing between the two takes
+    // would otherwise put a fresh sample in the second window.
+    profiler.pause().unwrap();
     let window = profiler.take_profile();
     assert!(window.total() >= 20, "resumed: {}", window.total());
     assert_eq!(
