@@ -47,6 +47,22 @@ pub struct CodeMapping {
     pub path: Arc<str>,
 }
 
+impl CodeMapping {
+    /// The index in `mappings` (sorted by start, not overlapping) of the one
+    /// holding `addr`.
+    ///
+    /// ```
+    /// use taskline_core::CodeMapping;
+    /// let maps = [CodeMapping { start: 0x1000, limit: 0x2000, offset: 0, path: "/bin/app".into() }];
+    /// assert_eq!(CodeMapping::index_of(&maps, 0x1fff), Some(0));
+    /// assert_eq!(CodeMapping::index_of(&maps, 0x0fff), None);
+    /// ```
+    pub fn index_of(mappings: &[CodeMapping], addr: u64) -> Option<usize> {
+        let i = mappings.partition_point(|m| m.start <= addr);
+        (i > 0 && addr < mappings[i - 1].limit).then(|| i - 1)
+    }
+}
+
 /// Timed CPU samples of one process, with what names their addresses.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CpuSamples {
@@ -78,8 +94,7 @@ impl CpuSamples {
     /// assert_eq!(samples.mapping_of(0x2000), None);
     /// ```
     pub fn mapping_of(&self, addr: u64) -> Option<usize> {
-        let i = self.mappings.partition_point(|m| m.start <= addr);
-        (i > 0 && addr < self.mappings[i - 1].limit).then(|| i - 1)
+        CodeMapping::index_of(&self.mappings, addr)
     }
 
     /// Whether there is nothing to write.

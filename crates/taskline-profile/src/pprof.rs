@@ -18,6 +18,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::io::{Read, Write};
+use std::sync::Arc;
 
 use crate::error::ProfileError;
 use crate::profile::Profile;
@@ -149,7 +150,7 @@ pub(crate) fn encode(profile: &Profile, symbols: &Symbols) -> Result<Vec<u8>, Pr
     }
 
     for (i, m) in symbols.mappings.iter().enumerate() {
-        let file = strings.id(&m.file);
+        let file = strings.id(&m.path);
         out.msg(3, |p| {
             p.uint(1, i as u64 + 1);
             p.uint(2, m.start);
@@ -162,7 +163,7 @@ pub(crate) fn encode(profile: &Profile, symbols: &Symbols) -> Result<Vec<u8>, Pr
         });
     }
 
-    let mut function_ids: HashMap<(String, String), u64> = HashMap::new();
+    let mut function_ids: HashMap<(Arc<str>, Arc<str>), u64> = HashMap::new();
     let mut functions: Vec<(u64, u64)> = Vec::new();
     for (i, &addr) in locations.iter().enumerate() {
         let frames = symbols.frames.get(&addr).map_or(&[][..], Vec::as_slice);
@@ -642,10 +643,10 @@ mod tests {
 
     use super::*;
     use crate::profile::{ProfileSample, ProfilerStats, SpawnSite};
-    use crate::symbolize::{Frame, Mapping};
+    use taskline_core::{CodeFrame, CodeMapping};
 
-    fn frame(function: &str, line: u32) -> Frame {
-        Frame {
+    fn frame(function: &str, line: u32) -> CodeFrame {
+        CodeFrame {
             function: function.into(),
             file: "src/x.rs".into(),
             line,
@@ -681,11 +682,11 @@ mod tests {
             .frames
             .insert(0x1010, vec![frame("inner", 3), frame("outer", 9)]);
         symbols.frames.insert(0x2020, vec![frame("caller", 20)]);
-        symbols.mappings.push(Mapping {
+        symbols.mappings.push(CodeMapping {
             start: 0x1000,
             limit: 0x3000,
             offset: 0,
-            file: "/bin/app".into(),
+            path: "/bin/app".into(),
         });
         let bytes = encode(&profile, &symbols).expect("encode");
         assert_eq!(&bytes[..2], &[0x1f, 0x8b], "gzipped");

@@ -430,12 +430,15 @@ impl Shared {
         let mut addrs: Vec<u64> = log.stacks.iter().flat_map(|s| s.iter().copied()).collect();
         addrs.sort_unstable();
         addrs.dedup();
-        let (symbols, mappings) = crate::symbolize::code_frames(&addrs);
+        let symbols = crate::symbolize::symbolize_addrs(
+            &mut crate::symbolize::SymbolCache::default(),
+            &addrs,
+        );
         CpuSamples {
             samples: log.samples,
             stacks: log.stacks,
-            symbols,
-            mappings,
+            symbols: symbols.frames,
+            mappings: symbols.mappings,
             dropped: log.dropped,
         }
     }

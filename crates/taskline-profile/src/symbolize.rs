@@ -3,41 +3,28 @@
 //! `blazesym`), and the executable mappings they fall in (from
 //! `/proc/self/maps`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use taskline_core::{CodeFrame, CodeMapping};
 
 use crate::profile::Profile;
 
-/// One source-level frame at an address.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Frame {
-    pub function: String,
-    pub file: String,
-    pub line: u32,
-}
-
-/// A mapped file region holding code.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Mapping {
-    pub start: u64,
-    pub limit: u64,
-    pub offset: u64,
-    pub file: String,
-}
-
-/// What the pprof writer needs to name addresses.
+/// What names a profile's addresses: for the pprof writer, and for the
+/// trace's samples ([`taskline_core::CpuSamples`]).
 #[derive(Debug, Default)]
 pub(crate) struct Symbols {
     /// Frames per address, innermost (most inlined) first; absent or empty
     /// when unknown.
-    pub frames: HashMap<u64, Vec<Frame>>,
-    pub mappings: Vec<Mapping>,
+    pub frames: HashMap<u64, Vec<CodeFrame>>,
+    /// The executable mappings, by start address.
+    pub mappings: Vec<CodeMapping>,
 }
 
 impl Symbols {
     /// The index in `mappings` of the one holding `addr`.
     pub fn mapping_of(&self, addr: u64) -> Option<usize> {
-        let i = self.mappings.partition_point(|m| m.start <= addr);
-        (i > 0 && addr < self.mappings[i - 1].limit).then(|| i - 1)
+        CodeMapping::index_of(&self.mappings, addr)
     }
 }
 
@@ -65,59 +52,20 @@ pub(crate) fn symbolize_with(cache: &mut SymbolCache, profile: &Profile) -> Symb
         .collect();
     addrs.sort_unstable();
     addrs.dedup();
+    symbolize_addrs(cache, &addrs)
+}
+
+/// The source frames of `addrs` (sorted, distinct) and the executable
+/// mappings.
+pub(crate) fn symbolize_addrs(cache: &mut SymbolCache, addrs: &[u64]) -> Symbols {
     Symbols {
-        frames: frames(cache, &addrs),
+        frames: frames(cache, addrs),
         mappings: mappings(),
     }
 }
 
-/// The source frames of `addrs` (sorted, distinct) and the executable
-/// mappings, as the trace writer takes them ([`taskline_core::CpuSamples`]).
-pub(crate) fn code_frames(
-    addrs: &[u64],
-) -> (
-    HashMap<u64, Vec<taskline_core::CodeFrame>>,
-    Vec<taskline_core::CodeMapping>,
-) {
-    use std::sync::Arc;
-    use taskline_core::{CodeFrame, CodeMapping};
-    let mut names: std::collections::HashSet<Arc<str>> = Default::default();
-    let mut intern = |s: String| -> Arc<str> {
-        if let Some(a) = names.get(s.as_str()) {
-            return Arc::clone(a);
-        }
-        let a: Arc<str> = Arc::from(s);
-        names.insert(Arc::clone(&a));
-        a
-    };
-    let symbols = frames(&mut SymbolCache::default(), addrs)
-        .into_iter()
-        .map(|(addr, fs)| {
-            let fs = fs
-                .into_iter()
-                .map(|f| CodeFrame {
-                    function: intern(f.function),
-                    file: intern(f.file),
-                    line: f.line,
-                })
-                .collect();
-            (addr, fs)
-        })
-        .collect();
-    let maps = mappings()
-        .into_iter()
-        .map(|m| CodeMapping {
-            start: m.start,
-            limit: m.limit,
-            offset: m.offset,
-            path: Arc::from(m.file),
-        })
-        .collect();
-    (symbols, maps)
-}
-
 #[cfg(target_os = "linux")]
-fn frames(cache: &mut SymbolCache, addrs: &[u64]) -> HashMap<u64, Vec<Frame>> {
+fn frames(cache: &mut SymbolCache, addrs: &[u64]) -> HashMap<u64, Vec<CodeFrame>> {
     use blazesym::symbolize::source::{Process, Source};
     use blazesym::symbolize::{CodeInfo, Input, Symbolized, Symbolizer};
 
@@ -141,29 +89,34 @@ fn frames(cache: &mut SymbolCache, addrs: &[u64]) -> HashMap<u64, Vec<Frame>> {
     else {
         return out;
     };
-    let place = |info: Option<&CodeInfo<'_>>| {
-        info.map_or((String::new(), 0), |c| {
+    // Names and files shared by many frames are stored once.
+    let mut names: HashSet<Arc<str>> = HashSet::new();
+    let mut intern = |s: &str| -> Arc<str> {
+        if let Some(a) = names.get(s) {
+            return Arc::clone(a);
+        }
+        let a: Arc<str> = Arc::from(s);
+        names.insert(Arc::clone(&a));
+        a
+    };
+    let mut frame = |function: &str, info: Option<&CodeInfo<'_>>| {
+        let (file, line) = info.map_or((String::new(), 0), |c| {
             (c.to_path().display().to_string(), c.line.unwrap_or(0))
-        })
+        });
+        CodeFrame {
+            function: intern(function),
+            file: intern(&file),
+            line,
+        }
     };
     for (&addr, sym) in addrs.iter().zip(symbolized) {
         let Symbolized::Sym(sym) = sym else { continue };
         // blazesym lists the outer function first, each entry with the
         // location inside that function; pprof wants the innermost first.
         let mut frames = Vec::with_capacity(1 + sym.inlined.len());
-        let (file, line) = place(sym.code_info.as_deref());
-        frames.push(Frame {
-            function: sym.name.to_string(),
-            file,
-            line,
-        });
+        frames.push(frame(&sym.name, sym.code_info.as_deref()));
         for inl in sym.inlined.iter() {
-            let (file, line) = place(inl.code_info.as_ref());
-            frames.push(Frame {
-                function: inl.name.to_string(),
-                file,
-                line,
-            });
+            frames.push(frame(&inl.name, inl.code_info.as_ref()));
         }
         frames.reverse();
         out.insert(addr, frames);
@@ -172,22 +125,22 @@ fn frames(cache: &mut SymbolCache, addrs: &[u64]) -> HashMap<u64, Vec<Frame>> {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn frames(_cache: &mut SymbolCache, _addrs: &[u64]) -> HashMap<u64, Vec<Frame>> {
+fn frames(_cache: &mut SymbolCache, _addrs: &[u64]) -> HashMap<u64, Vec<CodeFrame>> {
     HashMap::new()
 }
 
 /// The executable file mappings of this process, by start address.
-fn mappings() -> Vec<Mapping> {
+fn mappings() -> Vec<CodeMapping> {
     let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
         return Vec::new();
     };
-    let mut out: Vec<Mapping> = maps.lines().filter_map(parse_maps_line).collect();
+    let mut out: Vec<CodeMapping> = maps.lines().filter_map(parse_maps_line).collect();
     out.sort_by_key(|m| m.start);
     out
 }
 
 /// `start-limit perms offset dev inode path` for an executable mapping.
-fn parse_maps_line(line: &str) -> Option<Mapping> {
+fn parse_maps_line(line: &str) -> Option<CodeMapping> {
     let mut parts = line.split_ascii_whitespace();
     let range = parts.next()?;
     let perms = parts.next()?;
@@ -199,11 +152,11 @@ fn parse_maps_line(line: &str) -> Option<Mapping> {
         return None;
     }
     let (start, limit) = range.split_once('-')?;
-    Some(Mapping {
+    Some(CodeMapping {
         start: u64::from_str_radix(start, 16).ok()?,
         limit: u64::from_str_radix(limit, 16).ok()?,
         offset: u64::from_str_radix(offset, 16).ok()?,
-        file,
+        path: Arc::from(file),
     })
 }
 
@@ -218,11 +171,11 @@ mod tests {
                 .expect("executable");
         assert_eq!(
             m,
-            Mapping {
+            CodeMapping {
                 start: 0x55d0_c6a0_0000,
                 limit: 0x55d0_c6b0_0000,
                 offset: 0x1000,
-                file: "/usr/bin/my app".into()
+                path: "/usr/bin/my app".into()
             }
         );
         assert_eq!(parse_maps_line("7f00-7f10 rw-p 00000000 00:00 0"), None);
