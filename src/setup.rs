@@ -330,10 +330,8 @@ impl TasklineBuilder {
         #[cfg(feature = "trace")]
         {
             if let Some(path) = self.trace_file {
-                let file = std::fs::File::create(&path)
+                let (writer, handle) = PerfettoWriter::create_with(&path, self.trace_options)
                     .map_err(|source| SetupError::TraceFile { path, source })?;
-                let writer = PerfettoWriter::with_options(file, self.trace_options);
-                let handle = writer.handle();
                 taskline.recorder.add_sink(writer);
                 taskline.trace = Some(handle);
             }

@@ -408,7 +408,15 @@ impl PerfettoWriter<File> {
     /// Creates (truncates) the file at `path` and returns the sink to add to
     /// the recorder plus a handle to finish the file later.
     pub fn create(path: impl AsRef<Path>) -> io::Result<(Self, TraceHandle<File>)> {
-        let w = PerfettoWriter::new(File::create(path)?);
+        Self::create_with(path, TraceOptions::default())
+    }
+
+    /// [`create`](Self::create) with the given [`TraceOptions`].
+    pub fn create_with(
+        path: impl AsRef<Path>,
+        options: TraceOptions,
+    ) -> io::Result<(Self, TraceHandle<File>)> {
+        let w = PerfettoWriter::with_options(File::create(path)?, options);
         let h = w.handle();
         Ok((w, h))
     }
